@@ -1,0 +1,150 @@
+/// Where a replayed request goes. Bagheera's `--dest` split the pattern around the
+/// first `%k` and put the key between the halves; that stays exactly so. On top,
+/// named placeholders (`{id}`, `{namespace}`, ...) serve rules, and every inserted
+/// value is escaped as one URL path segment so record data can never change the
+/// path above it, the query or the host.
+module Replay.Core.Destination
+
+open System
+open System.Text
+
+/// A value taken from the record, by name.
+type Placeholder =
+    /// Bagheera's `%k` and `{id}`: the document key sent (a fresh UUID when copy-keys is off).
+    | Key
+    | Namespace
+    | Topic
+    | Partition
+    | Offset
+    | ApiVersion
+    /// The envelope's Bagheera partitions, slash-joined, each one escaped.
+    | Partitions
+
+type Part =
+    | Literal of string
+    | Value of Placeholder
+
+/// A parsed pattern: literal text and placeholders in order.
+type Pattern = { Text: string; Parts: Part list }
+
+/// The values a pattern can take from one record.
+type Values =
+    { Key: string
+      Namespace: string
+      Topic: string
+      Partition: int
+      Offset: int64
+      ApiVersion: string
+      Partitions: string list }
+
+/// How record values are inserted: escaped as a path segment (safe), or verbatim as
+/// Bagheera did (`--raw-keys`).
+type Escaping =
+    | Segment
+    | Verbatim
+
+let placeholderNames =
+    [ "id", Key
+      "key", Key
+      "namespace", Namespace
+      "topic", Topic
+      "partition", Partition
+      "offset", Offset
+      "api_version", ApiVersion
+      "partitions", Partitions ]
+
+let private byName = Map.ofList placeholderNames
+
+let private literal (text: string) parts =
+    if text = "" then parts else Literal text :: parts
+
+/// Parses `{name}` placeholders in a stretch of pattern text.
+let private named (text: string) : Result<Part list, string> =
+    let rec go (from: int) (acc: Part list) =
+        let opening = text.IndexOf('{', from)
+        if opening < 0 then
+            Ok(literal (text.Substring from) acc)
+        else
+            let closing = text.IndexOf('}', opening)
+            if closing < 0 then
+                Ok(literal (text.Substring from) acc)
+            else
+                let name = text.Substring(opening + 1, closing - opening - 1)
+                match byName.TryFind name with
+                | Some placeholder ->
+                    go (closing + 1) (Value placeholder :: literal (text.Substring(from, opening - from)) acc)
+                | None ->
+                    let known = placeholderNames |> List.map (fun (n, _) -> "{" + n + "}") |> String.concat ", "
+                    Error $"unknown placeholder '{{{name}}}' in destination '{text}'; known: %%k, {known}"
+    go 0 [] |> Result.map List.rev
+
+/// Parses a destination pattern. Only the first `%k` is a placeholder, as in Bagheera.
+let parse (pattern: string) : Result<Pattern, string> =
+    if String.IsNullOrWhiteSpace pattern then
+        Error "the destination pattern is empty; pass e.g. --dest \"http://host/submit/telemetry/%k\""
+    else
+        let marker = pattern.IndexOf("%k", StringComparison.Ordinal)
+        let parts =
+            if marker < 0 then
+                named pattern
+            else
+                match named (pattern.Substring(0, marker)) with
+                | Error e -> Error e
+                | Ok prefix ->
+                    // Bagheera kept everything after the first %k as a literal suffix.
+                    let suffix = pattern.Substring(marker + 2)
+                    Ok(prefix @ [ Value Key ] @ literal suffix [])
+        parts |> Result.map (fun parts -> { Text = pattern; Parts = parts })
+
+/// Escapes a value as exactly one path segment: reserved characters are
+/// percent-encoded and the dot segments `.` and `..` are encoded too, so no value
+/// can climb out of its place in the path.
+let escapeSegment (value: string) =
+    match value with
+    | "." -> "%2E"
+    | ".." -> "%2E%2E"
+    | _ -> Uri.EscapeDataString value
+
+let private render escaping (values: Values) (builder: StringBuilder) placeholder =
+    let put (value: string) =
+        match escaping with
+        | Segment -> builder.Append(escapeSegment value) |> ignore
+        | Verbatim -> builder.Append value |> ignore
+    match placeholder with
+    | Key -> put values.Key
+    | Namespace -> put values.Namespace
+    | Topic -> put values.Topic
+    | Partition -> builder.Append values.Partition |> ignore
+    | Offset -> builder.Append values.Offset |> ignore
+    | ApiVersion -> put values.ApiVersion
+    | Partitions ->
+        values.Partitions
+        |> List.iteri (fun i p ->
+            if i > 0 then builder.Append '/' |> ignore
+            put p)
+
+/// The URL for one record.
+let expand (escaping: Escaping) (values: Values) (pattern: Pattern) : string =
+    let builder = StringBuilder(pattern.Text.Length + 64)
+    for part in pattern.Parts do
+        match part with
+        | Literal text -> builder.Append text |> ignore
+        | Value placeholder -> render escaping values builder placeholder
+    builder.ToString()
+
+/// True when a placeholder sits before the path starts (in the scheme or host):
+/// record data must never choose where a request goes.
+let placesValueInAuthority (pattern: Pattern) =
+    let rec go (seen: string) parts =
+        match parts with
+        | [] -> false
+        | Literal text :: rest -> go (seen + text) rest
+        | Value _ :: _ ->
+            let afterScheme =
+                match seen.IndexOf("://", StringComparison.Ordinal) with
+                | -1 -> None
+                | i -> Some(seen.Substring(i + 3))
+            match afterScheme with
+            | Some authority -> not (authority.Contains '/')
+            | None -> false
+    go "" pattern.Parts

@@ -1,0 +1,253 @@
+/// Bagheera's protobuf `BagheeraMessage`, the envelope every production record is
+/// wrapped in. Decoding is total: any byte string becomes `Ok` or a precise `Error`,
+/// never an exception, and no allocation is sized by a length the bytes claim
+/// before that length has been checked against the bytes actually there.
+module Replay.Core.Envelope
+
+open System
+open System.Runtime.InteropServices
+open System.Text
+open Google.Protobuf
+
+/// What a Bagheera submission asks for: store (or replace) a document, or delete it.
+type Operation =
+    | CreateUpdate
+    | Delete
+
+/// A decoded `BagheeraMessage`. Byte fields are slices of the consumed record,
+/// not copies, so a payload travels from Kafka to the HTTP body without copying.
+[<NoEquality; NoComparison>]
+type Envelope =
+    { Namespace: string
+      Id: string
+      IpAddr: ReadOnlyMemory<byte>
+      Payload: ReadOnlyMemory<byte>
+      Timestamp: int64
+      Operation: Operation
+      ApiVersion: string
+      Partitions: string list }
+
+/// Why a record is not a usable envelope. Each case names the field at fault so the
+/// dead letter says what the producer got wrong.
+type DecodeError =
+    /// The bytes are not protobuf at all (bad tag, bad varint, invalid wire type).
+    | Malformed of detail: string
+    /// A field claims more bytes than the record holds.
+    | Truncated of field: string
+    | WrongWireType of field: string * wireType: int
+    | DuplicateField of field: string
+    | InvalidUtf8 of field: string
+    | FieldTooLong of field: string * length: int * limit: int
+    | UnknownOperation of value: int
+    | MissingId
+
+/// Ids become URL path segments and header values: far longer than any real
+/// document id means the producer is broken or hostile.
+[<Literal>]
+let MaxIdBytes = 1024
+
+/// Short text fields (namespace, api_version, each partition) share one bound.
+[<Literal>]
+let MaxTextBytes = 1024
+
+/// How many Bagheera partitions one envelope may carry.
+[<Literal>]
+let MaxPartitions = 64
+
+let describe (error: DecodeError) =
+    match error with
+    | Malformed detail -> $"not a BagheeraMessage: {detail}"
+    | Truncated field -> $"field '{field}' is truncated: its length runs past the end of the record"
+    | WrongWireType(field, wireType) -> $"field '{field}' has wire type {wireType}, which does not fit its declared type"
+    | DuplicateField field -> $"field '{field}' appears more than once"
+    | InvalidUtf8 field -> $"field '{field}' is not valid UTF-8"
+    | FieldTooLong(field, length, limit) -> $"field '{field}' is {length} bytes long, over the limit of {limit}"
+    | UnknownOperation value -> $"operation {value} is neither CREATE_UPDATE (0) nor DELETE (1)"
+    | MissingId -> "the document id is missing or empty"
+
+module private Field =
+    [<Literal>]
+    let Namespace = 2
+    [<Literal>]
+    let Id = 3
+    [<Literal>]
+    let IpAddr = 4
+    [<Literal>]
+    let Payload = 5
+    [<Literal>]
+    let Timestamp = 6
+    [<Literal>]
+    let Operation = 7
+    [<Literal>]
+    let ApiVersion = 8
+    [<Literal>]
+    let Partition = 9
+
+    let name number =
+        match number with
+        | Namespace -> "namespace"
+        | Id -> "id"
+        | IpAddr -> "ip_addr"
+        | Payload -> "payload"
+        | Timestamp -> "timestamp"
+        | Operation -> "operation"
+        | ApiVersion -> "api_version"
+        | Partition -> "partition"
+        | other -> string other
+
+exception private Rejected of DecodeError
+
+let private reject error = raise (Rejected error)
+
+/// The mutable state of one decode; it never escapes `decode`.
+type private Fields() =
+    member val Namespace: string option = None with get, set
+    member val Id: string option = None with get, set
+    member val IpAddr: ReadOnlyMemory<byte> option = None with get, set
+    member val Payload: ReadOnlyMemory<byte> option = None with get, set
+    member val Timestamp: int64 option = None with get, set
+    member val Operation: Operation option = None with get, set
+    member val ApiVersion: string option = None with get, set
+    member val Partitions: string list = [] with get, set
+    member val PartitionCount = 0 with get, set
+
+let private once field (current: 'a option) (value: 'a) =
+    if current.IsSome then reject (DuplicateField(Field.name field))
+    Some value
+
+/// Reads the varint at `position` of an already validated length prefix.
+let private lengthAt (span: ReadOnlySpan<byte>) (position: int) =
+    let mutable value = 0
+    let mutable shift = 0
+    let mutable i = position
+    let mutable more = true
+    while more do
+        let b = int span[i]
+        value <- value ||| ((b &&& 0x7F) <<< shift)
+        shift <- shift + 7
+        i <- i + 1
+        more <- b &&& 0x80 <> 0
+    value
+
+let private text field limit (bytes: ReadOnlyMemory<byte>) =
+    if bytes.Length > limit then reject (FieldTooLong(Field.name field, bytes.Length, limit))
+    if not (Unicode.Utf8.IsValid bytes.Span) then reject (InvalidUtf8(Field.name field))
+    Encoding.UTF8.GetString bytes.Span
+
+let private decodeWith (input: CodedInputStream) (record: ReadOnlyMemory<byte>) =
+    let fields = Fields()
+    let requireWireType field (wireType: WireFormat.WireType) expected =
+        if wireType <> expected then reject (WrongWireType(Field.name field, int wireType))
+    // Length-delimited fields are sliced out of the record rather than copied:
+    // SkipLastField validates the length against the bytes present, then the
+    // slice is taken from positions we already know are in range.
+    let delimited field =
+        let lengthStart = int input.Position
+        try
+            input.SkipLastField()
+        with :? InvalidProtocolBufferException ->
+            reject (Truncated(Field.name field))
+        let finish = int input.Position
+        let length = lengthAt record.Span lengthStart
+        record.Slice(finish - length, length)
+    let mutable tag = input.ReadTag()
+    while tag <> 0u do
+        let field = WireFormat.GetTagFieldNumber tag
+        let wireType = WireFormat.GetTagWireType tag
+        match field with
+        | Field.Namespace
+        | Field.Id
+        | Field.ApiVersion
+        | Field.Partition
+        | Field.IpAddr
+        | Field.Payload ->
+            requireWireType field wireType WireFormat.WireType.LengthDelimited
+            let bytes = delimited field
+            match field with
+            | Field.Namespace -> fields.Namespace <- once field fields.Namespace (text field MaxTextBytes bytes)
+            | Field.Id -> fields.Id <- once field fields.Id (text field MaxIdBytes bytes)
+            | Field.ApiVersion -> fields.ApiVersion <- once field fields.ApiVersion (text field MaxTextBytes bytes)
+            | Field.IpAddr -> fields.IpAddr <- once field fields.IpAddr bytes
+            | Field.Payload -> fields.Payload <- once field fields.Payload bytes
+            | _ ->
+                if fields.PartitionCount >= MaxPartitions then
+                    reject (FieldTooLong(Field.name field, fields.PartitionCount + 1, MaxPartitions))
+                fields.Partitions <- text field MaxTextBytes bytes :: fields.Partitions
+                fields.PartitionCount <- fields.PartitionCount + 1
+        | Field.Timestamp ->
+            requireWireType field wireType WireFormat.WireType.Varint
+            fields.Timestamp <- once field fields.Timestamp (input.ReadSInt64())
+        | Field.Operation ->
+            requireWireType field wireType WireFormat.WireType.Varint
+            let operation =
+                match input.ReadEnum() with
+                | 0 -> CreateUpdate
+                | 1 -> Delete
+                | other -> reject (UnknownOperation other)
+            fields.Operation <- once field fields.Operation operation
+        | _ -> input.SkipLastField()
+        tag <- input.ReadTag()
+    match fields.Id with
+    | None
+    | Some "" -> reject MissingId
+    | Some id ->
+        { Namespace = defaultArg fields.Namespace ""
+          Id = id
+          IpAddr = defaultArg fields.IpAddr ReadOnlyMemory.Empty
+          Payload = defaultArg fields.Payload ReadOnlyMemory.Empty
+          Timestamp = defaultArg fields.Timestamp 0L
+          Operation = defaultArg fields.Operation CreateUpdate
+          ApiVersion = defaultArg fields.ApiVersion ""
+          Partitions = List.rev fields.Partitions }
+
+/// Decodes one Kafka record value. Unknown fields are skipped, as protobuf readers do.
+let decode (record: ReadOnlyMemory<byte>) : Result<Envelope, DecodeError> =
+    let segment =
+        match MemoryMarshal.TryGetArray record with
+        | true, segment -> segment
+        | _ -> ArraySegment(record.ToArray())
+    let record = ReadOnlyMemory(segment.Array, segment.Offset, segment.Count)
+    try
+        use input = new CodedInputStream(segment.Array, segment.Offset, segment.Count)
+        Ok(decodeWith input record)
+    with
+    | Rejected error -> Error error
+    | :? InvalidProtocolBufferException as e -> Error(Malformed e.Message)
+
+/// Encodes an envelope as Bagheera's producers do; used by `replay produce`,
+/// `replay ingest` and the tests' reference data.
+let encode (envelope: Envelope) : byte[] =
+    use buffer = new IO.MemoryStream()
+    let output = new CodedOutputStream(buffer)
+    let tag field wireType = output.WriteTag(field, wireType)
+    let bytes field (value: ReadOnlyMemory<byte>) =
+        tag field WireFormat.WireType.LengthDelimited
+        output.WriteBytes(ByteString.CopyFrom value.Span)
+    let text field (value: string) =
+        tag field WireFormat.WireType.LengthDelimited
+        output.WriteString value
+    if envelope.Namespace <> "" then text Field.Namespace envelope.Namespace
+    text Field.Id envelope.Id
+    if not envelope.IpAddr.IsEmpty then bytes Field.IpAddr envelope.IpAddr
+    bytes Field.Payload envelope.Payload
+    tag Field.Timestamp WireFormat.WireType.Varint
+    output.WriteSInt64 envelope.Timestamp
+    if envelope.Operation = Delete then
+        tag Field.Operation WireFormat.WireType.Varint
+        output.WriteEnum 1
+    if envelope.ApiVersion <> "" then text Field.ApiVersion envelope.ApiVersion
+    for partition in envelope.Partitions do
+        text Field.Partition partition
+    output.Flush()
+    buffer.ToArray()
+
+/// A `raw`-format record: the Kafka key is the document id and the value the payload.
+let ofRaw (id: string) (payload: ReadOnlyMemory<byte>) =
+    { Namespace = ""
+      Id = id
+      IpAddr = ReadOnlyMemory.Empty
+      Payload = payload
+      Timestamp = 0L
+      Operation = CreateUpdate
+      ApiVersion = ""
+      Partitions = [] }

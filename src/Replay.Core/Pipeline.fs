@@ -1,0 +1,189 @@
+/// The whole per-record decision, as one pure function: a consumed record becomes
+/// a request to send, a counted skip, or a rejection to dead-letter. Randomness
+/// (UUIDs for copy-keys off, draws for random sampling) is passed in.
+module Replay.Core.Pipeline
+
+open System
+open System.Text.Json
+open Replay.Core.Envelope
+
+/// How record values are laid out on the topic.
+type Format =
+    /// Each value is a protobuf `BagheeraMessage`.
+    | Bagheera
+    /// Key = document id, value = payload, always replayed as a POST.
+    | Raw
+
+let parseFormat (text: string) : Result<Format, string> =
+    match text.ToLowerInvariant() with
+    | "bagheera" -> Ok Bagheera
+    | "raw" -> Ok Raw
+    | other -> Error $"unknown format '{other}'; use 'bagheera' or 'raw'"
+
+[<NoEquality; NoComparison>]
+type Settings =
+    { Format: Format
+      SampleMode: Sampling.Mode
+      /// Bagheera's `--validatejson`: payloads that are not JSON are skipped.
+      ValidateJson: bool
+      Escaping: Destination.Escaping
+      MaxPayloadBytes: int }
+
+/// An HTTP request as plain data; the body is the consumed bytes, not a copy.
+[<NoEquality; NoComparison>]
+type Request =
+    { Method: Method
+      Url: Uri
+      Headers: (string * string) list
+      Body: ReadOnlyMemory<byte>
+      /// Requests sharing this key are sent strictly in Kafka order.
+      OrderingKey: string
+      Route: string }
+
+type SkipReason =
+    | SampledOut of route: string
+    | DeleteIgnored of route: string
+    | NotJson
+    | SkippedByRule of rule: string
+
+type RejectReason =
+    | Undecodable of DecodeError
+    | RuleError of rule: string * message: string
+    | PayloadTooLarge of size: int * limit: int
+    | UnsafeHeader of name: string
+    | BadUrl of url: string * why: string
+
+[<NoEquality; NoComparison>]
+type Decision =
+    | Send of Request
+    | Skip of SkipReason
+    | Reject of RejectReason
+
+/// The randomness a decision may need, supplied by the caller.
+[<NoEquality; NoComparison>]
+type Entropy =
+    { NewKey: unit -> string
+      Draw: unit -> float }
+
+let describeSkip reason =
+    match reason with
+    | SampledOut route -> $"sampled out ({route})"
+    | DeleteIgnored route -> $"delete ignored: deletes are off ({route})"
+    | NotJson -> "payload is not JSON (--validatejson)"
+    | SkippedByRule rule -> $"skipped by rule '{rule}'"
+
+let describeReject reason =
+    match reason with
+    | Undecodable error -> Envelope.describe error
+    | RuleError(rule, message) -> $"rule '{rule}' failed: {message}"
+    | PayloadTooLarge(size, limit) -> $"payload is {size} bytes, over --max-payload-bytes {limit}"
+    | UnsafeHeader name -> $"header '{name}' would carry a control character (CR, LF, NUL...)"
+    | BadUrl(url, why) -> $"destination '{url}' is not usable: {why}"
+
+/// The header that names the replayed record, so destinations can drop duplicates.
+[<Literal>]
+let ReplayIdHeader = "X-Replay-Id"
+
+let private toEnvelope format (record: Record) =
+    match format with
+    | Bagheera -> Envelope.decode record.Value
+    | Raw ->
+        match record.Key with
+        | null
+        | [||] -> Ok(Envelope.ofRaw (Record.replayId record) record.Value)
+        | key ->
+            if Text.Unicode.Utf8.IsValid(ReadOnlySpan key) then
+                Ok(Envelope.ofRaw (Text.Encoding.UTF8.GetString key) record.Value)
+            else
+                Error(InvalidUtf8 "key")
+
+/// True when the bytes are one well-formed JSON document.
+let isJson (payload: ReadOnlyMemory<byte>) =
+    let mutable reader = Utf8JsonReader(payload.Span, JsonReaderOptions(CommentHandling = JsonCommentHandling.Disallow))
+    try
+        while reader.Read() do
+            ()
+        reader.BytesConsumed = int64 payload.Length && reader.TokenType <> JsonTokenType.None
+    with :? JsonException ->
+        false
+
+/// Header values travel on one line: CR, LF and other controls (tab aside) would
+/// let a record forge headers or requests.
+let isSafeHeader (name: string, value: string) =
+    let tokenChar (c: char) =
+        c > ' ' && c < '\127' && "\"(),/:;<=>?@[\\]{}".IndexOf c < 0
+    name <> ""
+    && String.forall tokenChar name
+    && String.forall (fun c -> c = '\t' || (c >= ' ' && c <> '\127')) value
+
+let private urlOptions = UriCreationOptions(DangerousDisablePathAndQueryCanonicalization = true)
+
+/// Parses a finished URL without normalising its path, so an escaped `%2E%2E`
+/// segment reaches the destination as written.
+let parseUrl (url: string) : Result<Uri, string> =
+    let mutable options = urlOptions
+    let mutable uri: Uri | null = null
+    if not (Uri.TryCreate(url, &options, &uri)) then
+        Error "not an absolute URL"
+    else
+        match uri with
+        | null -> Error "not an absolute URL"
+        | uri when uri.Scheme <> Uri.UriSchemeHttp && uri.Scheme <> Uri.UriSchemeHttps ->
+            Error $"scheme '{uri.Scheme}' is not http or https"
+        | uri when uri.Host = "" -> Error "the URL has no host"
+        | uri -> Ok uri
+
+let private placeholderValues (record: Record) (envelope: Envelope) key : Destination.Values =
+    { Key = key
+      Namespace = envelope.Namespace
+      Topic = record.Topic
+      Partition = record.Partition
+      Offset = record.Offset
+      ApiVersion = envelope.ApiVersion
+      Partitions = envelope.Partitions }
+
+let private request settings entropy (record: Record) (envelope: Envelope) (route: Route) =
+    let isDelete = envelope.Operation = Delete
+    // Bagheera sent a fresh UUID only for stores; a delete must name the real document.
+    let key = if route.CopyKeys || isDelete then envelope.Id else entropy.NewKey()
+    let url =
+        match route.Target with
+        | Pattern pattern -> Destination.expand settings.Escaping (placeholderValues record envelope key) pattern
+        | Url url -> url
+    match parseUrl url with
+    | Error why -> Reject(BadUrl(url, why))
+    | Ok uri ->
+        match route.Headers |> List.tryFind (isSafeHeader >> not) with
+        | Some(name, _) -> Reject(UnsafeHeader name)
+        | None ->
+            let method = route.Method |> Option.defaultValue (if isDelete then Method.Delete else Post)
+            Send
+                { Method = method
+                  Url = uri
+                  Headers = (ReplayIdHeader, Record.replayId record) :: route.Headers
+                  Body = (if isDelete then ReadOnlyMemory.Empty else envelope.Payload)
+                  OrderingKey = envelope.Id
+                  Route = route.Name }
+
+/// Decides what happens to one consumed record.
+let decide (settings: Settings) (router: Router) (entropy: Entropy) (record: Record) : Decision =
+    if record.Value.Length > settings.MaxPayloadBytes then
+        Reject(PayloadTooLarge(record.Value.Length, settings.MaxPayloadBytes))
+    else
+        match toEnvelope settings.Format record with
+        | Error error -> Reject(Undecodable error)
+        | Ok envelope ->
+            let isDelete = envelope.Operation = Delete
+            if settings.ValidateJson && not isDelete && not (isJson envelope.Payload) then
+                Skip NotJson
+            else
+                match router record envelope with
+                | SkipByRule rule -> Skip(SkippedByRule rule)
+                | RuleFailed(rule, message) -> Reject(RuleError(rule, message))
+                | Use route ->
+                    if isDelete && not route.Deletes then
+                        Skip(DeleteIgnored route.Name)
+                    elif not (Sampling.keep settings.SampleMode route.Sample envelope.Id entropy.Draw) then
+                        Skip(SampledOut route.Name)
+                    else
+                        request settings entropy record envelope route

@@ -1,0 +1,16 @@
+using System.CommandLine;
+
+namespace Replay.Host.Commands;
+
+/// <summary>Every subcommand of `replay`, in the order help lists them.</summary>
+public static class Commands
+{
+    public static IEnumerable<Command> All() =>
+    [
+        RunCommand.Create(),
+        DemoCommand.Create(),
+        BrokerCommand.Create(),
+        ProduceCommand.Create(),
+        SinkCommand.Create(),
+    ];
+}

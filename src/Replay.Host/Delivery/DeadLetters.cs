@@ -1,0 +1,87 @@
+// Where records that can never be delivered go: a JSON-lines file and/or the
+// operator's log. An entry is written and flushed before its record counts as
+// finished, so a dead letter is never lost between the two.
+using System.Text.Json;
+using System.Text.Json.Serialization;
+
+namespace Replay.Host.Delivery;
+
+public sealed record DeadLetter(
+    [property: JsonPropertyName("topic")] string Topic,
+    [property: JsonPropertyName("partition")] int Partition,
+    [property: JsonPropertyName("offset")] long Offset,
+    [property: JsonPropertyName("id")] string? Id,
+    [property: JsonPropertyName("method")] string? Method,
+    [property: JsonPropertyName("url")] string? Url,
+    [property: JsonPropertyName("reason")] string Reason,
+    [property: JsonPropertyName("last_status")] int? LastStatus,
+    [property: JsonPropertyName("attempts")] int Attempts,
+    [property: JsonPropertyName("time")] DateTimeOffset Time,
+    [property: JsonPropertyName("key")] string? KeyBase64,
+    [property: JsonPropertyName("value")] string ValueBase64,
+    [property: JsonPropertyName("headers")] IReadOnlyDictionary<string, string?>? Headers);
+
+[JsonSerializable(typeof(DeadLetter))]
+[JsonSourceGenerationOptions(DefaultIgnoreCondition = JsonIgnoreCondition.WhenWritingNull)]
+internal sealed partial class DeadLetterJson : JsonSerializerContext;
+
+public interface IDeadLetterSink : IDisposable
+{
+    /// <summary>Returns only once the entry is durable where it was sent.</summary>
+    void Write(DeadLetter letter);
+}
+
+/// <summary>Appends dead letters as JSON lines, flushed per entry.</summary>
+public sealed class DeadLetterFile : IDeadLetterSink
+{
+    readonly FileStream _stream;
+    readonly object _gate = new();
+
+    public DeadLetterFile(string path)
+    {
+        var dir = Path.GetDirectoryName(Path.GetFullPath(path));
+        if (dir is not null) Directory.CreateDirectory(dir);
+        _stream = new FileStream(path, FileMode.Append, FileAccess.Write, FileShare.Read);
+    }
+
+    public void Write(DeadLetter letter)
+    {
+        var line = JsonSerializer.SerializeToUtf8Bytes(letter, DeadLetterJson.Default.DeadLetter);
+        lock (_gate)
+        {
+            _stream.Write(line);
+            _stream.WriteByte((byte)'\n');
+            _stream.Flush(flushToDisk: false);
+        }
+    }
+
+    public static IEnumerable<DeadLetter> Read(string path)
+    {
+        foreach (var line in File.ReadLines(path))
+        {
+            if (string.IsNullOrWhiteSpace(line)) continue;
+            var letter = JsonSerializer.Deserialize(line, DeadLetterJson.Default.DeadLetter);
+            if (letter is not null) yield return letter;
+        }
+    }
+
+    public void Dispose() => _stream.Dispose();
+}
+
+/// <summary>Without --dead-letter, each dead letter is one warning line on stderr.</summary>
+public sealed class DeadLetterLog(TextWriter log) : IDeadLetterSink
+{
+    public void Write(DeadLetter letter)
+    {
+        lock (log)
+            log.WriteLine($"dead letter: {letter.Topic}/{letter.Partition}/{letter.Offset} id={letter.Id ?? "-"}: {letter.Reason} (keep them with --dead-letter FILE)");
+    }
+
+    public void Dispose() { }
+}
+
+public sealed class DeadLetterFanOut(IReadOnlyList<IDeadLetterSink> sinks) : IDeadLetterSink
+{
+    public void Write(DeadLetter letter) { foreach (var s in sinks) s.Write(letter); }
+    public void Dispose() { foreach (var s in sinks) s.Dispose(); }
+}

@@ -1,0 +1,195 @@
+// Sends requests concurrently while keeping Kafka order per document: every
+// ordering key (document id) has at most one lane, a lane sends its requests one
+// after another, and lanes run in parallel up to the concurrency limit. A permit is
+// held only for the duration of one attempt, never while backing off, so a failing
+// id cannot starve the others. Retries are Polly's; what is retryable and how long
+// to wait come from the core.
+using Microsoft.FSharp.Core;
+using Polly;
+using Polly.Retry;
+using Replay.Core;
+using static Replay.Core.Outcome;
+using static Replay.Core.Pipeline;
+
+namespace Replay.Host.Delivery;
+
+/// <summary>One consumed record on its way to the destination.</summary>
+public sealed class Job
+{
+    public required Request Request { get; init; }
+    public required RecordRef Source { get; init; }
+    /// <summary>Set by the engine once the job is finished; read by the consume loop.</summary>
+    public JobResult Result { get; internal set; }
+    public int Attempts { get; internal set; }
+    public int LastStatus { get; internal set; }
+    public string? FailureReason { get; internal set; }
+}
+
+public enum JobResult { Pending, Delivered, DeadLettered, Abandoned }
+
+/// <summary>Where a record came from: enough to checkpoint it and to dead-letter it.</summary>
+public sealed class RecordRef
+{
+    public required string Topic { get; init; }
+    public required int Partition { get; init; }
+    public required long Offset { get; init; }
+    public required int Bytes { get; init; }
+    public byte[]? Key { get; init; }
+    public required ReadOnlyMemory<byte> Value { get; init; }
+    public Confluent.Kafka.Headers? Headers { get; init; }
+    /// <summary>The assignment this record was consumed under; stale after a revoke.</summary>
+    public required object Owner { get; init; }
+}
+
+public sealed record DeliveryOptions(
+    int Concurrency,
+    TimeSpan RetryBaseDelay,
+    TimeSpan RetryMaxDelay,
+    TimeSpan? MaxRetryDuration);
+
+public sealed class DeliveryEngine
+{
+    readonly HttpSender _sender;
+    readonly DeliveryOptions _options;
+    readonly Action<Job> _finished;
+    readonly ReplayStats _stats;
+    readonly SemaphoreSlim _permits;
+    readonly Dictionary<string, Queue<Job>> _lanes = new(StringComparer.Ordinal);
+    readonly ResiliencePipeline<Attempt> _retry;
+    readonly CancellationToken _abandon;
+    int _inFlight;
+
+    /// <param name="finished">Called once per job, from a worker thread, when it is
+    /// delivered or has failed permanently; must be cheap and thread-safe.</param>
+    public DeliveryEngine(HttpSender sender, DeliveryOptions options, ReplayStats stats, Action<Job> finished, CancellationToken abandon)
+    {
+        _sender = sender;
+        _options = options;
+        _stats = stats;
+        _finished = finished;
+        _abandon = abandon;
+        _permits = new SemaphoreSlim(options.Concurrency, options.Concurrency);
+        _retry = BuildRetry(options, stats);
+    }
+
+    public int InFlight => Volatile.Read(ref _inFlight);
+
+    static ResiliencePipeline<Attempt> BuildRetry(DeliveryOptions options, ReplayStats stats)
+    {
+        var started = new AsyncLocal<long>();
+        return new ResiliencePipelineBuilder<Attempt>()
+            .AddRetry(new RetryStrategyOptions<Attempt>
+            {
+                MaxRetryAttempts = int.MaxValue,
+                ShouldHandle = args => ValueTask.FromResult(
+                    args.Outcome.Result is { } attempt && classify(attempt).IsRetry),
+                DelayGenerator = args =>
+                {
+                    var retryAfter = args.Outcome.Result is { } a && classify(a) is Verdict.Retry r
+                        ? r.retryAfter
+                        : FSharpOption<TimeSpan>.None;
+                    var wait = backoff(options.RetryBaseDelay, options.RetryMaxDelay, args.AttemptNumber, Random.Shared.NextDouble(), retryAfter);
+                    return ValueTask.FromResult<TimeSpan?>(wait);
+                },
+                OnRetry = _ => { stats.Retry(); return ValueTask.CompletedTask; },
+            })
+            .Build();
+    }
+
+    /// <summary>Queues a job behind earlier jobs of the same ordering key. Called from the consume thread.</summary>
+    public void Submit(Job job)
+    {
+        Interlocked.Increment(ref _inFlight);
+        var key = job.Request.OrderingKey;
+        lock (_lanes)
+        {
+            if (_lanes.TryGetValue(key, out var lane))
+            {
+                lane.Enqueue(job);
+                return;
+            }
+            _lanes[key] = new Queue<Job>();
+        }
+        _ = RunLaneAsync(key, job);
+    }
+
+    async Task RunLaneAsync(string key, Job first)
+    {
+        await Task.Yield();
+        var job = first;
+        while (true)
+        {
+            await DeliverAsync(job).ConfigureAwait(false);
+            Interlocked.Decrement(ref _inFlight);
+            _finished(job);
+            lock (_lanes)
+            {
+                var lane = _lanes[key];
+                if (!lane.TryDequeue(out var next))
+                {
+                    _lanes.Remove(key);
+                    return;
+                }
+                job = next!;
+            }
+        }
+    }
+
+    async Task DeliverAsync(Job job)
+    {
+        using var giveUp = CancellationTokenSource.CreateLinkedTokenSource(_abandon);
+        if (_options.MaxRetryDuration is { } d) giveUp.CancelAfter(d);
+        Attempt? last = null;
+        try
+        {
+            last = await _retry.ExecuteAsync(async token =>
+            {
+                await _permits.WaitAsync(token).ConfigureAwait(false);
+                try
+                {
+                    job.Attempts++;
+                    var attempt = await _sender.SendAsync(job.Request, token).ConfigureAwait(false);
+                    _stats.Answered(job.Request.Method, attempt);
+                    last = attempt;
+                    return attempt;
+                }
+                finally { _permits.Release(); }
+            }, giveUp.Token).ConfigureAwait(false);
+        }
+        catch (OperationCanceledException) when (_abandon.IsCancellationRequested)
+        {
+            job.Result = JobResult.Abandoned;
+            return;
+        }
+        catch (OperationCanceledException)
+        {
+            // --max-retry-duration ran out: last attempt's verdict decides below.
+        }
+        Conclude(job, last);
+    }
+
+    static void Conclude(Job job, Attempt? last)
+    {
+        if (last is Attempt.Answered answered) job.LastStatus = answered.status;
+        var verdict = last is null ? null : classify(last);
+        if (verdict is { IsDelivered: true })
+        {
+            job.Result = JobResult.Delivered;
+            return;
+        }
+        job.Result = JobResult.DeadLettered;
+        job.FailureReason = verdict switch
+        {
+            Verdict.Permanent p => p.reason,
+            _ => $"still failing after --max-retry-duration ({Describe(last)})",
+        };
+    }
+
+    static string Describe(Attempt? attempt) => attempt switch
+    {
+        Attempt.Answered a => $"last answer {a.status}",
+        Attempt.Unreachable u => $"unreachable: {u.detail}",
+        { IsTimedOut: true } => "last attempt timed out",
+        _ => "no attempt completed",
+    };
+}

@@ -1,0 +1,94 @@
+// Turns a core Request into one HTTP attempt and the attempt's outcome into the
+// core's Attempt, so that classification and retry decisions stay in the core.
+using System.Net;
+using System.Net.Http.Headers;
+using Microsoft.FSharp.Core;
+using Replay.Core;
+using static Replay.Core.Outcome;
+using static Replay.Core.Pipeline;
+
+namespace Replay.Host.Delivery;
+
+public sealed class HttpSender : IDisposable
+{
+    readonly HttpMessageInvoker _client;
+    readonly TimeSpan _requestTimeout;
+
+    public HttpSender(HttpMessageHandler handler, TimeSpan requestTimeout)
+    {
+        _client = new HttpMessageInvoker(handler, disposeHandler: true);
+        _requestTimeout = requestTimeout;
+    }
+
+    /// <summary>The handler every outbound request uses: one pool sized to the
+    /// concurrency, no redirects (a replay must not wander), no cookies.</summary>
+    public static SocketsHttpHandler CreateHandler(int concurrency, IWebProxy? proxy)
+    {
+        var handler = new SocketsHttpHandler
+        {
+            MaxConnectionsPerServer = Math.Max(1, concurrency),
+            AllowAutoRedirect = false,
+            UseCookies = false,
+            AutomaticDecompression = DecompressionMethods.None,
+            PooledConnectionIdleTimeout = TimeSpan.FromSeconds(30),
+            PooledConnectionLifetime = TimeSpan.FromMinutes(5),
+            ConnectTimeout = TimeSpan.FromSeconds(10),
+        };
+        if (proxy is not null)
+        {
+            handler.Proxy = proxy;
+            handler.UseProxy = true;
+        }
+        return handler;
+    }
+
+    public async Task<Attempt> SendAsync(Request request, CancellationToken cancel)
+    {
+        using var message = ToMessage(request);
+        using var timeout = CancellationTokenSource.CreateLinkedTokenSource(cancel);
+        timeout.CancelAfter(_requestTimeout);
+        try
+        {
+            using var response = await _client.SendAsync(message, timeout.Token).ConfigureAwait(false);
+            return Attempt.NewAnswered((int)response.StatusCode, RetryAfter(response));
+        }
+        catch (OperationCanceledException) when (!cancel.IsCancellationRequested)
+        {
+            return Attempt.TimedOut;
+        }
+        catch (HttpRequestException e)
+        {
+            return Attempt.NewUnreachable(e.InnerException?.Message ?? e.Message);
+        }
+    }
+
+    static HttpRequestMessage ToMessage(Request request)
+    {
+        var message = new HttpRequestMessage(ToHttpMethod(request.Method), request.Url);
+        if (!request.Method.IsDelete || !request.Body.IsEmpty)
+            message.Content = new ReadOnlyMemoryContent(request.Body);
+        foreach (var (name, value) in request.Headers)
+        {
+            if (!message.Headers.TryAddWithoutValidation(name, value))
+                message.Content?.Headers.TryAddWithoutValidation(name, value);
+        }
+        return message;
+    }
+
+    static HttpMethod ToHttpMethod(Method method) =>
+        method.IsPost ? HttpMethod.Post : method.IsPut ? HttpMethod.Put : HttpMethod.Delete;
+
+    static FSharpOption<TimeSpan> RetryAfter(HttpResponseMessage response)
+    {
+        var header = response.Headers.RetryAfter;
+        if (header?.Delta is { } delta) return FSharpOption<TimeSpan>.Some(delta);
+        if (header?.Date is { } date)
+        {
+            var wait = date - DateTimeOffset.UtcNow;
+            return FSharpOption<TimeSpan>.Some(wait > TimeSpan.Zero ? wait : TimeSpan.Zero);
+        }
+        return FSharpOption<TimeSpan>.None;
+    }
+
+    public void Dispose() => _client.Dispose();
+}

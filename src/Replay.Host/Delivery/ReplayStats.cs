@@ -1,0 +1,68 @@
+// Counters for one replay, bumped with Interlocked on the hot path and read by the
+// summary, the progress line and the metrics endpoint. Never a log line per record.
+using Replay.Core;
+using static Replay.Core.Outcome;
+
+namespace Replay.Host.Delivery;
+
+public sealed class ReplayStats
+{
+    long _consumed, _delivered, _sampledOut, _deletesIgnored, _notJson, _skippedByRule, _deadLettered,
+        _decodeErrors, _retries, _status2xx, _status4xx, _status5xx, _failedAttempts, _bytesConsumed;
+
+    public long Consumed => Volatile.Read(ref _consumed);
+    public long Delivered => Volatile.Read(ref _delivered);
+    public long SampledOut => Volatile.Read(ref _sampledOut);
+    public long DeletesIgnored => Volatile.Read(ref _deletesIgnored);
+    public long NotJson => Volatile.Read(ref _notJson);
+    public long SkippedByRule => Volatile.Read(ref _skippedByRule);
+    public long DeadLettered => Volatile.Read(ref _deadLettered);
+    public long DecodeErrors => Volatile.Read(ref _decodeErrors);
+    public long Retries => Volatile.Read(ref _retries);
+    public long Status2xx => Volatile.Read(ref _status2xx);
+    public long Status4xx => Volatile.Read(ref _status4xx);
+    public long Status5xx => Volatile.Read(ref _status5xx);
+    public long FailedAttempts => Volatile.Read(ref _failedAttempts);
+    public long BytesConsumed => Volatile.Read(ref _bytesConsumed);
+
+    /// <summary>Every consumed record ends in exactly one of these.</summary>
+    public long Finished => Delivered + SampledOut + DeletesIgnored + NotJson + SkippedByRule + DeadLettered;
+
+    public void Consume(int bytes) { Interlocked.Increment(ref _consumed); Interlocked.Add(ref _bytesConsumed, bytes); }
+    public void Deliver() => Interlocked.Increment(ref _delivered);
+    public void DeadLetter() => Interlocked.Increment(ref _deadLettered);
+    public void DecodeError() => Interlocked.Increment(ref _decodeErrors);
+    public void Retry() => Interlocked.Increment(ref _retries);
+
+    public void Skip(Pipeline.SkipReason reason)
+    {
+        switch (reason)
+        {
+            case Pipeline.SkipReason.SampledOut: Interlocked.Increment(ref _sampledOut); break;
+            case Pipeline.SkipReason.DeleteIgnored: Interlocked.Increment(ref _deletesIgnored); break;
+            case Pipeline.SkipReason.SkippedByRule: Interlocked.Increment(ref _skippedByRule); break;
+            default: Interlocked.Increment(ref _notJson); break;
+        }
+        SkipObserved?.Invoke(reason);
+    }
+
+    /// <summary>Lets the metrics layer label skips by rule without this class knowing it.</summary>
+    public event Action<Pipeline.SkipReason>? SkipObserved;
+    public event Action<Method, Attempt>? AttemptObserved;
+
+    public void Answered(Method method, Attempt attempt)
+    {
+        if (attempt is Attempt.Answered a)
+        {
+            if (a.status < 300) Interlocked.Increment(ref _status2xx);
+            else if (a.status < 500) Interlocked.Increment(ref _status4xx);
+            else Interlocked.Increment(ref _status5xx);
+        }
+        else Interlocked.Increment(ref _failedAttempts);
+        AttemptObserved?.Invoke(method, attempt);
+    }
+
+    public string Summary() =>
+        $"consumed {Consumed}, delivered {Delivered}, sampled out {SampledOut}, deletes ignored {DeletesIgnored}, " +
+        $"not JSON {NotJson}, skipped by rule {SkippedByRule}, dead-lettered {DeadLettered} (undecodable {DecodeErrors}), retries {Retries}";
+}

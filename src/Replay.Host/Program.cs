@@ -1,0 +1,44 @@
+// replay: a Kafka replay consumer, the successor of Bagheera's KafkaReplayConsumer.
+using System.CommandLine;
+using System.Runtime.InteropServices;
+using Replay.Host.Cli;
+using Replay.Host.Commands;
+
+var root = new RootCommand("""
+    Replay production submissions from Kafka to a second HTTP server: sampled, routed by rules,
+    in order per document, without taking or losing anything from production.
+
+    Start here:
+      replay demo                      # broker, data, replay and sink in one process
+      replay run --help                # the main job, with Bagheera's flags
+    """);
+foreach (var command in Commands.All())
+    root.Subcommands.Add(command);
+
+var parse = root.Parse(BagheeraArgs.Normalize(args));
+if (parse.Errors.Count > 0)
+{
+    foreach (var error in parse.Errors)
+        Console.Error.WriteLine($"replay: {error.Message}");
+    Console.Error.WriteLine("Try 'replay --help' or 'replay <command> --help'.");
+    return ExitCodes.Usage;
+}
+
+// The first Ctrl+C/SIGTERM drains and commits; a second one stops at once and
+// leaves undelivered records uncommitted, to be read again next time.
+using var stop = new CancellationTokenSource();
+void OnSignal(PosixSignalContext context)
+{
+    context.Cancel = true;
+    if (stop.IsCancellationRequested)
+    {
+        Console.Error.WriteLine("replay: second signal, exiting now; undelivered records stay uncommitted");
+        Environment.Exit(ExitCodes.Interrupted);
+    }
+    Console.Error.WriteLine("replay: stopping: finishing in-flight requests, then committing (signal again to stop at once)");
+    stop.Cancel();
+}
+using var sigint = PosixSignalRegistration.Create(PosixSignal.SIGINT, OnSignal);
+using var sigterm = PosixSignalRegistration.Create(PosixSignal.SIGTERM, OnSignal);
+
+return await parse.InvokeAsync(new InvocationConfiguration { ProcessTerminationTimeout = null }, stop.Token);

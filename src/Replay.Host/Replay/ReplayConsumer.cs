@@ -1,0 +1,359 @@
+// The Kafka loop. One thread consumes, decides (through the pure core), hands
+// requests to the delivery engine and moves checkpoints; all calls into the
+// consumer happen on that thread. Offsets are stored only for records that are
+// finished, and only up to the lowest unfinished one of each partition, so a
+// crash at any moment loses nothing: what was not delivered is read again.
+using System.Collections.Concurrent;
+using System.Text;
+using Confluent.Kafka;
+using Microsoft.FSharp.Core;
+using Replay.Core;
+using Replay.Host.Delivery;
+using static Replay.Core.Pipeline;
+
+namespace Replay.Host.Replay;
+
+public sealed class ReplayConsumer
+{
+    /// <summary>The progress of one assigned partition; dropped on revoke or loss.</summary>
+    sealed class PartitionState(TopicPartition partition)
+    {
+        public TopicPartition Partition { get; } = partition;
+        public Checkpoint.Partition Progress = Checkpoint.empty;
+        public long Stored = -1;
+        /// <summary>--until-end: the high-water mark seen when the partition was assigned.</summary>
+        public long? End;
+        public bool ReachedEnd;
+        public bool Gone;
+    }
+
+    readonly ReplaySettings _settings;
+    readonly ReplayStats _stats;
+    readonly Dictionary<TopicPartition, PartitionState> _partitions = new();
+    readonly ConcurrentQueue<Job> _completions = new();
+    readonly SemaphoreSlim _completed = new(0);
+    readonly Entropy _entropy;
+    readonly CancellationTokenSource _abandon = new();
+    IConsumer<byte[]?, byte[]?>? _consumer;
+    DeliveryEngine? _engine;
+    long _inFlightBytes;
+    bool _backpressured;
+    long _consumedTotal;
+    bool _stopConsuming;
+
+    public ReplayConsumer(ReplaySettings settings, ReplayStats? stats = null)
+    {
+        _settings = settings;
+        _stats = stats ?? new ReplayStats();
+        _entropy = new Entropy(
+            FuncConvert.FromFunc(() => Guid.NewGuid().ToString()),
+            FuncConvert.FromFunc(() => Random.Shared.NextDouble()));
+    }
+
+    public ReplayStats Stats => _stats;
+
+    /// <summary>True once the consumer has partitions (for readiness checks).</summary>
+    public bool IsAssigned { get; private set; }
+
+    /// <summary>Builds the librdkafka configuration: the operator's settings plus the
+    /// few that the no-loss contract depends on, which cannot be overridden.</summary>
+    public static ConsumerConfig BuildConfig(IReadOnlyDictionary<string, string> kafka, bool untilEnd)
+    {
+        var config = new ConsumerConfig(kafka.ToDictionary(kv => kv.Key, kv => kv.Value));
+        // Offsets move only when a record is finished: we store them, librdkafka commits them.
+        config.EnableAutoOffsetStore = false;
+        config.EnableAutoCommit = true;
+        config.EnablePartitionEof = untilEnd;
+        var newProtocol = kafka.TryGetValue("group.protocol", out var protocol) && protocol == "consumer";
+        if (!newProtocol && !kafka.ContainsKey("partition.assignment.strategy"))
+            // Incremental rebalances: partitions that stay with us keep flowing.
+            config.PartitionAssignmentStrategy = PartitionAssignmentStrategy.CooperativeSticky;
+        return config;
+    }
+
+    /// <summary>Runs until <paramref name="stop"/> fires or a stop condition is met, then
+    /// drains, commits and leaves the group. Returns the process exit code.</summary>
+    public int Run(CancellationToken stop)
+    {
+        var config = BuildConfig(_settings.Kafka, _settings.UntilEnd);
+        using var handler = _settings.Handler is null
+            ? null
+            : new PassThroughHandler(_settings.Handler);
+        using var sender = new HttpSender(
+            handler ?? (HttpMessageHandler)HttpSender.CreateHandler(_settings.Concurrency, _settings.Proxy),
+            _settings.RequestTimeout);
+        _engine = new DeliveryEngine(
+            sender,
+            new DeliveryOptions(_settings.Concurrency, _settings.RetryBaseDelay, _settings.RetryMaxDelay, _settings.MaxRetryDuration),
+            _stats,
+            OnFinished,
+            _abandon.Token);
+
+        using var consumer = new ConsumerBuilder<byte[]?, byte[]?>(config)
+            .SetPartitionsAssignedHandler((c, parts) => OnAssigned(c, parts))
+            .SetPartitionsRevokedHandler((c, parts) => OnRevoked(c, parts))
+            .SetPartitionsLostHandler((c, parts) => OnLost(parts))
+            .SetErrorHandler((_, e) => _settings.Log.WriteLine($"kafka: {e.Reason}{(e.IsFatal ? " (fatal)" : "")}"))
+            .SetLogHandler((_, m) => { if (m.Level <= SyslogLevel.Warning) _settings.Log.WriteLine($"kafka {m.Level}: {m.Message}"); })
+            .Build();
+        _consumer = consumer;
+        consumer.Subscribe(_settings.Topic);
+
+        try
+        {
+            while (!stop.IsCancellationRequested && !_stopConsuming)
+            {
+                Drain();
+                if (_settings.UntilEnd && IsAtEnd()) break;
+                ApplyBackpressure();
+                var result = consumer.Consume(_backpressured ? 50 : 100);
+                if (result is null) continue;
+                if (result.IsPartitionEOF)
+                {
+                    MarkEnd(result.TopicPartition, result.Offset.Value);
+                    continue;
+                }
+                Handle(result);
+            }
+        }
+        catch (ConsumeException e) when (e.Error.IsFatal)
+        {
+            _settings.Log.WriteLine($"kafka: fatal consumer error: {e.Error.Reason}");
+            return 1;
+        }
+        return Shutdown(consumer);
+    }
+
+    int Shutdown(IConsumer<byte[]?, byte[]?> consumer)
+    {
+        var deadline = DateTime.UtcNow + _settings.ShutdownTimeout;
+        while (_engine!.InFlight > 0 && DateTime.UtcNow < deadline)
+        {
+            _completed.Wait(TimeSpan.FromMilliseconds(100));
+            Drain();
+        }
+        Drain();
+        if (_engine.InFlight > 0)
+        {
+            _settings.Log.WriteLine($"shutdown: {_engine.InFlight} requests still in flight after --shutdown-timeout; they are not committed and will be replayed next time");
+            _abandon.Cancel();
+        }
+        Commit(consumer, null);
+        consumer.Close();
+        return 0;
+    }
+
+    void Handle(ConsumeResult<byte[]?, byte[]?> result)
+    {
+        if (!_partitions.TryGetValue(result.TopicPartition, out var state)) return;
+        var offset = result.Offset.Value;
+        if (state.End is { } end && offset >= end)
+        {
+            // --until-end: records written after the start are not this run's.
+            MarkEnd(result.TopicPartition, offset);
+            return;
+        }
+        var value = result.Message.Value ?? [];
+        _stats.Consume(value.Length);
+        state.Progress = Checkpoint.start(offset, state.Progress);
+        var record = new Record(result.Topic, result.Partition.Value, offset, result.Message.Key,
+            value, ToHeaders(result.Message.Headers), result.Message.Timestamp.UnixTimestampMs);
+        var decision = decide(_settings.Pipeline, _settings.Router().Route, _entropy, record);
+        switch (decision)
+        {
+            case Decision.Send send:
+                Interlocked.Add(ref _inFlightBytes, value.Length);
+                _engine!.Submit(new Job
+                {
+                    Request = send.Item,
+                    Source = new RecordRef
+                    {
+                        Topic = result.Topic, Partition = result.Partition.Value, Offset = offset, Bytes = value.Length,
+                        Key = result.Message.Key, Value = value, Headers = result.Message.Headers, Owner = state,
+                    },
+                });
+                break;
+            case Decision.Skip skip:
+                _stats.Skip(skip.Item);
+                state.Progress = Checkpoint.finish(offset, state.Progress);
+                break;
+            case Decision.Reject reject:
+                if (reject.Item.IsUndecodable) _stats.DecodeError();
+                _settings.DeadLetters.Write(Letter(result.Topic, result.Partition.Value, offset, result.Message.Key, value,
+                    result.Message.Headers, null, null, describeReject(reject.Item), null, 0));
+                _stats.DeadLetter();
+                state.Progress = Checkpoint.finish(offset, state.Progress);
+                break;
+        }
+        _consumedTotal++;
+        if (_settings.MaxRecords is { } max && _consumedTotal >= max) _stopConsuming = true;
+    }
+
+    static KafkaHeader[] ToHeaders(Headers? headers)
+    {
+        if (headers is null || headers.Count == 0) return [];
+        var result = new KafkaHeader[headers.Count];
+        for (var i = 0; i < headers.Count; i++)
+            result[i] = new KafkaHeader(headers[i].Key, headers[i].GetValueBytes());
+        return result;
+    }
+
+    /// <summary>Runs on a delivery worker: records the dead letter (durably) before the
+    /// record may count as finished, then hands the job to the consume thread.</summary>
+    void OnFinished(Job job)
+    {
+        Interlocked.Add(ref _inFlightBytes, -job.Source.Bytes);
+        switch (job.Result)
+        {
+            case JobResult.Delivered:
+                _stats.Deliver();
+                break;
+            case JobResult.DeadLettered:
+                var s = job.Source;
+                _settings.DeadLetters.Write(Letter(s.Topic, s.Partition, s.Offset, s.Key, s.Value, s.Headers,
+                    job.Request, job.Request.OrderingKey, job.FailureReason ?? "failed", job.LastStatus == 0 ? null : job.LastStatus, job.Attempts));
+                _stats.DeadLetter();
+                break;
+        }
+        _completions.Enqueue(job);
+        _completed.Release();
+    }
+
+    static DeadLetter Letter(string topic, int partition, long offset, byte[]? key, ReadOnlyMemory<byte> value, Headers? headers,
+        Request? request, string? id, string reason, int? lastStatus, int attempts) =>
+        new(topic, partition, offset, id, request is null ? null : MethodModule.name(request.Method), request?.Url.OriginalString,
+            reason, lastStatus, attempts, DateTimeOffset.UtcNow,
+            key is null ? null : Convert.ToBase64String(key),
+            Convert.ToBase64String(value.Span),
+            headers is null || headers.Count == 0 ? null
+                : headers.GroupBy(h => h.Key).ToDictionary(g => g.Key, g => g.Last().GetValueBytes() is { } b ? Encoding.UTF8.GetString(b) : null));
+
+    /// <summary>Moves finished records into the checkpoints and stores the new commit positions.</summary>
+    void Drain()
+    {
+        while (_completions.TryDequeue(out var job))
+        {
+            var state = (PartitionState)job.Source.Owner;
+            if (state.Gone || job.Result == JobResult.Abandoned) continue;
+            state.Progress = Checkpoint.finish(job.Source.Offset, state.Progress);
+        }
+        StoreAll();
+    }
+
+    void StoreAll()
+    {
+        foreach (var state in _partitions.Values)
+        {
+            if (Checkpoint.committable(state.Progress) is not { } position || position.Value <= state.Stored) continue;
+            try
+            {
+                _consumer!.StoreOffset(new TopicPartitionOffset(state.Partition, position.Value));
+                state.Stored = position.Value;
+            }
+            catch (KafkaException e)
+            {
+                // The partition left us between the check and the store: its new owner re-reads from the last commit.
+                _settings.Log.WriteLine($"kafka: could not store offset {position.Value} for {state.Partition}: {e.Error.Reason}");
+            }
+        }
+    }
+
+    void Commit(IConsumer<byte[]?, byte[]?> consumer, IEnumerable<TopicPartitionOffset>? offsets)
+    {
+        try
+        {
+            if (offsets is null) consumer.Commit();
+            else consumer.Commit(offsets);
+        }
+        catch (KafkaException e) when (e.Error.Code == ErrorCode.Local_NoOffset)
+        {
+            // Nothing new was finished since the last commit.
+        }
+        catch (KafkaException e)
+        {
+            _settings.Log.WriteLine($"kafka: commit failed: {e.Error.Reason} (finished records will be committed by the next commit, or replayed)");
+        }
+    }
+
+    void ApplyBackpressure()
+    {
+        var full = _engine!.InFlight >= _settings.MaxInFlightRecords
+            || Interlocked.Read(ref _inFlightBytes) >= _settings.MaxInFlightBytes;
+        if (full == _backpressured || _consumer is null) return;
+        var active = _partitions.Values.Where(p => !p.ReachedEnd).Select(p => p.Partition).ToList();
+        if (full) _consumer.Pause(active);
+        else _consumer.Resume(active);
+        _backpressured = full;
+    }
+
+    void OnAssigned(IConsumer<byte[]?, byte[]?> consumer, List<TopicPartition> partitions)
+    {
+        foreach (var tp in partitions)
+        {
+            var state = new PartitionState(tp);
+            if (_settings.UntilEnd)
+            {
+                var marks = consumer.QueryWatermarkOffsets(tp, TimeSpan.FromSeconds(10));
+                state.End = marks.High.Value;
+            }
+            _partitions[tp] = state;
+        }
+        // New partitions start unpaused; the next loop turn pauses them if the budget is full.
+        _backpressured = false;
+        IsAssigned = _partitions.Count > 0;
+        _settings.Log.WriteLine($"assigned: {string.Join(", ", partitions.Select(p => $"{p.Topic}[{p.Partition.Value}]"))}");
+    }
+
+    void OnRevoked(IConsumer<byte[]?, byte[]?> consumer, List<TopicPartitionOffset> partitions)
+    {
+        var leaving = partitions.Select(p => _partitions.GetValueOrDefault(p.TopicPartition)).OfType<PartitionState>().ToList();
+        var deadline = DateTime.UtcNow + _settings.ShutdownTimeout;
+        // Let the revoked partitions' requests finish so their progress can be committed
+        // before the next owner starts; bounded so a dead destination cannot stall the group.
+        while (leaving.Any(s => !Checkpoint.isIdle(s.Progress)) && DateTime.UtcNow < deadline)
+        {
+            _completed.Wait(TimeSpan.FromMilliseconds(100));
+            Drain();
+        }
+        Drain();
+        var offsets = leaving
+            .Select(s => Checkpoint.committable(s.Progress) is { } p ? new TopicPartitionOffset(s.Partition, p.Value) : null)
+            .OfType<TopicPartitionOffset>()
+            .ToList();
+        if (offsets.Count > 0) Commit(consumer, offsets);
+        foreach (var s in leaving)
+        {
+            s.Gone = true;
+            _partitions.Remove(s.Partition);
+        }
+        IsAssigned = _partitions.Count > 0;
+        _settings.Log.WriteLine($"revoked: {string.Join(", ", partitions.Select(p => $"{p.Topic}[{p.Partition.Value}]"))}");
+    }
+
+    void OnLost(List<TopicPartitionOffset> partitions)
+    {
+        // Another member may already own these: committing now could move its offsets backwards.
+        foreach (var p in partitions)
+            if (_partitions.Remove(p.TopicPartition, out var s)) s.Gone = true;
+        IsAssigned = _partitions.Count > 0;
+        _settings.Log.WriteLine($"lost: {string.Join(", ", partitions.Select(p => $"{p.Topic}[{p.Partition.Value}]"))}");
+    }
+
+    void MarkEnd(TopicPartition tp, long offset)
+    {
+        if (!_partitions.TryGetValue(tp, out var state) || state.ReachedEnd) return;
+        if (state.End is { } end && offset < end) return;
+        state.ReachedEnd = true;
+        _consumer?.Pause([tp]);
+    }
+
+    bool IsAtEnd() =>
+        _partitions.Count > 0
+        && _partitions.Values.All(p => p.ReachedEnd && Checkpoint.isIdle(p.Progress));
+
+    /// <summary>Wraps a caller-owned handler so that disposing the sender leaves it alive.</summary>
+    sealed class PassThroughHandler(HttpMessageHandler inner) : DelegatingHandler(inner)
+    {
+        protected override void Dispose(bool disposing) { }
+    }
+}

@@ -1,0 +1,33 @@
+using System.Net;
+using Replay.Core;
+using Replay.Host.Delivery;
+
+namespace Replay.Host.Replay;
+
+/// <summary>Everything one `replay run` needs, already validated.</summary>
+public sealed class ReplaySettings
+{
+    /// <summary>librdkafka settings, bootstrap.servers and group.id included.</summary>
+    public required IReadOnlyDictionary<string, string> Kafka { get; set; }
+    /// <summary>A topic name, or a regex when it starts with '^'.</summary>
+    public required string Topic { get; set; }
+    public required Pipeline.Settings Pipeline { get; set; }
+    /// <summary>The router in force now; read once per record so a rules reload takes effect between records.</summary>
+    public required Func<FSharpRouter> Router { get; set; }
+    public int Concurrency { get; set; } = 64;
+    public int MaxInFlightRecords { get; set; } = 10_000;
+    public long MaxInFlightBytes { get; set; } = 64L << 20;
+    public TimeSpan RequestTimeout { get; set; } = TimeSpan.FromSeconds(30);
+    public TimeSpan? MaxRetryDuration { get; set; }
+    public TimeSpan RetryBaseDelay { get; set; } = TimeSpan.FromMilliseconds(100);
+    public TimeSpan RetryMaxDelay { get; set; } = TimeSpan.FromSeconds(30);
+    public TimeSpan ShutdownTimeout { get; set; } = TimeSpan.FromSeconds(30);
+    /// <summary>Stop once the high-water marks seen at assignment are reached.</summary>
+    public bool UntilEnd { get; set; }
+    public long? MaxRecords { get; set; }
+    public IWebProxy? Proxy { get; set; }
+    public IDeadLetterSink DeadLetters { get; set; } = new DeadLetterLog(Console.Error);
+    /// <summary>Overrides the HTTP handler (tests, TLS options).</summary>
+    public HttpMessageHandler? Handler { get; set; }
+    public TextWriter Log { get; set; } = Console.Error;
+}

@@ -1,0 +1,6 @@
+module Replay.Tests.CheckpointTests
+
+open Expecto
+
+[<Tests>]
+let tests = testList "Checkpoint" []

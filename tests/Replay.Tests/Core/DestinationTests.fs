@@ -1,0 +1,6 @@
+module Replay.Tests.DestinationTests
+
+open Expecto
+
+[<Tests>]
+let tests = testList "Destination" []

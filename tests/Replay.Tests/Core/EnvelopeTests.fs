@@ -1,0 +1,6 @@
+module Replay.Tests.EnvelopeTests
+
+open Expecto
+
+[<Tests>]
+let tests = testList "Envelope" []

@@ -1,0 +1,6 @@
+module Replay.Tests.OutcomeTests
+
+open Expecto
+
+[<Tests>]
+let tests = testList "Outcome" []

@@ -1,0 +1,6 @@
+module Replay.Tests.PipelineTests
+
+open Expecto
+
+[<Tests>]
+let tests = testList "Pipeline" []

@@ -1,0 +1,6 @@
+module Replay.Tests.SamplingTests
+
+open Expecto
+
+[<Tests>]
+let tests = testList "Sampling" []

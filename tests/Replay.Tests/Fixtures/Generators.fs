@@ -1,0 +1,2 @@
+/// FsCheck generators shared by the property tests.
+module Replay.Tests.Generators

@@ -1,0 +1,6 @@
+module Replay.Tests.CliTests
+
+open Expecto
+
+[<Tests>]
+let tests = testList "Cli" []

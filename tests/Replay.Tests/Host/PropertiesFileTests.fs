@@ -1,0 +1,6 @@
+module Replay.Tests.PropertiesFileTests
+
+open Expecto
+
+[<Tests>]
+let tests = testList "PropertiesFile" []

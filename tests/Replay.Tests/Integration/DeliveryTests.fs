@@ -1,0 +1,6 @@
+module Replay.Tests.DeliveryTests
+
+open Expecto
+
+[<Tests>]
+let tests = testList "Delivery" []
