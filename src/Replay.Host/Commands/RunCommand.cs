@@ -12,31 +12,33 @@ namespace Replay.Host.Commands;
 
 public static class RunCommand
 {
-    static readonly Option<string> Topic = new("--topic", "-t") { Description = "Topic to replay; a regex when it starts with '^'", Required = true };
-    static readonly Option<string?> GroupId = new("--groupid", "-gid") { Description = "Consumer group of this replay (use its own, never production's)" };
-    static readonly Option<string?> Properties = new("--properties", "-p") { Description = "Java .properties file with librdkafka settings (bootstrap.servers, security, ...)" };
-    static readonly Option<string?> Bootstrap = new("--bootstrap-servers", "-b") { Description = "HOST:PORT[,...]; overrides bootstrap.servers from the properties file" };
-    static readonly Option<string> Dest = new("--dest", "-d") { Description = "Destination pattern; %k (or {id}) is the document id, e.g. http://host/submit/telemetry/%k", Required = true };
-    static readonly Option<bool> CopyKeys = new("--copy-keys") { Description = "Send the document id (true) or a fresh UUID (false); DELETEs always use the id", DefaultValueFactory = _ => true };
-    static readonly Option<double> Sample = new("--sample", "-s") { Description = "Fraction of documents to replay, in [0, 1]", DefaultValueFactory = _ => 1.0 };
-    static readonly Option<string> SampleMode = new("--sample-mode") { Description = "document (deterministic by id, default) or random (Bagheera's coin flip)", DefaultValueFactory = _ => "document" };
-    static readonly Option<bool> Delete = new("--delete", "-D") { Description = "Replay DELETEs (true, Bagheera's default) or ignore them", DefaultValueFactory = _ => true };
-    static readonly Option<int?> NumThreads = new("--numthreads", "-nt") { Description = "Bagheera's thread count; sets --concurrency" };
-    static readonly Option<int> Concurrency = new("--concurrency", "-c") { Description = "Requests in flight at once (order is kept per document id)", DefaultValueFactory = _ => 64 };
-    static readonly Option<bool> ValidateJson = new("--validatejson", "-vj") { Description = "Skip (and count) payloads that are not JSON" };
-    static readonly Option<string?> Proxy = new("--proxy") { Description = "HTTP proxy for outbound requests (http://[user:pass@]host:port); default: HTTP_PROXY/HTTPS_PROXY/NO_PROXY" };
-    static readonly Option<string> Format = new("--format") { Description = "bagheera (protobuf envelopes) or raw (key = id, value = payload)", DefaultValueFactory = _ => "bagheera" };
-    static readonly Option<bool> RawKeys = new("--raw-keys") { Description = "Insert ids verbatim into the URL as Bagheera did (default: escaped as one path segment)" };
-    static readonly Option<string?> DeadLetterFile = new("--dead-letter") { Description = "Append records that cannot be delivered to this JSON-lines file" };
-    static readonly Option<string> From = new("--from") { Description = "Where a new group starts: earliest or latest (committed offsets win)", DefaultValueFactory = _ => "latest" };
-    static readonly Option<bool> UntilEnd = new("--until-end") { Description = "Stop after the records present at start, then commit and exit 0" };
-    static readonly Option<long?> MaxRecords = new("--max-records") { Description = "Stop after N records, then commit and exit 0" };
-    static readonly Option<long> MaxInFlightBytes = new("--max-in-flight-bytes") { Description = "Payload bytes in flight before consuming pauses", DefaultValueFactory = _ => 64L << 20 };
-    static readonly Option<int> MaxInFlightRecords = new("--max-in-flight-records") { Description = "Records in flight before consuming pauses", DefaultValueFactory = _ => 10_000 };
-    static readonly Option<int> MaxPayloadBytes = new("--max-payload-bytes") { Description = "Larger records are dead-lettered, not sent", DefaultValueFactory = _ => 8 << 20 };
-    static readonly Option<TimeSpan?> RequestTimeout = Duration.Option("--request-timeout", "Time one HTTP attempt may take", TimeSpan.FromSeconds(30));
-    static readonly Option<TimeSpan?> MaxRetryDuration = Duration.Option("--max-retry-duration", "Give up (dead-letter) after retrying this long; default: retry until delivered");
-    static readonly Option<TimeSpan?> ShutdownTimeout = Duration.Option("--shutdown-timeout", "On Ctrl+C/SIGTERM, wait this long for in-flight requests", TimeSpan.FromSeconds(30));
+    internal static readonly Option<string> Topic = new("--topic", "-t") { Description = "Topic to replay; a regex when it starts with '^'", Required = true };
+    internal static readonly Option<string?> GroupId = new("--groupid", "-gid") { Description = "Consumer group of this replay (use its own, never production's)" };
+    internal static readonly Option<string?> Properties = new("--properties", "-p") { Description = "Java .properties file with librdkafka settings (bootstrap.servers, security, ...)" };
+    internal static readonly Option<string?> Bootstrap = new("--bootstrap-servers", "-b") { Description = "HOST:PORT[,...]; overrides bootstrap.servers from the properties file" };
+    internal static readonly Option<string> Dest = new("--dest", "-d") { Description = "Destination pattern; %k (or {id}) is the document id, e.g. http://host/submit/telemetry/%k", Required = true };
+    internal static readonly Option<bool> CopyKeys = new("--copy-keys") { Description = "Send the document id (true) or a fresh UUID (false); DELETEs always use the id", DefaultValueFactory = _ => true };
+    internal static readonly Option<double> Sample = new("--sample", "-s") { Description = "Fraction of documents to replay, in [0, 1]", DefaultValueFactory = _ => 1.0 };
+    internal static readonly Option<string> SampleMode = new("--sample-mode") { Description = "document (deterministic by id, default) or random (Bagheera's coin flip)", DefaultValueFactory = _ => "document" };
+    internal static readonly Option<bool> Delete = new("--delete", "-D") { Description = "Replay DELETEs (true, Bagheera's default) or ignore them", DefaultValueFactory = _ => true };
+    internal static readonly Option<int?> NumThreads = new("--numthreads", "-nt") { Description = "Bagheera's thread count; sets --concurrency" };
+    internal static readonly Option<int> Concurrency = new("--concurrency", "-c") { Description = "Requests in flight at once (order is kept per document id)", DefaultValueFactory = _ => 64 };
+    internal static readonly Option<bool> ValidateJson = new("--validatejson", "-vj") { Description = "Skip (and count) payloads that are not JSON" };
+    internal static readonly Option<string?> Proxy = new("--proxy") { Description = "HTTP proxy for outbound requests (http://[user:pass@]host:port); default: HTTP_PROXY/HTTPS_PROXY/NO_PROXY" };
+    internal static readonly Option<string> Format = new("--format") { Description = "bagheera (protobuf envelopes) or raw (key = id, value = payload)", DefaultValueFactory = _ => "bagheera" };
+    internal static readonly Option<bool> RawKeys = new("--raw-keys") { Description = "Insert ids verbatim into the URL as Bagheera did (default: escaped as one path segment)" };
+    internal static readonly Option<string?> DeadLetterFile = new("--dead-letter") { Description = "Append records that cannot be delivered to this JSON-lines file" };
+    internal static readonly Option<string> From = new("--from") { Description = "Where a new group starts: earliest or latest (committed offsets win)", DefaultValueFactory = _ => "latest" };
+    internal static readonly Option<bool> UntilEnd = new("--until-end") { Description = "Stop after the records present at start, then commit and exit 0" };
+    internal static readonly Option<long?> MaxRecords = new("--max-records") { Description = "Stop after N records, then commit and exit 0" };
+    internal static readonly Option<long> MaxInFlightBytes = new("--max-in-flight-bytes") { Description = "Payload bytes in flight before consuming pauses", DefaultValueFactory = _ => 64L << 20 };
+    internal static readonly Option<int> MaxInFlightRecords = new("--max-in-flight-records") { Description = "Records in flight before consuming pauses", DefaultValueFactory = _ => 10_000 };
+    internal static readonly Option<int> MaxPayloadBytes = new("--max-payload-bytes") { Description = "Larger records are dead-lettered, not sent", DefaultValueFactory = _ => 8 << 20 };
+    internal static readonly Option<TimeSpan?> RequestTimeout = Duration.Option("--request-timeout", "Time one HTTP attempt may take", TimeSpan.FromSeconds(30));
+    internal static readonly Option<TimeSpan?> MaxRetryDuration = Duration.Option("--max-retry-duration", "Give up (dead-letter) after retrying this long; default: retry until delivered");
+    internal static readonly Option<string?> DeadLetterTopic = new("--dead-letter-topic") { Description = "Write records that cannot be delivered to this Kafka topic (original key, value and headers kept)" };
+    internal static readonly Option<double?> MaxRate = new("--max-rate") { Description = "At most N requests per second to the destination (retries included)" };
+    internal static readonly Option<TimeSpan?> ShutdownTimeout = Duration.Option("--shutdown-timeout", "On Ctrl+C/SIGTERM, wait this long for in-flight requests", TimeSpan.FromSeconds(30));
 
     public static Command Create()
     {
@@ -50,7 +52,7 @@ public static class RunCommand
                 --dest "http://127.0.0.1:8080/submit/telemetry/%k" --dead-letter dead.jsonl
             """);
         foreach (var option in new Option[] { Topic, GroupId, Properties, Bootstrap, Dest, CopyKeys, Sample, SampleMode, Delete,
-                     NumThreads, Concurrency, ValidateJson, Proxy, Format, RawKeys, DeadLetterFile, From, UntilEnd, MaxRecords,
+                     NumThreads, Concurrency, ValidateJson, Proxy, Format, RawKeys, DeadLetterFile, DeadLetterTopic, MaxRate, From, UntilEnd, MaxRecords,
                      MaxInFlightBytes, MaxInFlightRecords, MaxPayloadBytes, RequestTimeout, MaxRetryDuration, ShutdownTimeout })
             command.Options.Add(option);
         command.SetAction((parse, cancel) => Task.FromResult(Execute(parse, cancel)));
@@ -86,25 +88,43 @@ public static class RunCommand
     /// <summary>Turns flags and the properties file into validated settings, or one clear message.</summary>
     public static Result<ReplaySettings> Build(ParseResult parse)
     {
+        var kafka = KafkaSettings(parse);
+        if (!kafka.IsOk) return Result<ReplaySettings>.Fail(kafka.Error!);
+        var settings = DeliverySettings(parse, kafka.Value!, parse.GetValue(Topic)!);
+        if (!settings.IsOk) return settings;
+        var s = settings.Value!;
+        s.UntilEnd = parse.GetValue(UntilEnd);
+        s.MaxRecords = parse.GetValue(MaxRecords);
+        return settings;
+    }
+
+    /// <summary>librdkafka settings from -p, --bootstrap-servers, -gid and --from.</summary>
+    public static Result<Dictionary<string, string>> KafkaSettings(ParseResult parse)
+    {
         var kafka = new Dictionary<string, string>(StringComparer.Ordinal);
         if (parse.GetValue(Properties) is { } path)
         {
             var loaded = PropertiesFile.Load(path);
-            if (!loaded.IsOk) return Result<ReplaySettings>.Fail(loaded.Error!);
+            if (!loaded.IsOk) return Result<Dictionary<string, string>>.Fail(loaded.Error!);
             foreach (var (k, v) in loaded.Value!) kafka[k] = v;
         }
         if (parse.GetValue(Bootstrap) is { } servers) kafka["bootstrap.servers"] = servers;
         if (!kafka.ContainsKey("bootstrap.servers"))
-            return Result<ReplaySettings>.Fail("no Kafka to read from: pass --bootstrap-servers HOST:PORT or -p FILE with bootstrap.servers=HOST:PORT");
+            return Result<Dictionary<string, string>>.Fail("no Kafka to read from: pass --bootstrap-servers HOST:PORT or -p FILE with bootstrap.servers=HOST:PORT");
         if (parse.GetValue(GroupId) is { } group) kafka["group.id"] = group;
         if (!kafka.ContainsKey("group.id"))
-            return Result<ReplaySettings>.Fail("no consumer group: pass -gid NAME (a group of its own, so production loses nothing)");
+            return Result<Dictionary<string, string>>.Fail("no consumer group: pass -gid NAME (a group of its own, so production loses nothing)");
         var from = parse.GetValue(From)!;
         if (from is not ("earliest" or "latest"))
-            return Result<ReplaySettings>.Fail($"--from '{from}': use earliest or latest");
+            return Result<Dictionary<string, string>>.Fail($"--from '{from}': use earliest or latest");
         if (!kafka.ContainsKey("auto.offset.reset") || parse.GetResult(From) is { Implicit: false })
             kafka["auto.offset.reset"] = from;
+        return Result<Dictionary<string, string>>.Ok(kafka);
+    }
 
+    /// <summary>Everything about what is sent and how: destination, sampling, HTTP, retries, dead letters.</summary>
+    public static Result<ReplaySettings> DeliverySettings(ParseResult parse, IReadOnlyDictionary<string, string> kafka, string topic)
+    {
         var destination = Destination.parse(parse.GetValue(Dest)!);
         if (destination.IsError) return Result<ReplaySettings>.Fail("--dest: " + destination.ErrorValue);
         var problem = CheckDestination(destination.ResultValue);
@@ -119,6 +139,8 @@ public static class RunCommand
 
         var concurrency = parse.GetValue(NumThreads) ?? parse.GetValue(Concurrency);
         if (concurrency < 1) return Result<ReplaySettings>.Fail($"--concurrency {concurrency}: must be at least 1");
+        if (parse.GetValue(MaxRate) is { } maxRate && !(maxRate > 0))
+            return Result<ReplaySettings>.Fail($"--max-rate {maxRate}: must be a positive number of requests per second");
 
         IWebProxy? proxy = null;
         if (parse.GetValue(Proxy) is { } proxyUrl)
@@ -131,14 +153,20 @@ public static class RunCommand
         var route = RouteModule.defaults("defaults", Target.NewPattern(destination.ResultValue), rate.ResultValue,
             parse.GetValue(Delete), parse.GetValue(CopyKeys));
         var router = FSharpRouter.Always(route);
-        IDeadLetterSink deadLetters = parse.GetValue(DeadLetterFile) is { } dlPath
-            ? new DeadLetterFile(dlPath)
-            : new DeadLetterLog(Console.Error);
+        var sinks = new List<IDeadLetterSink>();
+        if (parse.GetValue(DeadLetterFile) is { } dlPath) sinks.Add(new DeadLetterFile(dlPath));
+        if (parse.GetValue(DeadLetterTopic) is { } dlTopic) sinks.Add(new DeadLetterTopic(kafka, dlTopic));
+        IDeadLetterSink deadLetters = sinks.Count switch
+        {
+            0 => new DeadLetterLog(Console.Error),
+            1 => sinks[0],
+            _ => new DeadLetterFanOut(sinks),
+        };
 
         return Result<ReplaySettings>.Ok(new ReplaySettings
         {
             Kafka = kafka,
-            Topic = parse.GetValue(Topic)!,
+            Topic = topic,
             Pipeline = new Pipeline.Settings(format.ResultValue, mode.ResultValue, parse.GetValue(ValidateJson),
                 parse.GetValue(RawKeys) ? Destination.Escaping.Verbatim : Destination.Escaping.Segment,
                 parse.GetValue(MaxPayloadBytes)),
@@ -148,9 +176,8 @@ public static class RunCommand
             MaxInFlightRecords = parse.GetValue(MaxInFlightRecords),
             RequestTimeout = parse.GetValue(RequestTimeout) ?? TimeSpan.FromSeconds(30),
             MaxRetryDuration = parse.GetValue(MaxRetryDuration),
+            MaxRate = parse.GetValue(MaxRate),
             ShutdownTimeout = parse.GetValue(ShutdownTimeout) ?? TimeSpan.FromSeconds(30),
-            UntilEnd = parse.GetValue(UntilEnd),
-            MaxRecords = parse.GetValue(MaxRecords),
             Proxy = proxy,
             DeadLetters = deadLetters,
         });

@@ -6,6 +6,7 @@
 // to wait come from the core.
 using Microsoft.FSharp.Core;
 using Polly;
+using System.Threading.RateLimiting;
 using Polly.Retry;
 using Replay.Core;
 using static Replay.Core.Outcome;
@@ -45,7 +46,9 @@ public sealed record DeliveryOptions(
     int Concurrency,
     TimeSpan RetryBaseDelay,
     TimeSpan RetryMaxDelay,
-    TimeSpan? MaxRetryDuration);
+    TimeSpan? MaxRetryDuration,
+    /// <summary>Requests per second at most (every attempt counts); null: unlimited.</summary>
+    double? MaxRate = null);
 
 public sealed class DeliveryEngine
 {
@@ -57,6 +60,7 @@ public sealed class DeliveryEngine
     readonly Dictionary<string, Queue<Job>> _lanes = new(StringComparer.Ordinal);
     readonly ResiliencePipeline<Attempt> _retry;
     readonly CancellationToken _abandon;
+    readonly RateLimiter? _rate;
     int _inFlight;
 
     /// <param name="finished">Called once per job, from a worker thread, when it is
@@ -70,6 +74,23 @@ public sealed class DeliveryEngine
         _abandon = abandon;
         _permits = new SemaphoreSlim(options.Concurrency, options.Concurrency);
         _retry = BuildRetry(options, stats);
+        _rate = options.MaxRate is { } rate ? BuildRateLimiter(rate) : null;
+    }
+
+    /// <summary>A token bucket refilled in small steps, so the rate is smooth rather than bursty.</summary>
+    static TokenBucketRateLimiter BuildRateLimiter(double perSecond)
+    {
+        var period = perSecond >= 20 ? TimeSpan.FromMilliseconds(50) : TimeSpan.FromSeconds(1 / perSecond);
+        var tokens = Math.Max(1, (int)Math.Round(perSecond * period.TotalSeconds));
+        return new TokenBucketRateLimiter(new TokenBucketRateLimiterOptions
+        {
+            TokenLimit = tokens,
+            TokensPerPeriod = tokens,
+            ReplenishmentPeriod = period,
+            QueueLimit = int.MaxValue,
+            QueueProcessingOrder = QueueProcessingOrder.OldestFirst,
+            AutoReplenishment = true,
+        });
     }
 
     public int InFlight => Volatile.Read(ref _inFlight);
@@ -144,6 +165,7 @@ public sealed class DeliveryEngine
         {
             last = await _retry.ExecuteAsync(async token =>
             {
+                using var lease = _rate is null ? null : await _rate.AcquireAsync(1, token).ConfigureAwait(false);
                 await _permits.WaitAsync(token).ConfigureAwait(false);
                 try
                 {

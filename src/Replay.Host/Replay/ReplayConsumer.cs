@@ -38,6 +38,7 @@ public sealed class ReplayConsumer
     DeliveryEngine? _engine;
     long _inFlightBytes;
     bool _backpressured;
+    int _assignedCount;
     long _consumedTotal;
     bool _stopConsuming;
 
@@ -53,7 +54,18 @@ public sealed class ReplayConsumer
     public ReplayStats Stats => _stats;
 
     /// <summary>True once the consumer has partitions (for readiness checks).</summary>
-    public bool IsAssigned { get; private set; }
+    public bool IsAssigned => AssignedCount > 0;
+
+    /// <summary>How many partitions this member owns now.</summary>
+    public int AssignedCount => Volatile.Read(ref _assignedCount);
+
+    /// <summary>True while consuming is paused because the in-flight budget is full.</summary>
+    public bool IsBackpressured => Volatile.Read(ref _backpressured);
+
+    /// <summary>Requests handed to the delivery engine and not yet finished.</summary>
+    public int InFlight => _engine?.InFlight ?? 0;
+
+    public long InFlightBytes => Interlocked.Read(ref _inFlightBytes);
 
     /// <summary>Builds the librdkafka configuration: the operator's settings plus the
     /// few that the no-loss contract depends on, which cannot be overridden.</summary>
@@ -84,7 +96,7 @@ public sealed class ReplayConsumer
             _settings.RequestTimeout);
         _engine = new DeliveryEngine(
             sender,
-            new DeliveryOptions(_settings.Concurrency, _settings.RetryBaseDelay, _settings.RetryMaxDelay, _settings.MaxRetryDuration),
+            new DeliveryOptions(_settings.Concurrency, _settings.RetryBaseDelay, _settings.RetryMaxDelay, _settings.MaxRetryDuration, _settings.MaxRate),
             _stats,
             OnFinished,
             _abandon.Token);
@@ -210,16 +222,26 @@ public sealed class ReplayConsumer
                 break;
             case JobResult.DeadLettered:
                 var s = job.Source;
-                _settings.DeadLetters.Write(Letter(s.Topic, s.Partition, s.Offset, s.Key, s.Value, s.Headers,
-                    job.Request, job.Request.OrderingKey, job.FailureReason ?? "failed", job.LastStatus == 0 ? null : job.LastStatus, job.Attempts));
-                _stats.DeadLetter();
+                try
+                {
+                    _settings.DeadLetters.Write(Letter(s.Topic, s.Partition, s.Offset, s.Key, s.Value, s.Headers,
+                        job.Request, job.Request.OrderingKey, job.FailureReason ?? "failed", job.LastStatus == 0 ? null : job.LastStatus, job.Attempts));
+                    _stats.DeadLetter();
+                }
+                catch (Exception e)
+                {
+                    // Not stored as a dead letter, so not finished: its partition's commit stops here and
+                    // the record is read again after a restart rather than lost.
+                    _settings.Log.WriteLine($"dead letter for {s.Topic}/{s.Partition}/{s.Offset} could not be written ({e.Message}); it stays uncommitted");
+                    job.Result = JobResult.Abandoned;
+                }
                 break;
         }
         _completions.Enqueue(job);
         _completed.Release();
     }
 
-    static DeadLetter Letter(string topic, int partition, long offset, byte[]? key, ReadOnlyMemory<byte> value, Headers? headers,
+    internal static DeadLetter Letter(string topic, int partition, long offset, byte[]? key, ReadOnlyMemory<byte> value, Headers? headers,
         Request? request, string? id, string reason, int? lastStatus, int attempts) =>
         new(topic, partition, offset, id, request is null ? null : MethodModule.name(request.Method), request?.Url.OriginalString,
             reason, lastStatus, attempts, DateTimeOffset.UtcNow,
@@ -283,7 +305,7 @@ public sealed class ReplayConsumer
         var active = _partitions.Values.Where(p => !p.ReachedEnd).Select(p => p.Partition).ToList();
         if (full) _consumer.Pause(active);
         else _consumer.Resume(active);
-        _backpressured = full;
+        Volatile.Write(ref _backpressured, full);
     }
 
     void OnAssigned(IConsumer<byte[]?, byte[]?> consumer, List<TopicPartition> partitions)
@@ -300,7 +322,7 @@ public sealed class ReplayConsumer
         }
         // New partitions start unpaused; the next loop turn pauses them if the budget is full.
         _backpressured = false;
-        IsAssigned = _partitions.Count > 0;
+        Volatile.Write(ref _assignedCount, _partitions.Count);
         _settings.Log.WriteLine($"assigned: {string.Join(", ", partitions.Select(p => $"{p.Topic}[{p.Partition.Value}]"))}");
     }
 
@@ -326,7 +348,7 @@ public sealed class ReplayConsumer
             s.Gone = true;
             _partitions.Remove(s.Partition);
         }
-        IsAssigned = _partitions.Count > 0;
+        Volatile.Write(ref _assignedCount, _partitions.Count);
         _settings.Log.WriteLine($"revoked: {string.Join(", ", partitions.Select(p => $"{p.Topic}[{p.Partition.Value}]"))}");
     }
 
@@ -335,7 +357,7 @@ public sealed class ReplayConsumer
         // Another member may already own these: committing now could move its offsets backwards.
         foreach (var p in partitions)
             if (_partitions.Remove(p.TopicPartition, out var s)) s.Gone = true;
-        IsAssigned = _partitions.Count > 0;
+        Volatile.Write(ref _assignedCount, _partitions.Count);
         _settings.Log.WriteLine($"lost: {string.Join(", ", partitions.Select(p => $"{p.Topic}[{p.Partition.Value}]"))}");
     }
 

@@ -19,6 +19,8 @@ public sealed class ReplaySettings
     public long MaxInFlightBytes { get; set; } = 64L << 20;
     public TimeSpan RequestTimeout { get; set; } = TimeSpan.FromSeconds(30);
     public TimeSpan? MaxRetryDuration { get; set; }
+    /// <summary>Requests per second at most; null: unlimited.</summary>
+    public double? MaxRate { get; set; }
     public TimeSpan RetryBaseDelay { get; set; } = TimeSpan.FromMilliseconds(100);
     public TimeSpan RetryMaxDelay { get; set; } = TimeSpan.FromSeconds(30);
     public TimeSpan ShutdownTimeout { get; set; } = TimeSpan.FromSeconds(30);

@@ -32,7 +32,7 @@ let produce (bootstrap: string) (topic: string) (messages: Message seq) =
     | Some error -> failwithf "produce failed: %s" error.Reason
     | None -> ()
 
-/// The group's committed offsets, summed over partitions (-1001 = none counts as 0).
+/// The group's committed offset per partition (-1001 where it has none).
 let committed (bootstrap: string) (group: string) (topic: string) (partitions: int) =
     let config = ConsumerConfig(BootstrapServers = bootstrap, GroupId = group)
     use consumer = ConsumerBuilder<Ignore, Ignore>(config).Build()
@@ -40,6 +40,10 @@ let committed (bootstrap: string) (group: string) (topic: string) (partitions: i
     consumer.Committed(tps, TimeSpan.FromSeconds 10.0)
     |> Seq.map (fun tpo -> tpo.Partition.Value, tpo.Offset.Value)
     |> Map.ofSeq
+
+/// The group's committed offsets summed over partitions; a partition without a commit counts 0.
+let committedTotal bootstrap group topic partitions =
+    committed bootstrap group topic partitions |> Map.toSeq |> Seq.sumBy (fun (_, o) -> max 0L o)
 
 /// Kafka settings for a replay under test: KIP-848 groups get their assignment at
 /// once on the mock broker and rebalance when members come and go.

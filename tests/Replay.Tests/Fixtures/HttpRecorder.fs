@@ -24,12 +24,12 @@ type Hit =
       Body: byte[]
       Headers: Map<string, string> }
 
-/// Decides the status for a request; the hit's attempt number (1-based, per path+method) is passed too.
+/// Decides the status for a request; the attempt number of that record (1-based) is passed too.
 type Responder = Hit -> int -> int
 
 let always status : Responder = fun _ _ -> status
 
-type Recorder(responder: Responder, ?port: int) =
+type Recorder(responder: Responder, ?port: int, ?delay: Hit -> TimeSpan) =
     let hits = ConcurrentQueue<Hit>()
     let accepted = ConcurrentQueue<Hit>()
     let attempts = ConcurrentDictionary<string, int>()
@@ -51,8 +51,17 @@ type Recorder(responder: Responder, ?port: int) =
                       RawTarget = raw
                       Body = buffer.ToArray()
                       Headers = ctx.Request.Headers |> Seq.map (fun kv -> kv.Key, string kv.Value) |> Map.ofSeq }
-                let attempt = attempts.AddOrUpdate(hit.Method + " " + hit.Path, 1, fun _ n -> n + 1)
+                // One request is one replayed record: count its attempts by X-Replay-Id when it has one.
+                let identity =
+                    match hit.Headers.TryFind "X-Replay-Id" with
+                    | Some id -> id
+                    | None -> hit.Method + " " + hit.Path
+                let attempt = attempts.AddOrUpdate(identity, 1, fun _ n -> n + 1)
                 let status = responder hit attempt
+                // A slow destination, so that requests overlap and order could be lost.
+                match delay with
+                | Some d when d hit > TimeSpan.Zero -> do! Threading.Tasks.Task.Delay(d hit)
+                | _ -> ()
                 hits.Enqueue hit
                 if status >= 200 && status < 300 then accepted.Enqueue hit
                 ctx.Response.StatusCode <- status
@@ -87,6 +96,7 @@ type Recorder(responder: Responder, ?port: int) =
 
 let start responder = new Recorder(responder)
 let startOn port responder = new Recorder(responder, port)
+let startSlow delay responder = new Recorder(responder, delay = delay)
 
 /// A port that nothing listens on right now.
 let freePort () =

@@ -1,27 +1,31 @@
 /// The walking skeleton end to end: the embedded broker, the replay, and a real
-/// HTTP server on 127.0.0.1.
+/// HTTP server on 127.0.0.1 — in this process and as the real `replay` program.
 module Replay.Tests.ReplayTests
 
 open System
+open System.IO
 open Expecto
 open Replay.Core
-open Replay.Core.Envelope
+open Replay.Host.Delivery
 open Replay.Tests
 
-let private envelope ns id (payload: string) operation : Envelope =
-    { Namespace = ns
-      Id = id
-      IpAddr = ReadOnlyMemory.Empty
-      Payload = ReadOnlyMemory(Text.Encoding.UTF8.GetBytes payload)
-      Timestamp = 1L
-      Operation = operation
-      ApiVersion = "1"
-      Partitions = [] }
-
-let private store id body = Broker.message id (encode (envelope "telemetry" id body CreateUpdate))
-let private remove id = Broker.message id (encode (envelope "telemetry" id "" Delete))
-
+let private store = Data.store
+let private remove = Data.remove
 let private within = TimeSpan.FromSeconds 60.0
+let private text (bytes: byte[]) = Text.Encoding.UTF8.GetString bytes
+
+let private replayAll (cluster: Replay.Host.Kafka.MockCluster) topic (route: Route) (adjust: Replay.Host.Replay.ReplaySettings -> unit) =
+    let settings = ReplayProcess.settings cluster.BootstrapServers "g" topic route
+    settings.UntilEnd <- true
+    adjust settings
+    use replay = ReplayProcess.start settings
+    let code = replay.Wait within
+    Expect.equal code (Some 0) "until-end exits 0"
+    replay.Stats
+
+let private tempFile name =
+    let dir = Directory.CreateTempSubdirectory "replay-test-"
+    Path.Combine(dir.FullName, name)
 
 [<Tests>]
 let tests =
@@ -35,11 +39,8 @@ let tests =
               Broker.produce cluster.BootstrapServers "t" messages
               use server = HttpRecorder.start (HttpRecorder.always 201)
               let route = ReplayProcess.route $"{server.Url}/submit/telemetry/%%k" 1.0 true true
-              let settings = ReplayProcess.settings cluster.BootstrapServers "g" "t" route
-              settings.UntilEnd <- true
-              use replay = ReplayProcess.start settings
-              Expect.equal (replay.Wait within) (Some 0) "until-end exits 0"
-              let got = server.Accepted |> List.map (fun h -> h.Method, h.Path, Text.Encoding.UTF8.GetString h.Body) |> Set.ofList
+              replayAll cluster "t" route ignore |> ignore
+              let got = server.Accepted |> List.map (fun h -> h.Method, h.Path, text h.Body) |> Set.ofList
               let expected =
                   Set.ofList (
                       [ for id in ids -> "POST", $"/submit/telemetry/{id}", $"{{\"n\":\"{id}\"}}" ]
@@ -47,4 +48,100 @@ let tests =
                   )
               Expect.equal got expected "the server received exactly the expected (method, path, body) set"
               Expect.equal server.Hits.Length 202 "no request twice"
+              let replayIds = server.Accepted |> List.choose (fun h -> h.Headers.TryFind "X-Replay-Id") |> Set.ofList
+              Expect.equal replayIds.Count 202 "every request names its record in X-Replay-Id"
+          }
+
+          test "deletes off (Bagheera's --delete false) sends no DELETE and still commits past them" {
+              use cluster = Broker.start "t" 2
+              Broker.produce cluster.BootstrapServers "t" [ store "a" "{}"; remove "a"; store "b" "{}"; remove "b" ]
+              use server = HttpRecorder.start (HttpRecorder.always 201)
+              let stats = replayAll cluster "t" (ReplayProcess.route $"{server.Url}/s/%%k" 1.0 false true) ignore
+              Expect.equal (server.Hits |> List.map (fun h -> h.Method) |> List.distinct) [ "POST" ] "only POSTs"
+              Expect.equal stats.DeletesIgnored 2L "both deletes counted as ignored"
+              Expect.equal (Broker.committedTotal cluster.BootstrapServers "g" "t" 2) 4L "offsets move past the ignored deletes"
+          }
+
+          test "copy-keys false sends a fresh UUID per store, and the real id for deletes" {
+              use cluster = Broker.start "t" 1
+              Broker.produce cluster.BootstrapServers "t" [ store "a" "{}"; store "b" "{}"; remove "a" ]
+              use server = HttpRecorder.start (HttpRecorder.always 201)
+              replayAll cluster "t" (ReplayProcess.route $"{server.Url}/s/%%k" 1.0 true false) ignore |> ignore
+              let posts = server.Accepted |> List.filter (fun h -> h.Method = "POST") |> List.map (fun h -> h.Path.Substring 3)
+              Expect.equal posts.Length 2 "two stores"
+              for key in posts do
+                  Expect.isTrue (fst (Guid.TryParse key)) $"'{key}' is a UUID"
+              Expect.notEqual posts[0] posts[1] "a fresh UUID each"
+              let deletes = server.Accepted |> List.filter (fun h -> h.Method = "DELETE") |> List.map (fun h -> h.Path)
+              Expect.equal deletes [ "/s/a" ] "deletes name the source document"
+          }
+
+          test "sample 0.1 replays a fraction of documents within binomial bounds, the same ones every run" {
+              use cluster = Broker.start "t" 4
+              let n = 3000
+              Broker.produce cluster.BootstrapServers "t" [ for i in 1..n -> store $"id-{i}" "{}" ]
+              use server = HttpRecorder.start (HttpRecorder.always 201)
+              let route = ReplayProcess.route $"{server.Url}/s/%%k" 0.1 true true
+              let stats = replayAll cluster "t" route ignore
+              let kept = server.Accepted.Length
+              let sigma = sqrt (float n * 0.1 * 0.9)
+              Expect.isLessThan (abs (float kept - 300.0)) (5.0 * sigma) $"{kept} of {n} kept at rate 0.1"
+              Expect.equal (stats.SampledOut + int64 kept) (int64 n) "every record either sent or sampled out"
+              let expected =
+                  [ for i in 1..n do
+                        if Sampling.position $"id-{i}" < 0.1 then $"/s/id-{i}" ]
+                  |> Set.ofList
+              Expect.equal (server.Accepted |> List.map (fun h -> h.Path) |> Set.ofList) expected "exactly the ids whose hash falls below the rate"
+          }
+
+          test "through a forward proxy, requests arrive in absolute form at the proxy" {
+              use cluster = Broker.start "t" 1
+              Broker.produce cluster.BootstrapServers "t" [ store "a" "{\"x\":1}" ]
+              use proxy = HttpRecorder.start (HttpRecorder.always 201)
+              let route = ReplayProcess.route "http://replay-destination.invalid:8080/submit/telemetry/%k" 1.0 true true
+              replayAll cluster "t" route (fun s -> s.Proxy <- Net.WebProxy(proxy.Url)) |> ignore
+              let hit = Expect.wantSome (List.tryExactlyOne proxy.Accepted) "one request at the proxy"
+              Expect.equal hit.RawTarget "http://replay-destination.invalid:8080/submit/telemetry/a" "absolute-form target"
+              Expect.equal (text hit.Body) "{\"x\":1}" "payload forwarded"
+          }
+
+          test "a malformed envelope is dead-lettered with its reason; later records still arrive; offsets advance" {
+              use cluster = Broker.start "t" 1
+              let garbage = Broker.message "bad" [| 0x1Auy; 0xFFuy; 0xFFuy; 0xFFuy; 0x0Fuy; 1uy |]
+              Broker.produce cluster.BootstrapServers "t" [ store "a" "{}"; garbage; store "b" "{}" ]
+              use server = HttpRecorder.start (HttpRecorder.always 201)
+              let file = tempFile "dead.jsonl"
+              let stats =
+                  replayAll cluster "t" (ReplayProcess.route $"{server.Url}/s/%%k" 1.0 true true) (fun s ->
+                      s.DeadLetters <- new DeadLetterFile(file))
+              Expect.equal (server.Accepted |> List.map (fun h -> h.Path)) [ "/s/a"; "/s/b" ] "both good records, in order"
+              Expect.equal stats.DecodeErrors 1L "one decode error counted"
+              let letters = DeadLetterFile.Read file |> List.ofSeq
+              let letter = Expect.wantSome (List.tryExactlyOne letters) "one dead letter"
+              Expect.equal letter.Offset 1L "at the malformed record's offset"
+              Expect.stringContains letter.Reason "truncated" "the reason says what is wrong"
+              let committed = Broker.committed cluster.BootstrapServers "g" "t" 1
+              Expect.equal committed[0] 3L "committed past all three records"
+          }
+
+          test "stopping and restarting resumes after the last delivered record: nothing lost, nothing twice" {
+              use cluster = Broker.start "t" 4
+              let n = 1000
+              Broker.produce cluster.BootstrapServers "t" [ for i in 1..n -> store $"id-{i}" "{}" ]
+              // Slow enough that the stop lands mid-stream.
+              use server = HttpRecorder.startSlow (fun _ -> TimeSpan.FromMilliseconds 5.0) (HttpRecorder.always 201)
+              let route = ReplayProcess.route $"{server.Url}/s/%%k" 1.0 true true
+              let settings = ReplayProcess.settings cluster.BootstrapServers "g" "t" route
+              settings.Concurrency <- 4
+              settings.MaxInFlightRecords <- 20
+              do
+                  use first = ReplayProcess.start settings
+                  Expect.isTrue (server.WaitForAccepted(100, within)) "the first run delivers some"
+                  Expect.equal (first.Stop()) 0 "a graceful stop exits 0"
+              let afterFirst = server.Accepted.Length
+              Expect.isLessThan afterFirst n "stopped mid-stream"
+              replayAll cluster "t" route ignore |> ignore
+              let paths = server.Accepted |> List.map (fun h -> h.Path)
+              Expect.equal (Set.ofList paths).Count n "every record delivered across the two runs"
+              Expect.equal paths.Length n "a graceful stop commits what it delivered: nothing is sent twice"
           } ]
