@@ -27,13 +27,14 @@ let classify (attempt: Attempt) : Verdict =
     | Unreachable _ -> Retry None
 
 /// Exponential backoff with full jitter: a uniform wait in [0, min(cap, base·2^n)).
-/// `draw` is uniform in [0, 1). A `Retry-After` from the server wins when longer.
+/// `draw` is uniform in [0, 1). A `Retry-After` from the server wins when longer,
+/// uncapped: the destination knows its own recovery; `--max-retry-duration` still bounds the total.
 let backoff (baseDelay: TimeSpan) (cap: TimeSpan) (attempt: int) (draw: float) (retryAfter: TimeSpan option) =
     let exponent = min attempt 30
     let ceiling = min cap.TotalMilliseconds (baseDelay.TotalMilliseconds * Math.Pow(2.0, float exponent))
     let jittered = TimeSpan.FromMilliseconds(ceiling * draw)
     match retryAfter with
-    | Some wait when wait > jittered -> min wait cap
+    | Some wait when wait > jittered -> wait
     | _ -> jittered
 
 /// Reads a `Retry-After` value: delta-seconds or an HTTP date (relative to `now`).

@@ -41,6 +41,8 @@ public sealed class ReplayConsumer
     int _assignedCount;
     long _consumedTotal;
     bool _stopConsuming;
+    Dictionary<TopicPartition, (long Low, long High)>? _startEnds;
+    DateTime _nextGroupCheck;
 
     public ReplayConsumer(ReplaySettings settings, ReplayStats? stats = null)
     {
@@ -75,6 +77,8 @@ public sealed class ReplayConsumer
         // Offsets move only when a record is finished: we store them, librdkafka commits them.
         config.EnableAutoOffsetStore = false;
         config.EnableAutoCommit = true;
+        // librdkafka's 5 s default would replay up to 5 s of delivered records after a crash.
+        if (!kafka.ContainsKey("auto.commit.interval.ms")) config.AutoCommitIntervalMs = 1000;
         config.EnablePartitionEof = untilEnd;
         var newProtocol = kafka.TryGetValue("group.protocol", out var protocol) && protocol == "consumer";
         if (!newProtocol && !kafka.ContainsKey("partition.assignment.strategy"))
@@ -109,6 +113,8 @@ public sealed class ReplayConsumer
             .SetLogHandler((_, m) => { if (m.Level <= SyslogLevel.Warning) _settings.Log.WriteLine($"kafka {m.Level}: {m.Message}"); })
             .Build();
         _consumer = consumer;
+        if (_settings.UntilEnd && !_settings.Topic.StartsWith('^'))
+            _startEnds = StartMarks(consumer, _settings.Topic);
         consumer.Subscribe(_settings.Topic);
 
         try
@@ -315,8 +321,9 @@ public sealed class ReplayConsumer
             var state = new PartitionState(tp);
             if (_settings.UntilEnd)
             {
-                var marks = consumer.QueryWatermarkOffsets(tp, TimeSpan.FromSeconds(10));
-                state.End = marks.High.Value;
+                state.End = _startEnds is not null && _startEnds.TryGetValue(tp, out var mark)
+                    ? mark.High
+                    : consumer.QueryWatermarkOffsets(tp, TimeSpan.FromSeconds(10)).High.Value;
             }
             _partitions[tp] = state;
         }
@@ -369,9 +376,49 @@ public sealed class ReplayConsumer
         _consumer?.Pause([tp]);
     }
 
-    bool IsAtEnd() =>
-        _partitions.Count > 0
-        && _partitions.Values.All(p => p.ReachedEnd && Checkpoint.isIdle(p.Progress));
+    /// <summary>--until-end is reached when this member's partitions are at their start marks
+    /// and nothing of them is open — and, for a named topic, when the whole group has
+    /// committed up to the start marks of every partition, so that a member does not stop
+    /// while partitions of a crashed member are still waiting for a new owner.</summary>
+    bool IsAtEnd()
+    {
+        if (_partitions.Count == 0 || !_partitions.Values.All(p => p.ReachedEnd && Checkpoint.isIdle(p.Progress)))
+            return false;
+        if (_startEnds is null) return true;
+        if (DateTime.UtcNow < _nextGroupCheck) return false;
+        _nextGroupCheck = DateTime.UtcNow + TimeSpan.FromMilliseconds(500);
+        StoreAll();
+        Commit(_consumer!, null);
+        try
+        {
+            var committed = _consumer!.Committed(_startEnds.Keys, TimeSpan.FromSeconds(10));
+            return committed.All(c =>
+            {
+                var mark = _startEnds[c.TopicPartition];
+                return mark.High <= mark.Low || c.Offset.Value >= mark.High;
+            });
+        }
+        catch (KafkaException)
+        {
+            return false;
+        }
+    }
+
+    /// <summary>Low and high watermarks of every partition of the topic, as they are now.</summary>
+    static Dictionary<TopicPartition, (long Low, long High)> StartMarks(IConsumer<byte[]?, byte[]?> consumer, string topic)
+    {
+        using var admin = new DependentAdminClientBuilder(consumer.Handle).Build();
+        var metadata = admin.GetMetadata(topic, TimeSpan.FromSeconds(10));
+        var marks = new Dictionary<TopicPartition, (long, long)>();
+        foreach (var t in metadata.Topics.Where(t => t.Topic == topic))
+            foreach (var p in t.Partitions)
+            {
+                var tp = new TopicPartition(topic, new Partition(p.PartitionId));
+                var w = consumer.QueryWatermarkOffsets(tp, TimeSpan.FromSeconds(10));
+                marks[tp] = (w.Low.Value, w.High.Value);
+            }
+        return marks;
+    }
 
     /// <summary>Wraps a caller-owned handler so that disposing the sender leaves it alive.</summary>
     sealed class PassThroughHandler(HttpMessageHandler inner) : DelegatingHandler(inner)

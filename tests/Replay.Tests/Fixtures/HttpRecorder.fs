@@ -35,6 +35,7 @@ type Recorder(responder: Responder, ?port: int, ?delay: Hit -> TimeSpan) =
     let attempts = ConcurrentDictionary<string, int>()
     let signal = new SemaphoreSlim(0)
     let mutable responder = responder
+    let mutable retryAfter: int option = None
     let app =
         let builder = WebApplication.CreateSlimBuilder()
         builder.Logging.ClearProviders() |> ignore
@@ -65,6 +66,9 @@ type Recorder(responder: Responder, ?port: int, ?delay: Hit -> TimeSpan) =
                 hits.Enqueue hit
                 if status >= 200 && status < 300 then accepted.Enqueue hit
                 ctx.Response.StatusCode <- status
+                match retryAfter with
+                | Some seconds when status = 429 || status = 503 -> ctx.Response.Headers.RetryAfter <- string seconds
+                | _ -> ()
                 signal.Release() |> ignore
             }
             :> Threading.Tasks.Task)
@@ -79,6 +83,10 @@ type Recorder(responder: Responder, ?port: int, ?delay: Hit -> TimeSpan) =
     /// Requests answered 2xx, in arrival order.
     member _.Accepted = accepted.ToArray() |> List.ofArray
     member _.SetResponder r = responder <- r
+    /// Sent as Retry-After with 429 and 503 answers.
+    member _.RetryAfterSeconds
+        with get () = retryAfter
+        and set v = retryAfter <- v
 
     /// Waits until at least `count` requests were answered 2xx; false on timeout.
     member _.WaitForAccepted(count: int, timeout: TimeSpan) =
