@@ -97,7 +97,6 @@ public sealed class DeliveryEngine
 
     static ResiliencePipeline<Attempt> BuildRetry(DeliveryOptions options, ReplayStats stats)
     {
-        var started = new AsyncLocal<long>();
         return new ResiliencePipelineBuilder<Attempt>()
             .AddRetry(new RetryStrategyOptions<Attempt>
             {
@@ -170,7 +169,9 @@ public sealed class DeliveryEngine
                 try
                 {
                     job.Attempts++;
+                    var started = System.Diagnostics.Stopwatch.GetTimestamp();
                     var attempt = await _sender.SendAsync(job.Request, token).ConfigureAwait(false);
+                    _stats.Latency.Record(System.Diagnostics.Stopwatch.GetElapsedTime(started));
                     _stats.Answered(job.Request.Method, attempt);
                     last = attempt;
                     return attempt;

@@ -24,6 +24,7 @@ public sealed class ReplayStats
     public long Status5xx => Volatile.Read(ref _status5xx);
     public long FailedAttempts => Volatile.Read(ref _failedAttempts);
     public long BytesConsumed => Volatile.Read(ref _bytesConsumed);
+    public LatencyHistogram Latency { get; } = new();
 
     /// <summary>Every consumed record ends in exactly one of these.</summary>
     public long Finished => Delivered + SampledOut + DeletesIgnored + NotJson + SkippedByRule + DeadLettered;
@@ -60,6 +61,17 @@ public sealed class ReplayStats
         }
         else Interlocked.Increment(ref _failedAttempts);
         AttemptObserved?.Invoke(method, attempt);
+    }
+
+    /// <summary>What the process spent: for the run summary and the benchmark.</summary>
+    public string ProcessSummary()
+    {
+        using var self = System.Diagnostics.Process.GetCurrentProcess();
+        var perRecord = Consumed == 0 ? 0 : GC.GetTotalAllocatedBytes() / Consumed;
+        return $"process: peak RSS {self.PeakWorkingSet64 / (1024 * 1024)} MB, CPU {self.TotalProcessorTime.TotalSeconds:F2} s, " +
+               $"allocated {GC.GetTotalAllocatedBytes() / (1024 * 1024)} MB ({perRecord} B/record), " +
+               $"GCs {GC.CollectionCount(0)}/{GC.CollectionCount(1)}/{GC.CollectionCount(2)}, " +
+               $"latency p50 {Latency.Quantile(0.5).TotalMilliseconds:F2} ms p99 {Latency.Quantile(0.99).TotalMilliseconds:F2} ms";
     }
 
     public string Summary() =>

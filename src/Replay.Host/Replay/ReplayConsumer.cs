@@ -77,6 +77,9 @@ public sealed class ReplayConsumer
         // Offsets move only when a record is finished: we store them, librdkafka commits them.
         config.EnableAutoOffsetStore = false;
         config.EnableAutoCommit = true;
+        // librdkafka's default prefetch (64 MB) would dominate the process's memory; 16 MB
+        // still keeps a fast destination busy.
+        if (!kafka.ContainsKey("queued.max.messages.kbytes")) config.QueuedMaxMessagesKbytes = 16 * 1024;
         // librdkafka's 5 s default would replay up to 5 s of delivered records after a crash.
         if (!kafka.ContainsKey("auto.commit.interval.ms")) config.AutoCommitIntervalMs = 1000;
         config.EnablePartitionEof = untilEnd;
@@ -150,7 +153,8 @@ public sealed class ReplayConsumer
             _completed.Wait(TimeSpan.FromMilliseconds(100));
             Drain();
         }
-        Drain();
+        DrainCompletions();
+        StoreAll();
         if (_engine.InFlight > 0)
         {
             _settings.Log.WriteLine($"shutdown: {_engine.InFlight} requests still in flight after --shutdown-timeout; they are not committed and will be replayed next time");
@@ -256,8 +260,21 @@ public sealed class ReplayConsumer
             headers is null || headers.Count == 0 ? null
                 : headers.GroupBy(h => h.Key).ToDictionary(g => g.Key, g => g.Last().GetValueBytes() is { } b ? Encoding.UTF8.GetString(b) : null));
 
-    /// <summary>Moves finished records into the checkpoints and stores the new commit positions.</summary>
+    /// <summary>Moves finished records into the checkpoints and, at most every few
+    /// milliseconds, stores the new commit positions (a store is a call into librdkafka
+    /// per partition; per record it would cost more than the record).</summary>
     void Drain()
+    {
+        DrainCompletions();
+        if (Environment.TickCount64 - _lastStore < StoreIntervalMs) return;
+        _lastStore = Environment.TickCount64;
+        StoreAll();
+    }
+
+    const int StoreIntervalMs = 20;
+    long _lastStore;
+
+    void DrainCompletions()
     {
         while (_completions.TryDequeue(out var job))
         {
@@ -265,7 +282,6 @@ public sealed class ReplayConsumer
             if (state.Gone || job.Result == JobResult.Abandoned) continue;
             state.Progress = Checkpoint.finish(job.Source.Offset, state.Progress);
         }
-        StoreAll();
     }
 
     void StoreAll()
@@ -344,7 +360,8 @@ public sealed class ReplayConsumer
             _completed.Wait(TimeSpan.FromMilliseconds(100));
             Drain();
         }
-        Drain();
+        DrainCompletions();
+        StoreAll();
         var offsets = leaving
             .Select(s => Checkpoint.committable(s.Progress) is { } p ? new TopicPartitionOffset(s.Partition, p.Value) : null)
             .OfType<TopicPartitionOffset>()

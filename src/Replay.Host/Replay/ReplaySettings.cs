@@ -15,7 +15,7 @@ public sealed class ReplaySettings
     /// <summary>The router in force now; read once per record so a rules reload takes effect between records.</summary>
     public required Func<FSharpRouter> Router { get; set; }
     public int Concurrency { get; set; } = 64;
-    public int MaxInFlightRecords { get; set; } = 10_000;
+    public int MaxInFlightRecords { get; set; } = 2_000;
     public long MaxInFlightBytes { get; set; } = 64L << 20;
     public TimeSpan RequestTimeout { get; set; } = TimeSpan.FromSeconds(30);
     public TimeSpan? MaxRetryDuration { get; set; }
