@@ -286,6 +286,21 @@ let record topic partition offset (key: byte[] | null) (value: ReadOnlyMemory<by
       Headers = [||]
       TimestampMs = 0L }
 
+/// A Bagheera-format record at an offset of topic `t`, partition 0, holding `envelope`.
+let envelopeRecord offset (envelope: Envelope) =
+    record "t" 0 offset null (ReadOnlyMemory(encode envelope))
+
+/// A minimal envelope: an id, an operation and a payload.
+let simpleEnvelope id operation (payload: byte[]) : Envelope =
+    { Namespace = "telemetry"
+      Id = id
+      IpAddr = ReadOnlyMemory.Empty
+      Payload = ReadOnlyMemory payload
+      Timestamp = 0L
+      Operation = operation
+      ApiVersion = "1"
+      Partitions = [] }
+
 /// A rate in [0, 1], with the edges and tiny rates more often than uniform draws give them.
 let rate: Gen<float> =
     Gen.frequency
