@@ -2,9 +2,10 @@
 /// all run under. Where a law needs an oracle, the generator returns the value
 /// together with a reference model the law compares against.
 ///
-/// Replaying a failure: Expecto prints the failing property's seed as
-/// `(seed, gamma, size)`. Run the same property again with exactly that input by
-/// setting `REPLAY_FSCHECK_SEED` to those three numbers, e.g.
+/// Replaying a failure: Expecto ends a failing property's report with
+/// `Focus on error: etestPropertyWithConfig (SEEDUL, GAMMAUL, Some SIZE) "name"`.
+/// Run it again with exactly that input by setting `REPLAY_FSCHECK_SEED` to those
+/// three numbers (without the UL suffixes), e.g.
 ///
 ///     REPLAY_FSCHECK_SEED="17829381238,9871234567,42" \
 ///       dotnet tests/Replay.Tests/bin/Debug/net10.0/Replay.Tests.dll --filter "Envelope"
