@@ -318,7 +318,7 @@ let private request =
                       Url "not a url"
                       Url "/relative/path"
                       Url "http:///nohost"
-                      pattern "file:///tmp/%k"
+                      pattern "file://h/docs/%k"
                       pattern "gopher://h/%k" ] do
                     let label =
                         match target with
