@@ -133,18 +133,16 @@ let expand (escaping: Escaping) (values: Values) (pattern: Pattern) : string =
     builder.ToString()
 
 /// True when a placeholder sits before the path starts (in the scheme or host):
-/// record data must never choose where a request goes.
+/// record data must never choose where a request goes. Only a literal
+/// `scheme://host/` before the first placeholder fixes both; a value placed before
+/// any `://` is in the scheme, and could even write one (`http:\\evil/` parses).
 let placesValueInAuthority (pattern: Pattern) =
     let rec go (seen: string) parts =
         match parts with
         | [] -> false
         | Literal text :: rest -> go (seen + text) rest
         | Value _ :: _ ->
-            let afterScheme =
-                match seen.IndexOf("://", StringComparison.Ordinal) with
-                | -1 -> None
-                | i -> Some(seen.Substring(i + 3))
-            match afterScheme with
-            | Some authority -> not (authority.Contains '/')
-            | None -> false
+            match seen.IndexOf("://", StringComparison.Ordinal) with
+            | -1 -> true
+            | i -> not (seen.Substring(i + 3).Contains '/')
     go "" pattern.Parts

@@ -115,32 +115,29 @@ let private once field (current: 'a option) (value: 'a) =
     if current.IsSome then reject (DuplicateField(Field.name field))
     Some value
 
-/// Reads the varint at `position` of an already validated length prefix.
-let private lengthAt (span: ReadOnlySpan<byte>) (position: int) =
-    let mutable value = 0
-    let mutable shift = 0
+/// Where the varint starting at `position` ends. Only called on a length prefix the
+/// reader has already accepted, so it is terminated within the array. Its value is
+/// not needed: the content is whatever lies between the prefix and where the reader
+/// stopped, which also holds for the non-canonical ten-byte prefixes protobuf accepts.
+let private afterVarint (array: byte[]) (position: int) =
     let mutable i = position
-    let mutable more = true
-    while more do
-        let b = int span[i]
-        value <- value ||| ((b &&& 0x7F) <<< shift)
-        shift <- shift + 7
+    while array[i] &&& 0x80uy <> 0uy do
         i <- i + 1
-        more <- b &&& 0x80 <> 0
-    value
+    i + 1
 
 let private text field limit (bytes: ReadOnlyMemory<byte>) =
     if bytes.Length > limit then reject (FieldTooLong(Field.name field, bytes.Length, limit))
     if not (Unicode.Utf8.IsValid bytes.Span) then reject (InvalidUtf8(Field.name field))
     Encoding.UTF8.GetString bytes.Span
 
-let private decodeWith (input: CodedInputStream) (record: ReadOnlyMemory<byte>) =
+let private decodeWith (input: CodedInputStream) (array: byte[]) =
     let fields = Fields()
     let requireWireType field (wireType: WireFormat.WireType) expected =
         if wireType <> expected then reject (WrongWireType(Field.name field, int wireType))
     // Length-delimited fields are sliced out of the record rather than copied:
     // SkipLastField validates the length against the bytes present, then the
-    // slice is taken from positions we already know are in range.
+    // slice is taken from positions we already know are in range. The reader's
+    // positions count from the start of the array, not of the record within it.
     let delimited field =
         let lengthStart = int input.Position
         try
@@ -148,8 +145,8 @@ let private decodeWith (input: CodedInputStream) (record: ReadOnlyMemory<byte>) 
         with :? InvalidProtocolBufferException ->
             reject (Truncated(Field.name field))
         let finish = int input.Position
-        let length = lengthAt record.Span lengthStart
-        record.Slice(finish - length, length)
+        let contentStart = afterVarint array lengthStart
+        ReadOnlyMemory(array, contentStart, finish - contentStart)
     let mutable tag = input.ReadTag()
     while tag <> 0u do
         let field = WireFormat.GetTagFieldNumber tag
@@ -185,7 +182,11 @@ let private decodeWith (input: CodedInputStream) (record: ReadOnlyMemory<byte>) 
                 | 1 -> Delete
                 | other -> reject (UnknownOperation other)
             fields.Operation <- once field fields.Operation operation
-        | _ -> input.SkipLastField()
+        | _ ->
+            // Google.Protobuf skips wire types 6 and 7 as if they were empty fields;
+            // no protobuf encoder writes them.
+            if int wireType > 5 then reject (Malformed $"field {field} has wire type {int wireType}, which does not exist")
+            input.SkipLastField()
         tag <- input.ReadTag()
     match fields.Id with
     | None
@@ -202,14 +203,16 @@ let private decodeWith (input: CodedInputStream) (record: ReadOnlyMemory<byte>) 
 
 /// Decodes one Kafka record value. Unknown fields are skipped, as protobuf readers do.
 let decode (record: ReadOnlyMemory<byte>) : Result<Envelope, DecodeError> =
-    let segment =
+    let array, offset =
         match MemoryMarshal.TryGetArray record with
-        | true, segment -> segment
-        | _ -> ArraySegment(record.ToArray())
-    let record = ReadOnlyMemory(segment.Array, segment.Offset, segment.Count)
+        | true, segment ->
+            match segment.Array with
+            | null -> [||], 0
+            | array -> array, segment.Offset
+        | _ -> record.ToArray(), 0
     try
-        use input = new CodedInputStream(segment.Array, segment.Offset, segment.Count)
-        Ok(decodeWith input record)
+        use input = new CodedInputStream(array, offset, record.Length)
+        Ok(decodeWith input array)
     with
     | Rejected error -> Error error
     | :? InvalidProtocolBufferException as e -> Error(Malformed e.Message)

@@ -36,13 +36,3 @@ let backoff (baseDelay: TimeSpan) (cap: TimeSpan) (attempt: int) (draw: float) (
     match retryAfter with
     | Some wait when wait > jittered -> wait
     | _ -> jittered
-
-/// Reads a `Retry-After` value: delta-seconds or an HTTP date (relative to `now`).
-let parseRetryAfter (now: DateTimeOffset) (value: string) : TimeSpan option =
-    match Int32.TryParse value with
-    | true, seconds when seconds >= 0 -> Some(TimeSpan.FromSeconds(float seconds))
-    | _ ->
-        match DateTimeOffset.TryParse(value, Globalization.CultureInfo.InvariantCulture, Globalization.DateTimeStyles.AssumeUniversal) with
-        | true, date when date > now -> Some(date - now)
-        | true, _ -> Some TimeSpan.Zero
-        | _ -> None

@@ -97,15 +97,19 @@ let private toEnvelope format (record: Record) =
             else
                 Error(InvalidUtf8 "key")
 
-/// True when the bytes are one well-formed JSON document.
+/// True when the bytes are one well-formed JSON document. JSON text is UTF-8
+/// (RFC 8259), and Utf8JsonReader does not check the bytes inside strings.
 let isJson (payload: ReadOnlyMemory<byte>) =
-    let mutable reader = Utf8JsonReader(payload.Span, JsonReaderOptions(CommentHandling = JsonCommentHandling.Disallow))
-    try
-        while reader.Read() do
-            ()
-        reader.BytesConsumed = int64 payload.Length && reader.TokenType <> JsonTokenType.None
-    with :? JsonException ->
+    if not (Text.Unicode.Utf8.IsValid payload.Span) then
         false
+    else
+        let mutable reader = Utf8JsonReader(payload.Span, JsonReaderOptions(CommentHandling = JsonCommentHandling.Disallow))
+        try
+            while reader.Read() do
+                ()
+            reader.BytesConsumed = int64 payload.Length && reader.TokenType <> JsonTokenType.None
+        with :? JsonException ->
+            false
 
 /// Header values travel on one line: CR, LF and other controls (tab aside) would
 /// let a record forge headers or requests.
