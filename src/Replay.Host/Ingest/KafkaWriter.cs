@@ -57,6 +57,9 @@ public sealed class KafkaWriter : IDisposable
             // The longest a client waits for its answer when Kafka is down.
             MessageTimeoutMs = (int)Math.Max(1, timeout.TotalMilliseconds),
         };
+        // After an outage clients are answered 503 until a reconnect; librdkafka's
+        // default backoff grows to 10 s, which would keep answering 503 long after Kafka is back.
+        if (!kafka.ContainsKey("reconnect.backoff.max.ms")) config.ReconnectBackoffMaxMs = 1000;
         // A short linger batches concurrent submissions without adding noticeable latency.
         if (!kafka.ContainsKey("linger.ms")) config.LingerMs = 2;
         // The largest body accepted must fit in one record, envelope included.
