@@ -305,6 +305,18 @@ let rest =
                   ingest.Send "POST" "/submit/telemetry/big" (Some(gzip tooLarge)) [] |> expectStatus 413 "gzip bomb" |> ignore)
           }
 
+          test "an unknown Content-Encoding is 415 and a broken gzip body 400; nothing is written" {
+              use ingest = start defaults
+              expectNothingWrittenBy ingest (fun () ->
+                  let brotli = bytes "{}"
+                  brotli.Headers.ContentEncoding.Add "br"
+                  let answer = ingest.Send "POST" "/submit/telemetry/doc" (Some brotli) [] |> expectStatus 415 "br"
+                  Expect.stringContains answer.Body "gzip" "says what is supported"
+                  let broken = bytes "this is not gzip"
+                  broken.Headers.ContentEncoding.Add "gzip"
+                  ingest.Send "POST" "/submit/telemetry/doc" (Some broken) [] |> expectStatus 400 "broken gzip" |> ignore)
+          }
+
           test "a body at the limit is stored; a gzip body is stored decompressed, as Bagheera did" {
               use ingest = start defaults
               let atLimit = Array.create Limit (byte 'y')
