@@ -205,7 +205,9 @@ public sealed class IngestServer : IAsyncDisposable
             };
             await using (source)
             {
-                var bytes = await ReadAtMostAsync(source, limit, request.ContentLength is { } n && !compressed ? (int)n : 16 * 1024);
+                var bytes = request.ContentLength is { } n && !compressed
+                    ? await ReadExactlyAsync(source, (int)n)
+                    : await ReadAtMostAsync(source, limit, 16 * 1024);
                 if (bytes is null)
                 {
                     await TooLargeAsync(context, null);
@@ -220,6 +222,15 @@ public sealed class IngestServer : IAsyncDisposable
             await AnswerAsync(context, StatusCodes.Status400BadRequest, $"the body is not valid {encoding}: {e.Message}");
             return null;
         }
+    }
+
+    /// <summary>A body of declared length, already checked against the limit: Kestrel
+    /// delivers exactly that many bytes (or fails the request), so one buffer fits.</summary>
+    static async Task<byte[]> ReadExactlyAsync(Stream source, int length)
+    {
+        var buffer = new byte[length];
+        await source.ReadExactlyAsync(buffer);
+        return buffer;
     }
 
     /// <summary>Reads the whole stream, or returns null as soon as it holds more than <paramref name="limit"/> bytes.</summary>
