@@ -123,13 +123,36 @@ let private render escaping (values: Values) (builder: StringBuilder) placeholde
             if i > 0 then builder.Append '/' |> ignore
             put p)
 
+/// `{api_version}` and `{partitions}` are optional in a Bagheera path: when one is
+/// empty, the slash before it goes too, so `/{api_version}/submit/{namespace}/{id}/{partitions}`
+/// rebuilds `/submit/ns/id` as well as `/1.0/submit/ns/id/a/b`.
+let private isOptionalAndEmpty (values: Values) (part: Part) =
+    match part with
+    | Value ApiVersion -> values.ApiVersion = ""
+    | Value Partitions -> List.isEmpty values.Partitions
+    | _ -> false
+
+let private startsSegmentOrEnds (next: Part list) =
+    match next with
+    | [] -> true
+    | Literal text :: _ -> text.StartsWith '/' || text.StartsWith '?' || text.StartsWith '#'
+    | Value _ :: _ -> false
+
 /// The URL for one record.
 let expand (escaping: Escaping) (values: Values) (pattern: Pattern) : string =
     let builder = StringBuilder(pattern.Text.Length + 64)
-    for part in pattern.Parts do
-        match part with
-        | Literal text -> builder.Append text |> ignore
-        | Value placeholder -> render escaping values builder placeholder
+    let rec go parts =
+        match parts with
+        | [] -> ()
+        | part :: rest ->
+            match part with
+            | Literal text -> builder.Append text |> ignore
+            | Value _ when isOptionalAndEmpty values part ->
+                if builder.Length > 0 && builder[builder.Length - 1] = '/' && startsSegmentOrEnds rest then
+                    builder.Length <- builder.Length - 1
+            | Value placeholder -> render escaping values builder placeholder
+            go rest
+    go pattern.Parts
     builder.ToString()
 
 /// True when a placeholder sits before the path starts (in the scheme or host):

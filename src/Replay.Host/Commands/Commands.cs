@@ -13,5 +13,6 @@ public static class Commands
         ProduceCommand.Create(),
         SinkCommand.Create(),
         RedriveCommand.Create(),
+        IngestCommand.Create(),
     ];
 }

@@ -1,9 +1,10 @@
 // `replay demo`: the whole loop on this machine in one command — an embedded
-// broker, sample envelopes, the sink, and a sampled replay with deletes — ending
-// with a summary whose numbers must add up.
+// broker, HTTP submissions through `replay ingest` into it, the sink, and a sampled
+// replay with deletes — ending with a summary whose numbers must add up.
 using System.CommandLine;
 using System.Diagnostics;
 using Replay.Core;
+using Replay.Host.Ingest;
 using Replay.Host.Kafka;
 using Replay.Host.Replay;
 using Replay.Host.Sink;
@@ -14,11 +15,13 @@ public static class DemoCommand
 {
     public static Command Create()
     {
-        var count = new Option<int>("--count", "-n") { Description = "Envelopes to produce", DefaultValueFactory = _ => 5000 };
+        var count = new Option<int>("--count", "-n") { Description = "HTTP submissions to send", DefaultValueFactory = _ => 5000 };
         var sample = new Option<double>("--sample", "-s") { Description = "Fraction of documents to replay", DefaultValueFactory = _ => 0.25 };
         var command = new Command("demo", """
-            Run the embedded default end to end: start a broker and a sink in this process, produce
-            sample envelopes (2% deletes), replay them sampled with deletes on, and print a summary.
+            Run the full pipeline in this process: HTTP submissions -> ingest -> embedded Kafka ->
+            replay (sampled by document, deletes on) -> sink, and print a summary whose numbers must
+            add up (exit 0) or do not (exit 1). Submissions: stores under /1.0/submit/telemetry/{id}/...,
+            5% replacing an earlier document (X-Obsolete-Document), 2% DELETEs.
 
             Example:
               replay demo --count 5000 --sample 0.25
@@ -42,16 +45,29 @@ public static class DemoCommand
         cluster.CreateTopic(topic, 4);
         Console.Out.WriteLine($"broker    embedded Kafka on {cluster.BootstrapServers}, topic '{topic}' with 4 partitions");
 
-        var records = SampleData.Generate(count, 0.02, 512, "telemetry", seed: 7).ToList();
-        SampleData.Produce(cluster.BootstrapServers, topic, records);
-        var deletes = records.Count(r => r.Operation.IsDelete);
-        Console.Out.WriteLine($"produce   {records.Count} envelopes ({deletes} deletes)");
+        await using var ingest = new IngestServer(new IngestSettings
+        {
+            Kafka = new Dictionary<string, string> { ["bootstrap.servers"] = cluster.BootstrapServers },
+            Topic = topic,
+            Namespaces = new HashSet<string> { "telemetry" },
+            Port = 0,
+        });
+        await ingest.StartAsync(cancel);
+        Console.Out.WriteLine($"ingest    {ingest.Url}/[1.0/]submit/telemetry/{{id}}/... -> topic '{topic}' (acks=all)");
+
+        var submissions = DemoTraffic.Generate(count, "telemetry", seed: 7);
+        var sending = Stopwatch.StartNew();
+        var answers = await DemoTraffic.SendAsync(ingest.Url, submissions, concurrency: 32, cancel);
+        Console.Out.WriteLine($"submit    {submissions.Count} HTTP submissions, 32 at a time, in {sending.Elapsed.TotalSeconds:F1} s: " +
+                              $"{answers.Stored} stored (201), {answers.Deleted} deleted (200), {answers.Failed} failed");
+        if (answers.FirstFailure is { } failure) Console.Out.WriteLine($"          first failure: {failure}");
 
         await using var sink = new SinkServer();
         await sink.StartAsync(cancel);
-        Console.Out.WriteLine($"sink      {sink.Url}/submit/telemetry/{{id}}");
+        // The path each submission was made to, rebuilt from its envelope.
+        var dest = Destination.parse($"{sink.Url}/{{api_version}}/submit/{{namespace}}/{{id}}/{{partitions}}").ResultValue;
+        Console.Out.WriteLine($"sink      {dest.Text}");
 
-        var dest = Destination.parse($"{sink.Url}/submit/telemetry/%k").ResultValue;
         var route = RouteModule.defaults("defaults", Target.NewPattern(dest), rate, deletes: true, copyKeys: true);
         var router = FSharpRouter.Always(route);
         var settings = new ReplaySettings
@@ -75,15 +91,22 @@ public static class DemoCommand
         var code = await Task.Run(() => replay.Run(cancel), cancel);
         var stats = replay.Stats;
         Console.Out.WriteLine();
+        Console.Out.WriteLine($"written       {ingest.Stats.Records} envelopes acknowledged by Kafka ({ingest.Stats.ObsoleteDeletes} obsolete-document deletes)");
         Console.Out.WriteLine($"consumed      {stats.Consumed}");
         Console.Out.WriteLine($"sampled out   {stats.SampledOut}");
         Console.Out.WriteLine($"sent          {stats.Delivered}");
         Console.Out.WriteLine($"dead letters  {stats.DeadLettered}");
         Console.Out.WriteLine($"received      {sink.Total} ({sink.Posts} POST, {sink.Deletes} DELETE)");
         Console.Out.WriteLine($"took          {clock.Elapsed.TotalSeconds:F1} s");
-        var consistent = stats.Consumed == records.Count && stats.Delivered == sink.Total && stats.Finished == stats.Consumed;
-        Console.Out.WriteLine(consistent ? "ok: every record consumed is accounted for, and every request sent was received"
-                                         : "MISMATCH: the counts above do not add up");
+        var submitted = submissions.Select(s => s.Path)
+            .Concat(submissions.SelectMany(s => s.Obsolete, (_, old) => $"/submit/telemetry/{old}"))
+            .ToHashSet();
+        var rebuilt = sink.Log.All(r => submitted.Contains(r.Path));
+        var consistent = answers.Failed == 0 && stats.Consumed == ingest.Stats.Records
+                         && stats.Delivered == sink.Total && stats.Finished == stats.Consumed && rebuilt;
+        Console.Out.WriteLine(consistent
+            ? "ok: every submission was stored in Kafka, every record consumed is accounted for, and every request sent was received at the path it was submitted to"
+            : "MISMATCH: the counts above do not add up" + (rebuilt ? "" : " (the sink received a path no client submitted to)"));
         return code != 0 ? code : consistent ? 0 : 1;
     }
 }

@@ -88,8 +88,9 @@ let private named =
               Expect.equal (expandWith "http://h/{namespace}/%k") "http://h/tele%2Fmetry/doc%201" "named before %k"
           }
 
-          test "no partitions expand to nothing" {
-              Expect.equal (expand Segment (values "k") (parsed "http://h/x/{partitions}")) "http://h/x/" "empty"
+          test "no partitions expand to nothing, and take their slash with them" {
+              // So one pattern rebuilds both /submit/ns/id and /submit/ns/id/a/b (see Submission tests).
+              Expect.equal (expand Segment (values "k") (parsed "http://h/x/{partitions}")) "http://h/x" "empty"
           }
 
           test "an unknown placeholder is an error naming it and the known ones" {
