@@ -7,6 +7,7 @@ using Replay.Host.Cli;
 using Replay.Host.Delivery;
 using Replay.Host.Kafka;
 using Replay.Host.Replay;
+using Replay.Host.Security;
 
 namespace Replay.Host.Commands;
 
@@ -25,6 +26,10 @@ public static class RunCommand
     static readonly Option<int> Concurrency = new("--concurrency", "-c") { Description = "Requests in flight at once (order is kept per document id)", DefaultValueFactory = _ => 64 };
     static readonly Option<bool> ValidateJson = new("--validatejson", "-vj") { Description = "Skip (and count) payloads that are not JSON" };
     static readonly Option<string?> Proxy = new("--proxy") { Description = "HTTP proxy for outbound requests (http://[user:pass@]host:port); default: HTTP_PROXY/HTTPS_PROXY/NO_PROXY" };
+    static readonly Option<string?> CaFile = new("--ca-file") { Description = "PEM file of the CA(s) to trust for https destinations, instead of the system's roots" };
+    static readonly Option<string?> ClientCert = new("--client-cert") { Description = "PEM client certificate for mutual TLS (intermediates may follow it; the key too)" };
+    static readonly Option<string?> ClientKey = new("--client-key") { Description = "PEM private key of --client-cert (unencrypted: protect the file)" };
+    static readonly Option<bool> InsecureSkipVerify = new("--insecure-skip-verify") { Description = "Do not verify destination certificates (tests only: anyone on the path can read and change the replay)" };
     static readonly Option<string> Format = new("--format") { Description = "bagheera (protobuf envelopes) or raw (key = id, value = payload)", DefaultValueFactory = _ => "bagheera" };
     static readonly Option<bool> RawKeys = new("--raw-keys") { Description = "Insert ids verbatim into the URL as Bagheera did (default: escaped as one path segment)" };
     static readonly Option<string?> DeadLetterFile = new("--dead-letter") { Description = "Append records that cannot be delivered to this JSON-lines file" };
@@ -50,7 +55,7 @@ public static class RunCommand
                 --dest "http://127.0.0.1:8080/submit/telemetry/%k" --dead-letter dead.jsonl
             """);
         foreach (var option in new Option[] { Topic, GroupId, Properties, Bootstrap, Dest, CopyKeys, Sample, SampleMode, Delete,
-                     NumThreads, Concurrency, ValidateJson, Proxy, Format, RawKeys, DeadLetterFile, From, UntilEnd, MaxRecords,
+                     NumThreads, Concurrency, ValidateJson, Proxy, CaFile, ClientCert, ClientKey, InsecureSkipVerify, Format, RawKeys, DeadLetterFile, From, UntilEnd, MaxRecords,
                      MaxInFlightBytes, MaxInFlightRecords, MaxPayloadBytes, RequestTimeout, MaxRetryDuration, ShutdownTimeout })
             command.Options.Add(option);
         command.SetAction((parse, cancel) => Task.FromResult(Execute(parse, cancel)));
@@ -59,12 +64,20 @@ public static class RunCommand
 
     static int Execute(ParseResult parse, CancellationToken cancel)
     {
-        var settings = Build(parse);
+        // Everything this command prints goes through the redactor, so a secret met
+        // while reading the settings stays hidden whoever prints it later (librdkafka included).
+        var secrets = new Secrets();
+        Console.SetOut(new RedactingWriter(Console.Out, secrets));
+        Console.SetError(new RedactingWriter(Console.Error, secrets));
+        var settings = Build(parse, secrets);
         if (!settings.IsOk)
         {
             Console.Error.WriteLine($"replay run: {settings.Error}");
             return ExitCodes.Usage;
         }
+        if (settings.Value!.Tls is { SkipVerify: true })
+            Console.Error.WriteLine("replay run: WARNING: --insecure-skip-verify: destination certificates are NOT verified; "
+                + "anyone between here and the destination can read and change every replayed request. Use --ca-file instead.");
         var consumer = new ReplayConsumer(settings.Value!);
         try
         {
@@ -77,6 +90,13 @@ public static class RunCommand
             Console.Error.WriteLine($"replay run: Kafka refused the settings: {e.Error.Reason}");
             return ExitCodes.Usage;
         }
+        catch (Exception e) when (e is ArgumentException or InvalidOperationException && e.Source == "Confluent.Kafka")
+        {
+            // librdkafka rejected a key or value of the properties file (unknown key, invalid
+            // value, unreadable certificate or key): its reason, not a stack trace.
+            Console.Error.WriteLine($"replay run: Kafka refused the settings: {e.Message}");
+            return ExitCodes.Usage;
+        }
         finally
         {
             settings.Value!.DeadLetters.Dispose();
@@ -84,14 +104,28 @@ public static class RunCommand
     }
 
     /// <summary>Turns flags and the properties file into validated settings, or one clear message.</summary>
-    public static Result<ReplaySettings> Build(ParseResult parse)
+    public static Result<ReplaySettings> Build(ParseResult parse) => Build(parse, new Secrets());
+
+    /// <summary>As <see cref="Build(ParseResult)"/>, remembering every secret met (properties,
+    /// proxy and destination credentials) in <paramref name="secrets"/>; messages come back redacted.</summary>
+    public static Result<ReplaySettings> Build(ParseResult parse, Secrets secrets)
+    {
+        var built = BuildSettings(parse, secrets);
+        return built.IsOk ? built : Result<ReplaySettings>.Fail(secrets.Redact(built.Error!));
+    }
+
+    static Result<ReplaySettings> BuildSettings(ParseResult parse, Secrets secrets)
     {
         var kafka = new Dictionary<string, string>(StringComparer.Ordinal);
         if (parse.GetValue(Properties) is { } path)
         {
             var loaded = PropertiesFile.Load(path);
             if (!loaded.IsOk) return Result<ReplaySettings>.Fail(loaded.Error!);
-            foreach (var (k, v) in loaded.Value!) kafka[k] = v;
+            foreach (var (k, v) in loaded.Value!)
+            {
+                kafka[k] = v;
+                if (PropertiesFile.IsSecret(k)) secrets.Add(v);
+            }
         }
         if (parse.GetValue(Bootstrap) is { } servers) kafka["bootstrap.servers"] = servers;
         if (!kafka.ContainsKey("bootstrap.servers"))
@@ -105,6 +139,7 @@ public static class RunCommand
         if (!kafka.ContainsKey("auto.offset.reset") || parse.GetResult(From) is { Implicit: false })
             kafka["auto.offset.reset"] = from;
 
+        if (Uri.TryCreate(parse.GetValue(Dest), UriKind.Absolute, out var destUrl)) secrets.AddUrlCredentials(destUrl);
         var destination = Destination.parse(parse.GetValue(Dest)!);
         if (destination.IsError) return Result<ReplaySettings>.Fail("--dest: " + destination.ErrorValue);
         var problem = CheckDestination(destination.ResultValue);
@@ -123,17 +158,21 @@ public static class RunCommand
         IWebProxy? proxy = null;
         if (parse.GetValue(Proxy) is { } proxyUrl)
         {
+            if (Uri.TryCreate(proxyUrl, UriKind.Absolute, out var proxyUri)) secrets.AddUrlCredentials(proxyUri);
             var built = ProxySettings.Create(proxyUrl);
             if (!built.IsOk) return Result<ReplaySettings>.Fail("--proxy: " + built.Error);
             proxy = built.Value;
         }
 
+        var tls = ClientTls.Load(parse.GetValue(CaFile), parse.GetValue(ClientCert), parse.GetValue(ClientKey), parse.GetValue(InsecureSkipVerify));
+        if (!tls.IsOk) return Result<ReplaySettings>.Fail(tls.Error!);
+
         var route = RouteModule.defaults("defaults", Target.NewPattern(destination.ResultValue), rate.ResultValue,
             parse.GetValue(Delete), parse.GetValue(CopyKeys));
         var router = FSharpRouter.Always(route);
-        IDeadLetterSink deadLetters = parse.GetValue(DeadLetterFile) is { } dlPath
+        IDeadLetterSink deadLetters = new RedactingDeadLetters(parse.GetValue(DeadLetterFile) is { } dlPath
             ? new DeadLetterFile(dlPath)
-            : new DeadLetterLog(Console.Error);
+            : new DeadLetterLog(Console.Error), secrets);
 
         return Result<ReplaySettings>.Ok(new ReplaySettings
         {
@@ -152,6 +191,7 @@ public static class RunCommand
             UntilEnd = parse.GetValue(UntilEnd),
             MaxRecords = parse.GetValue(MaxRecords),
             Proxy = proxy,
+            Tls = tls.Value,
             DeadLetters = deadLetters,
         });
     }

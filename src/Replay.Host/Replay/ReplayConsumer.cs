@@ -40,6 +40,8 @@ public sealed class ReplayConsumer
     bool _backpressured;
     long _consumedTotal;
     bool _stopConsuming;
+    /// <summary>Set (once, from a delivery worker) when the destination cannot be reached safely at all.</summary>
+    volatile string? _fatal;
 
     public ReplayConsumer(ReplaySettings settings, ReplayStats? stats = null)
     {
@@ -80,7 +82,9 @@ public sealed class ReplayConsumer
             ? null
             : new PassThroughHandler(_settings.Handler);
         using var sender = new HttpSender(
-            handler ?? (HttpMessageHandler)HttpSender.CreateHandler(_settings.Concurrency, _settings.Proxy),
+            new Security.TlsFailureWatch(
+                handler ?? (HttpMessageHandler)HttpSender.CreateHandler(_settings.Concurrency, _settings.Proxy, _settings.Tls),
+                message => _fatal = message),
             _settings.RequestTimeout);
         _engine = new DeliveryEngine(
             sender,
@@ -101,7 +105,7 @@ public sealed class ReplayConsumer
 
         try
         {
-            while (!stop.IsCancellationRequested && !_stopConsuming)
+            while (!stop.IsCancellationRequested && !_stopConsuming && _fatal is null)
             {
                 Drain();
                 if (_settings.UntilEnd && IsAtEnd()) break;
@@ -120,6 +124,15 @@ public sealed class ReplayConsumer
         {
             _settings.Log.WriteLine($"kafka: fatal consumer error: {e.Error.Reason}");
             return 1;
+        }
+        if (_fatal is { } fatal)
+        {
+            // No retry can succeed: give up the in-flight requests at once (they stay
+            // uncommitted), commit what was finished, and say why.
+            _settings.Log.WriteLine($"replay: stopping: {fatal}");
+            _abandon.Cancel();
+            Shutdown(consumer);
+            return Cli.ExitCodes.DestinationTls;
         }
         return Shutdown(consumer);
     }
