@@ -84,6 +84,7 @@ public sealed class ReplayConsumer
         using var sender = new HttpSender(
             new Security.TlsFailureWatch(
                 handler ?? (HttpMessageHandler)HttpSender.CreateHandler(_settings.Concurrency, _settings.Proxy, _settings.Tls),
+                _settings.Tls,
                 message => _fatal = message),
             _settings.RequestTimeout);
         _engine = new DeliveryEngine(
@@ -323,7 +324,8 @@ public sealed class ReplayConsumer
         var deadline = DateTime.UtcNow + _settings.ShutdownTimeout;
         // Let the revoked partitions' requests finish so their progress can be committed
         // before the next owner starts; bounded so a dead destination cannot stall the group.
-        while (leaving.Any(s => !Checkpoint.isIdle(s.Progress)) && DateTime.UtcNow < deadline)
+        // Abandoned requests never finish, so once work was abandoned there is nothing to wait for.
+        while (leaving.Any(s => !Checkpoint.isIdle(s.Progress)) && DateTime.UtcNow < deadline && !_abandon.IsCancellationRequested)
         {
             _completed.Wait(TimeSpan.FromMilliseconds(100));
             Drain();

@@ -4,6 +4,7 @@
 // --client-key present a certificate for mutual TLS, and --insecure-skip-verify
 // turns verification off (the command warns loudly). The host name is always
 // checked unless verification is off.
+using System.Collections.Concurrent;
 using System.Net.Security;
 using System.Security.Cryptography;
 using System.Security.Cryptography.X509Certificates;
@@ -18,12 +19,18 @@ public sealed class ClientTls
     public SslStreamCertificateContext? ClientCertificate { get; private init; }
     public bool SkipVerify { get; private init; }
 
-    /// <summary>Reads and checks the files behind the TLS flags; null settings when no flag is given.
-    /// Every failure names the flag and the file at fault.</summary>
+    // A server that requires a client certificate and gets none closes the connection
+    // right after a TLS 1.3 handshake, and .NET then reports only that the response
+    // ended. Noting which hosts asked for a certificate lets that failure be named.
+    readonly ConcurrentDictionary<string, bool> _askedForCertificate = new(StringComparer.OrdinalIgnoreCase);
+
+    /// <summary>True when the host asked for a client certificate and none was configured.</summary>
+    public bool AskedForMissingCertificate(string host) => _askedForCertificate.ContainsKey(host);
+
+    /// <summary>Reads and checks the files behind the TLS flags (none given: the system's
+    /// defaults). Every failure names the flag and the file at fault.</summary>
     public static Result<ClientTls?> Load(string? caFile, string? clientCert, string? clientKey, bool skipVerify)
     {
-        if (caFile is null && clientCert is null && clientKey is null && !skipVerify)
-            return Result<ClientTls?>.Ok(null);
         if (skipVerify && caFile is not null)
             return Result<ClientTls?>.Fail("--insecure-skip-verify and --ca-file contradict each other: verify against the CA file, or do not verify; pick one");
         if (clientKey is not null && clientCert is null)
@@ -78,8 +85,9 @@ public sealed class ClientTls
         {
             leaf = X509Certificate2.CreateFromPemFile(certPath, keyPath);
         }
-        catch (CryptographicException e)
+        catch (Exception e) when (e is CryptographicException or ArgumentException)
         {
+            // ArgumentException: a key that is not the certificate's.
             var where = keyPath is null ? $"--client-cert '{certPath}' (no --client-key given, so the key must be in that file)" : $"--client-key '{keyPath}'";
             return Result<SslStreamCertificateContext>.Fail($"{where}: no usable private key for the certificate: {e.Message}");
         }
@@ -96,6 +104,12 @@ public sealed class ClientTls
         var ssl = handler.SslOptions;
         if (ClientCertificate is not null)
             ssl.ClientCertificateContext = ClientCertificate;
+        else
+            ssl.LocalCertificateSelectionCallback = (_, host, _, _, _) =>
+            {
+                _askedForCertificate[host] = true;
+                return null!; // no certificate to offer
+            };
         if (SkipVerify)
         {
             ssl.RemoteCertificateValidationCallback = (_, _, _, _) => true;
