@@ -139,7 +139,7 @@ public static class RunCommand
         if (!kafka.ContainsKey("auto.offset.reset") || parse.GetResult(From) is { Implicit: false })
             kafka["auto.offset.reset"] = from;
 
-        if (Uri.TryCreate(parse.GetValue(Dest), UriKind.Absolute, out var destUrl)) secrets.AddUrlCredentials(destUrl);
+        secrets.AddUrlCredentials(parse.GetValue(Dest)!);
         var destination = Destination.parse(parse.GetValue(Dest)!);
         if (destination.IsError) return Result<ReplaySettings>.Fail("--dest: " + destination.ErrorValue);
         var problem = CheckDestination(destination.ResultValue);
@@ -158,7 +158,7 @@ public static class RunCommand
         IWebProxy? proxy = null;
         if (parse.GetValue(Proxy) is { } proxyUrl)
         {
-            if (Uri.TryCreate(proxyUrl, UriKind.Absolute, out var proxyUri)) secrets.AddUrlCredentials(proxyUri);
+            secrets.AddUrlCredentials(proxyUrl);
             var built = ProxySettings.Create(proxyUrl);
             if (!built.IsOk) return Result<ReplaySettings>.Fail("--proxy: " + built.Error);
             proxy = built.Value;

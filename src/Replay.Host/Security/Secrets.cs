@@ -30,10 +30,17 @@ public sealed class Secrets
     /// <summary>Remembers the credentials a URL carries, in the forms they may be printed
     /// (escaped, unescaped, and for user-info as a Basic credential): the password of its
     /// user-info (user:password@), and the values of query parameters named like secrets
-    /// (api_key, token, password, ...).</summary>
-    public void AddUrlCredentials(Uri url)
+    /// (api_key, token, password, ...). The text is taken apart by hand rather than by
+    /// <see cref="Uri"/>, because a destination pattern with placeholders is not a URL yet.</summary>
+    public void AddUrlCredentials(string url)
     {
-        if (url.UserInfo is { Length: > 0 } info && info.Split(':', 2) is [var rawUser, { Length: > 0 } rawPassword])
+        var scheme = url.IndexOf("://", StringComparison.Ordinal);
+        if (scheme < 0) return;
+        var authorityStart = scheme + 3;
+        var authorityEnd = url.IndexOfAny(['/', '?', '#'], authorityStart);
+        var authority = authorityEnd < 0 ? url[authorityStart..] : url[authorityStart..authorityEnd];
+        var at = authority.LastIndexOf('@');
+        if (at > 0 && authority[..at].Split(':', 2) is [var rawUser, { Length: > 0 } rawPassword])
         {
             var user = Uri.UnescapeDataString(rawUser);
             var password = Uri.UnescapeDataString(rawPassword);
@@ -41,7 +48,11 @@ public sealed class Secrets
             Add(password);
             Add(Convert.ToBase64String(Encoding.UTF8.GetBytes($"{user}:{password}")));
         }
-        foreach (var pair in url.Query.TrimStart('?').Split('&', StringSplitOptions.RemoveEmptyEntries))
+        var queryStart = url.IndexOf('?');
+        if (queryStart < 0) return;
+        var queryEnd = url.IndexOf('#', queryStart);
+        var query = queryEnd < 0 ? url[(queryStart + 1)..] : url[(queryStart + 1)..queryEnd];
+        foreach (var pair in query.Split('&', StringSplitOptions.RemoveEmptyEntries))
         {
             if (pair.Split('=', 2) is not [var name, { Length: > 0 } value]) continue;
             var decodedName = Uri.UnescapeDataString(name);
