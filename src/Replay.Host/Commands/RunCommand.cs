@@ -140,6 +140,7 @@ public static class RunCommand
             kafka["auto.offset.reset"] = from;
 
         secrets.AddUrlCredentials(parse.GetValue(Dest)!);
+        secrets.AddProxyEnvironment();
         var destination = Destination.parse(parse.GetValue(Dest)!);
         if (destination.IsError) return Result<ReplaySettings>.Fail("--dest: " + destination.ErrorValue);
         var problem = CheckDestination(destination.ResultValue);

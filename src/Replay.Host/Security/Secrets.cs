@@ -62,6 +62,15 @@ public sealed class Secrets
         }
     }
 
+    /// <summary>Remembers the credentials of the proxies .NET takes from the environment
+    /// when no --proxy is given (the scheme may be left out there).</summary>
+    public void AddProxyEnvironment()
+    {
+        foreach (var name in new[] { "HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "http_proxy", "https_proxy", "all_proxy" })
+            if (Environment.GetEnvironmentVariable(name) is { Length: > 0 } url)
+                AddUrlCredentials(url.Contains("://", StringComparison.Ordinal) ? url : "http://" + url);
+    }
+
     public int Count => Volatile.Read(ref _values).Length;
 
     /// <summary>The text with every known secret replaced by <see cref="Mask"/>.</summary>
