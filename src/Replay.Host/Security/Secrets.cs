@@ -55,6 +55,8 @@ public sealed class Secrets
         foreach (var pair in query.Split('&', StringSplitOptions.RemoveEmptyEntries))
         {
             if (pair.Split('=', 2) is not [var name, { Length: > 0 } value]) continue;
+            // A placeholder (token={id}, key=%k) is filled from the record: data, not a secret.
+            if (value.Contains("%k", StringComparison.Ordinal) || (value.Contains('{') && value.Contains('}'))) continue;
             var decodedName = Uri.UnescapeDataString(name);
             if (!SensitiveHeaders.IsSensitive(decodedName) && !decodedName.Contains("key", StringComparison.OrdinalIgnoreCase)) continue;
             Add(value);
