@@ -78,7 +78,7 @@ let describeReject reason =
     | RuleError(rule, message) -> $"rule '{rule}' failed: {message}"
     | PayloadTooLarge(size, limit) -> $"payload is {size} bytes, over --max-payload-bytes {limit}"
     | UnsafeHeader name -> $"header '{Printable.show name}' would carry a control or non-ASCII character (CR, LF, NUL...)"
-    | BadUrl(url, why) -> $"destination '{Printable.show url}' is not usable: {why}"
+    | BadUrl(url, why) -> $"destination '{Printable.showUpTo Printable.MaxUrlShown url}' is not usable: {why}"
 
 /// The header that names the replayed record, so destinations can drop duplicates.
 [<Literal>]

@@ -7,9 +7,14 @@ module Replay.Core.Printable
 open System.Globalization
 open System.Text
 
-/// How many characters of one value are shown before it is cut.
+/// How many characters of one value are shown before it is cut: room for any id
+/// the decoder accepts (1024 bytes), not for a megabyte Kafka key.
 [<Literal>]
-let MaxShown = 120
+let MaxShown = 1024
+
+/// How many characters of a URL are shown: an id escaped can triple in length.
+[<Literal>]
+let MaxUrlShown = 4096
 
 /// Characters that break or disguise a line: controls, Unicode line and paragraph
 /// separators, and format characters such as bidirectional overrides.
@@ -22,13 +27,13 @@ let private hidesText (c: char) =
     | _ -> false
 
 /// The value with control characters escaped (`\r`, `\n`, `\t`, `\u0000`, ...)
-/// and cut after `MaxShown` characters, the cut marked with its full length.
-let show (value: string) =
-    let builder = StringBuilder(min value.Length MaxShown + 16)
+/// and cut after `limit` characters, the cut marked with its full length.
+let showUpTo (limit: int) (value: string) =
+    let builder = StringBuilder(min value.Length limit + 16)
     // Never cut between the halves of a surrogate pair.
     let shown =
-        if value.Length > MaxShown && System.Char.IsHighSurrogate value[MaxShown - 1] then MaxShown - 1
-        else min value.Length MaxShown
+        if value.Length > limit && System.Char.IsHighSurrogate value[limit - 1] then limit - 1
+        else min value.Length limit
     for i in 0 .. shown - 1 do
         match value[i] with
         | '\r' -> builder.Append "\\r" |> ignore
@@ -40,3 +45,6 @@ let show (value: string) =
     if value.Length > shown then
         builder.Append($"... ({value.Length} characters)") |> ignore
     builder.ToString()
+
+/// `showUpTo MaxShown`: how record values are shown.
+let show (value: string) = showUpTo MaxShown value
