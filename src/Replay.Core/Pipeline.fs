@@ -91,6 +91,9 @@ let private toEnvelope format (record: Record) =
         match record.Key with
         | null
         | [||] -> Ok(Envelope.ofRaw (Record.replayId record) record.Value)
+        // A raw key becomes the id: bounded like an envelope's id, so a megabyte key
+        // cannot become a megabyte URL.
+        | key when key.Length > MaxIdBytes -> Error(FieldTooLong("key", key.Length, MaxIdBytes))
         | key ->
             if Text.Unicode.Utf8.IsValid(ReadOnlySpan key) then
                 Ok(Envelope.ofRaw (Text.Encoding.UTF8.GetString key) record.Value)

@@ -150,6 +150,18 @@ let tests =
                   | Reject _ -> true
                   | Skip _ -> false))
 
+          test "a raw-format key is bounded like an envelope id" {
+              let raw = { ReplayProcess.pipeline with Format = Raw }
+              let route = ReplayProcess.route $"http://{host}/submit/%%k" 1.0 true true
+              let withKey (key: byte[]) = { record "unused" with Key = key; Value = ReadOnlyMemory "{}"B }
+              match decide raw (Route.always route) entropy (withKey (Array.create 2000 (byte 'k'))) with
+              | Reject(Undecodable(Envelope.FieldTooLong("key", 2000, limit))) -> Expect.equal limit Envelope.MaxIdBytes "the envelope's limit"
+              | other -> failtestf "a 2000-byte key was not refused: %A" other
+              match decide raw (Route.always route) entropy (withKey "doc-1"B) with
+              | Send request -> Expect.equal request.Url.AbsolutePath "/submit/doc-1" "a normal key is the id"
+              | other -> failtestf "expected a request, got %A" other
+          }
+
           test "header values with CR, LF, NUL or non-ASCII are unsafe; names must be tokens" {
               for header, safe in
                   [ ("X-A", "plain value"), true
