@@ -169,3 +169,54 @@ let placesValueInAuthority (pattern: Pattern) =
             | -1 -> true
             | i -> not (seen.Substring(i + 3).Contains '/')
     go "" pattern.Parts
+
+/// Why a record value must not be put into a URL at all, whatever the escaping, or
+/// None when it may. Escaping keeps a value inside one segment only for servers
+/// that do not decode before they normalise; nginx and Kestrel decode `%2E%2E` and
+/// `..%2F` back into dot segments and then resolve them, so a value that is, or
+/// holds between slashes, a dot segment could climb above the operator's path.
+/// The value is also judged as a server would see it after decoding it (once for
+/// `--raw-keys`, twice for servers that decode twice): `%2E%2E` is `..` there.
+/// Control characters have no place in an id: the destination would decode them
+/// into its own logs and headers. Both are refused, in every escaping mode.
+let refuseValue (value: string) : string option =
+    let isDotSegment (piece: string) = piece = "." || piece = ".."
+    let holdsDotSegment (form: string) = form.Split([| '/'; '\\' |]) |> Array.exists isDotSegment
+    // The value and its decoded forms, until decoding changes nothing (at most a few rounds).
+    let forms =
+        let rec decoded (form: string) rounds =
+            let next = Uri.UnescapeDataString form
+            if rounds = 0 || next = form then [ form ] else form :: decoded next (rounds - 1)
+        decoded value 3
+    if forms |> List.exists (Seq.exists Char.IsControl) then
+        Some "it holds a control character (CR, LF, NUL...), as written or once percent-decoded"
+    elif forms |> List.exists holdsDotSegment then
+        Some "it is or holds a dot segment ('.' or '..'), as written or once percent-decoded, which servers resolve to a path above the destination's"
+    else
+        None
+
+let private placeholderName placeholder =
+    placeholderNames |> List.find (fun (_, p) -> p = placeholder) |> fst
+
+/// The first value the pattern would take from the record that `refuseValue`
+/// refuses, described for the dead letter; None when every value may go in.
+let refusal (values: Values) (pattern: Pattern) : string option =
+    let textsOf placeholder =
+        match placeholder with
+        | Key -> [ values.Key ]
+        | Namespace -> [ values.Namespace ]
+        | Topic -> [ values.Topic ]
+        | ApiVersion -> [ values.ApiVersion ]
+        | Partitions -> values.Partitions
+        | Partition
+        | Offset -> []
+    pattern.Parts
+    |> List.tryPick (fun part ->
+        match part with
+        | Literal _ -> None
+        | Value placeholder ->
+            textsOf placeholder
+            |> List.tryPick (fun value ->
+                refuseValue value
+                |> Option.map (fun why ->
+                    $"the {{{placeholderName placeholder}}} value '{Printable.show value}' cannot go into a URL: {why}")))

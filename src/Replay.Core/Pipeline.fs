@@ -77,8 +77,8 @@ let describeReject reason =
     | Undecodable error -> Envelope.describe error
     | RuleError(rule, message) -> $"rule '{rule}' failed: {message}"
     | PayloadTooLarge(size, limit) -> $"payload is {size} bytes, over --max-payload-bytes {limit}"
-    | UnsafeHeader name -> $"header '{name}' would carry a control character (CR, LF, NUL...)"
-    | BadUrl(url, why) -> $"destination '{url}' is not usable: {why}"
+    | UnsafeHeader name -> $"header '{Printable.show name}' would carry a control or non-ASCII character (CR, LF, NUL...)"
+    | BadUrl(url, why) -> $"destination '{Printable.showUpTo Printable.MaxUrlShown url}' is not usable: {why}"
 
 /// The header that names the replayed record, so destinations can drop duplicates.
 [<Literal>]
@@ -91,6 +91,9 @@ let private toEnvelope format (record: Record) =
         match record.Key with
         | null
         | [||] -> Ok(Envelope.ofRaw (Record.replayId record) record.Value)
+        // A raw key becomes the id: bounded like an envelope's id, so a megabyte key
+        // cannot become a megabyte URL.
+        | key when key.Length > MaxIdBytes -> Error(FieldTooLong("key", key.Length, MaxIdBytes))
         | key ->
             if Text.Unicode.Utf8.IsValid(ReadOnlySpan key) then
                 Ok(Envelope.ofRaw (Text.Encoding.UTF8.GetString key) record.Value)
@@ -112,24 +115,34 @@ let isJson (payload: ReadOnlyMemory<byte>) =
             false
 
 /// Header values travel on one line: CR, LF and other controls (tab aside) would
-/// let a record forge headers or requests.
+/// let a record forge headers or requests. Values must be ASCII too: .NET refuses
+/// to send anything else, which would otherwise be retried forever.
 let isSafeHeader (name: string, value: string) =
     let tokenChar (c: char) =
         c > ' ' && c < '\127' && "\"(),/:;<=>?@[\\]{}".IndexOf c < 0
     name <> ""
     && String.forall tokenChar name
-    && String.forall (fun c -> c = '\t' || (c >= ' ' && c <> '\127')) value
+    && String.forall (fun c -> c = '\t' || (c >= ' ' && c < '\127')) value
 
 let private urlOptions = UriCreationOptions(DangerousDisablePathAndQueryCanonicalization = true)
 
-/// Parses a finished URL without normalising its path, so an escaped `%2E%2E`
-/// segment reaches the destination as written.
+/// The first character that must not appear unencoded in a URL on the wire, if any.
+/// Without path canonicalisation .NET writes the path as given, so a raw CR/LF
+/// here would split the request line into forged headers and requests.
+let private unencodable (url: string) =
+    url |> Seq.tryFindIndex (fun c -> c <= ' ' || c >= '\127')
+
+/// Parses a finished URL without normalising its path, so an escaped segment
+/// reaches the destination as written.
 let parseUrl (url: string) : Result<Uri, string> =
     let mutable options = urlOptions
     let mutable uri: Uri | null = null
-    if not (Uri.TryCreate(url, &options, &uri)) then
-        Error "not an absolute URL"
-    else
+    match unencodable url with
+    | Some index ->
+        let shown = Printable.show (string url[index])
+        Error $"character {index + 1} ('{shown}') is a space, control or non-ASCII character; it must be percent-encoded"
+    | None when not (Uri.TryCreate(url, &options, &uri)) -> Error "not an absolute URL"
+    | None ->
         match uri with
         | null -> Error "not an absolute URL"
         | uri when uri.Scheme <> Uri.UriSchemeHttp && uri.Scheme <> Uri.UriSchemeHttps ->
@@ -150,11 +163,19 @@ let private request settings entropy (record: Record) (envelope: Envelope) (rout
     let isDelete = envelope.Operation = Delete
     // Bagheera sent a fresh UUID only for stores; a delete must name the real document.
     let key = if route.CopyKeys || isDelete then envelope.Id else entropy.NewKey()
-    let url =
+    // Values from the record are checked before they are placed; a URL a rule
+    // built is the rule's (trusted code's) choice and only has to be well formed.
+    let url, refused =
         match route.Target with
-        | Pattern pattern -> Destination.expand settings.Escaping (placeholderValues record envelope key) pattern
-        | Url url -> url
-    match parseUrl url with
+        | Pattern pattern ->
+            let values = placeholderValues record envelope key
+            Destination.expand settings.Escaping values pattern, Destination.refusal values pattern
+        | Url url -> url, None
+    let parsed =
+        match refused with
+        | Some why -> Error why
+        | None -> parseUrl url
+    match parsed with
     | Error why -> Reject(BadUrl(url, why))
     | Ok uri ->
         match route.Headers |> List.tryFind (isSafeHeader >> not) with

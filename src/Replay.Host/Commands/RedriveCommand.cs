@@ -4,6 +4,7 @@ using System.CommandLine;
 using Replay.Host.Cli;
 using Replay.Host.Delivery;
 using Replay.Host.Replay;
+using Replay.Host.Security;
 using static Replay.Host.Commands.RunCommand;
 
 namespace Replay.Host.Commands;
@@ -25,7 +26,7 @@ public static class RedriveCommand
         command.Options.Add(file);
         command.Options.Add(topic);
         foreach (var option in new Option[] { GroupId, Properties, Bootstrap, Dest, CopyKeys, Sample, SampleMode, Delete, NumThreads,
-                     Concurrency, ValidateJson, Proxy, Format, RawKeys, RunCommand.DeadLetterFile, RunCommand.DeadLetterTopic, MaxRate, From, MaxInFlightBytes,
+                     Concurrency, ValidateJson, Proxy, CaFile, ClientCert, ClientKey, InsecureSkipVerify, Format, RawKeys, RunCommand.DeadLetterFile, RunCommand.DeadLetterTopic, MaxRate, From, MaxInFlightBytes,
                      MaxInFlightRecords, MaxPayloadBytes, RequestTimeout, MaxRetryDuration, ShutdownTimeout })
             command.Options.Add(option);
         command.SetAction((parse, cancel) => Task.FromResult(Execute(parse, file, topic, cancel)));
@@ -41,19 +42,22 @@ public static class RedriveCommand
             Console.Error.WriteLine("replay redrive: pass exactly one of --file FILE or --topic TOPIC");
             return ExitCodes.Usage;
         }
+        var secrets = new Secrets();
+        Console.SetOut(new RedactingWriter(Console.Out, secrets));
+        Console.SetError(new RedactingWriter(Console.Error, secrets));
         var stats = new ReplayStats();
         if (file is not null)
         {
-            var settings = DeliverySettings(parse, new Dictionary<string, string>(), "");
+            var settings = DeliverySettings(parse, new Dictionary<string, string>(), "", secrets);
             if (!settings.IsOk) { Console.Error.WriteLine($"replay redrive: {settings.Error}"); return ExitCodes.Usage; }
             using var deadLetters = settings.Value!.DeadLetters;
             return FileRedrive.Run(settings.Value!, file, stats, cancel);
         }
-        var kafka = KafkaSettings(parse);
+        var kafka = KafkaSettings(parse, secrets);
         if (!kafka.IsOk) { Console.Error.WriteLine($"replay redrive: {kafka.Error}"); return ExitCodes.Usage; }
         // A dead-letter topic is read from its start unless the group has committed offsets.
         if (parse.GetResult(From) is null or { Implicit: true }) kafka.Value!["auto.offset.reset"] = "earliest";
-        var built = DeliverySettings(parse, kafka.Value!, topic!);
+        var built = DeliverySettings(parse, kafka.Value!, topic!, secrets);
         if (!built.IsOk) { Console.Error.WriteLine($"replay redrive: {built.Error}"); return ExitCodes.Usage; }
         built.Value!.UntilEnd = true;
         using var sinks = built.Value!.DeadLetters;

@@ -7,6 +7,7 @@ using Replay.Host.Cli;
 using Replay.Host.Delivery;
 using Replay.Host.Kafka;
 using Replay.Host.Replay;
+using Replay.Host.Security;
 
 namespace Replay.Host.Commands;
 
@@ -25,6 +26,10 @@ public static class RunCommand
     internal static readonly Option<int> Concurrency = new("--concurrency", "-c") { Description = "Requests in flight at once (order is kept per document id)", DefaultValueFactory = _ => 64 };
     internal static readonly Option<bool> ValidateJson = new("--validatejson", "-vj") { Description = "Skip (and count) payloads that are not JSON" };
     internal static readonly Option<string?> Proxy = new("--proxy") { Description = "HTTP proxy for outbound requests (http://[user:pass@]host:port); default: HTTP_PROXY/HTTPS_PROXY/NO_PROXY" };
+    internal static readonly Option<string?> CaFile = new("--ca-file") { Description = "PEM file of the CA(s) to trust for https destinations, instead of the system's roots" };
+    internal static readonly Option<string?> ClientCert = new("--client-cert") { Description = "PEM client certificate for mutual TLS (intermediates may follow it; the key too)" };
+    internal static readonly Option<string?> ClientKey = new("--client-key") { Description = "PEM private key of --client-cert (unencrypted: protect the file)" };
+    internal static readonly Option<bool> InsecureSkipVerify = new("--insecure-skip-verify") { Description = "Do not verify destination certificates (tests only: anyone on the path can read and change the replay)" };
     internal static readonly Option<string> Format = new("--format") { Description = "bagheera (protobuf envelopes) or raw (key = id, value = payload)", DefaultValueFactory = _ => "bagheera" };
     internal static readonly Option<bool> RawKeys = new("--raw-keys") { Description = "Insert ids verbatim into the URL as Bagheera did (default: escaped as one path segment)" };
     internal static readonly Option<string?> DeadLetterFile = new("--dead-letter") { Description = "Append records that cannot be delivered to this JSON-lines file" };
@@ -52,7 +57,7 @@ public static class RunCommand
                 --dest "http://127.0.0.1:8080/submit/telemetry/%k" --dead-letter dead.jsonl
             """);
         foreach (var option in new Option[] { Topic, GroupId, Properties, Bootstrap, Dest, CopyKeys, Sample, SampleMode, Delete,
-                     NumThreads, Concurrency, ValidateJson, Proxy, Format, RawKeys, DeadLetterFile, DeadLetterTopic, MaxRate, From, UntilEnd, MaxRecords,
+                     NumThreads, Concurrency, ValidateJson, Proxy, CaFile, ClientCert, ClientKey, InsecureSkipVerify, Format, RawKeys, DeadLetterFile, DeadLetterTopic, MaxRate, From, UntilEnd, MaxRecords,
                      MaxInFlightBytes, MaxInFlightRecords, MaxPayloadBytes, RequestTimeout, MaxRetryDuration, ShutdownTimeout })
             command.Options.Add(option);
         command.SetAction((parse, cancel) => Task.FromResult(Execute(parse, cancel)));
@@ -61,12 +66,18 @@ public static class RunCommand
 
     static int Execute(ParseResult parse, CancellationToken cancel)
     {
-        var settings = Build(parse);
+        // Everything this command prints goes through the redactor, so a secret met
+        // while reading the settings stays hidden whoever prints it later (librdkafka included).
+        var secrets = new Secrets();
+        Console.SetOut(new RedactingWriter(Console.Out, secrets));
+        Console.SetError(new RedactingWriter(Console.Error, secrets));
+        var settings = Build(parse, secrets);
         if (!settings.IsOk)
         {
             Console.Error.WriteLine($"replay run: {settings.Error}");
             return ExitCodes.Usage;
         }
+        WarnIfInsecure(settings.Value!, "replay run");
         var consumer = new ReplayConsumer(settings.Value!);
         try
         {
@@ -80,18 +91,42 @@ public static class RunCommand
             Console.Error.WriteLine($"replay run: Kafka refused the settings: {e.Error.Reason}");
             return ExitCodes.Usage;
         }
+        catch (Exception e) when (e is ArgumentException or InvalidOperationException && e.Source == "Confluent.Kafka")
+        {
+            // librdkafka rejected a key or value of the properties file (unknown key, invalid
+            // value, unreadable certificate or key): its reason, not a stack trace.
+            Console.Error.WriteLine($"replay run: Kafka refused the settings: {e.Message}");
+            return ExitCodes.Usage;
+        }
         finally
         {
             settings.Value!.DeadLetters.Dispose();
         }
     }
 
-    /// <summary>Turns flags and the properties file into validated settings, or one clear message.</summary>
-    public static Result<ReplaySettings> Build(ParseResult parse)
+    public static void WarnIfInsecure(ReplaySettings settings, string command)
     {
-        var kafka = KafkaSettings(parse);
+        if (settings.Tls is { SkipVerify: true })
+            Console.Error.WriteLine($"{command}: WARNING: --insecure-skip-verify: destination certificates are NOT verified; "
+                + "anyone between here and the destination can read and change every replayed request. Use --ca-file instead.");
+    }
+
+    /// <summary>Turns flags and the properties file into validated settings, or one clear message.</summary>
+    public static Result<ReplaySettings> Build(ParseResult parse) => Build(parse, new Secrets());
+
+    /// <summary>As <see cref="Build(ParseResult)"/>, remembering every secret met (properties,
+    /// proxy and destination credentials) in <paramref name="secrets"/>; messages come back redacted.</summary>
+    public static Result<ReplaySettings> Build(ParseResult parse, Secrets secrets)
+    {
+        var built = BuildSettings(parse, secrets);
+        return built.IsOk ? built : Result<ReplaySettings>.Fail(secrets.Redact(built.Error!));
+    }
+
+    static Result<ReplaySettings> BuildSettings(ParseResult parse, Secrets secrets)
+    {
+        var kafka = KafkaSettings(parse, secrets);
         if (!kafka.IsOk) return Result<ReplaySettings>.Fail(kafka.Error!);
-        var settings = DeliverySettings(parse, kafka.Value!, parse.GetValue(Topic)!);
+        var settings = DeliverySettings(parse, kafka.Value!, parse.GetValue(Topic)!, secrets);
         if (!settings.IsOk) return settings;
         var s = settings.Value!;
         s.UntilEnd = parse.GetValue(UntilEnd);
@@ -100,14 +135,18 @@ public static class RunCommand
     }
 
     /// <summary>librdkafka settings from -p, --bootstrap-servers, -gid and --from.</summary>
-    public static Result<Dictionary<string, string>> KafkaSettings(ParseResult parse)
+    public static Result<Dictionary<string, string>> KafkaSettings(ParseResult parse, Secrets secrets)
     {
         var kafka = new Dictionary<string, string>(StringComparer.Ordinal);
         if (parse.GetValue(Properties) is { } path)
         {
             var loaded = PropertiesFile.Load(path);
             if (!loaded.IsOk) return Result<Dictionary<string, string>>.Fail(loaded.Error!);
-            foreach (var (k, v) in loaded.Value!) kafka[k] = v;
+            foreach (var (k, v) in loaded.Value!)
+            {
+                kafka[k] = v;
+                if (PropertiesFile.IsSecret(k)) secrets.Add(v);
+            }
         }
         if (parse.GetValue(Bootstrap) is { } servers) kafka["bootstrap.servers"] = servers;
         if (!kafka.ContainsKey("bootstrap.servers"))
@@ -124,8 +163,10 @@ public static class RunCommand
     }
 
     /// <summary>Everything about what is sent and how: destination, sampling, HTTP, retries, dead letters.</summary>
-    public static Result<ReplaySettings> DeliverySettings(ParseResult parse, IReadOnlyDictionary<string, string> kafka, string topic)
+    public static Result<ReplaySettings> DeliverySettings(ParseResult parse, IReadOnlyDictionary<string, string> kafka, string topic, Secrets secrets)
     {
+        secrets.AddUrlCredentials(parse.GetValue(Dest)!);
+        secrets.AddProxyEnvironment();
         var destination = Destination.parse(parse.GetValue(Dest)!);
         if (destination.IsError) return Result<ReplaySettings>.Fail("--dest: " + destination.ErrorValue);
         var problem = CheckDestination(destination.ResultValue);
@@ -146,10 +187,14 @@ public static class RunCommand
         IWebProxy? proxy = null;
         if (parse.GetValue(Proxy) is { } proxyUrl)
         {
+            secrets.AddUrlCredentials(proxyUrl);
             var built = ProxySettings.Create(proxyUrl);
             if (!built.IsOk) return Result<ReplaySettings>.Fail("--proxy: " + built.Error);
             proxy = built.Value;
         }
+
+        var tls = ClientTls.Load(parse.GetValue(CaFile), parse.GetValue(ClientCert), parse.GetValue(ClientKey), parse.GetValue(InsecureSkipVerify));
+        if (!tls.IsOk) return Result<ReplaySettings>.Fail(tls.Error!);
 
         var route = RouteModule.defaults("defaults", Target.NewPattern(destination.ResultValue), rate.ResultValue,
             parse.GetValue(Delete), parse.GetValue(CopyKeys));
@@ -157,12 +202,12 @@ public static class RunCommand
         var sinks = new List<IDeadLetterSink>();
         if (parse.GetValue(DeadLetterFile) is { } dlPath) sinks.Add(new DeadLetterFile(dlPath));
         if (parse.GetValue(DeadLetterTopic) is { } dlTopic) sinks.Add(new DeadLetterTopic(kafka, dlTopic));
-        IDeadLetterSink deadLetters = sinks.Count switch
+        IDeadLetterSink deadLetters = new RedactingDeadLetters(sinks.Count switch
         {
             0 => new DeadLetterLog(Console.Error),
             1 => sinks[0],
             _ => new DeadLetterFanOut(sinks),
-        };
+        }, secrets);
 
         return Result<ReplaySettings>.Ok(new ReplaySettings
         {
@@ -180,6 +225,7 @@ public static class RunCommand
             MaxRate = parse.GetValue(MaxRate),
             ShutdownTimeout = parse.GetValue(ShutdownTimeout) ?? TimeSpan.FromSeconds(30),
             Proxy = proxy,
+            Tls = tls.Value,
             DeadLetters = deadLetters,
         });
     }

@@ -74,7 +74,7 @@ public sealed class DeadLetterLog(TextWriter log) : IDeadLetterSink
     public void Write(DeadLetter letter)
     {
         lock (log)
-            log.WriteLine($"dead letter: {letter.Topic}/{letter.Partition}/{letter.Offset} id={letter.Id ?? "-"}: {letter.Reason} (keep them with --dead-letter FILE)");
+            log.WriteLine($"dead letter: {letter.Topic}/{letter.Partition}/{letter.Offset} id={(letter.Id is null ? "-" : global::Replay.Core.Printable.show(letter.Id))}: {letter.Reason} (keep them with --dead-letter FILE)");
     }
 
     public void Dispose() { }

@@ -22,7 +22,7 @@ public sealed class HttpSender : IDisposable
 
     /// <summary>The handler every outbound request uses: one pool sized to the
     /// concurrency, no redirects (a replay must not wander), no cookies.</summary>
-    public static SocketsHttpHandler CreateHandler(int concurrency, IWebProxy? proxy)
+    public static SocketsHttpHandler CreateHandler(int concurrency, IWebProxy? proxy, Security.ClientTls? tls = null)
     {
         var handler = new SocketsHttpHandler
         {
@@ -39,6 +39,7 @@ public sealed class HttpSender : IDisposable
             handler.Proxy = proxy;
             handler.UseProxy = true;
         }
+        tls?.Apply(handler);
         return handler;
     }
 

@@ -32,6 +32,7 @@ public static class PropertiesFile
     public static bool IsSecret(string key) =>
         key.Contains("password", StringComparison.OrdinalIgnoreCase)
         || key.Contains("secret", StringComparison.OrdinalIgnoreCase)
+        || key.Contains("passphrase", StringComparison.OrdinalIgnoreCase)
         || key.EndsWith(".key.pem", StringComparison.OrdinalIgnoreCase)
         || key.Equals("sasl.oauthbearer.config", StringComparison.OrdinalIgnoreCase);
 

@@ -43,6 +43,8 @@ public sealed class ReplayConsumer
     bool _stopConsuming;
     Dictionary<TopicPartition, (long Low, long High)>? _startEnds;
     DateTime _nextGroupCheck;
+    /// <summary>Set (once, from a delivery worker) when the destination cannot be reached safely at all.</summary>
+    volatile string? _fatal;
 
     public ReplayConsumer(ReplaySettings settings, ReplayStats? stats = null)
     {
@@ -99,7 +101,10 @@ public sealed class ReplayConsumer
             ? null
             : new PassThroughHandler(_settings.Handler);
         using var sender = new HttpSender(
-            handler ?? (HttpMessageHandler)HttpSender.CreateHandler(_settings.Concurrency, _settings.Proxy),
+            new Security.TlsFailureWatch(
+                handler ?? (HttpMessageHandler)HttpSender.CreateHandler(_settings.Concurrency, _settings.Proxy, _settings.Tls),
+                _settings.Tls,
+                message => _fatal = message),
             _settings.RequestTimeout);
         _engine = new DeliveryEngine(
             sender,
@@ -122,7 +127,7 @@ public sealed class ReplayConsumer
 
         try
         {
-            while (!stop.IsCancellationRequested && !_stopConsuming)
+            while (!stop.IsCancellationRequested && !_stopConsuming && _fatal is null)
             {
                 Drain();
                 if (_settings.UntilEnd && IsAtEnd()) break;
@@ -141,6 +146,15 @@ public sealed class ReplayConsumer
         {
             _settings.Log.WriteLine($"kafka: fatal consumer error: {e.Error.Reason}");
             return 1;
+        }
+        if (_fatal is { } fatal)
+        {
+            // No retry can succeed: give up the in-flight requests at once (they stay
+            // uncommitted), commit what was finished, and say why.
+            _settings.Log.WriteLine($"replay: stopping: {fatal}");
+            _abandon.Cancel();
+            Shutdown(consumer);
+            return Cli.ExitCodes.DestinationTls;
         }
         return Shutdown(consumer);
     }
@@ -355,7 +369,8 @@ public sealed class ReplayConsumer
         var deadline = DateTime.UtcNow + _settings.ShutdownTimeout;
         // Let the revoked partitions' requests finish so their progress can be committed
         // before the next owner starts; bounded so a dead destination cannot stall the group.
-        while (leaving.Any(s => !Checkpoint.isIdle(s.Progress)) && DateTime.UtcNow < deadline)
+        // Abandoned requests never finish, so once work was abandoned there is nothing to wait for.
+        while (leaving.Any(s => !Checkpoint.isIdle(s.Progress)) && DateTime.UtcNow < deadline && !_abandon.IsCancellationRequested)
         {
             _completed.Wait(TimeSpan.FromMilliseconds(100));
             Drain();

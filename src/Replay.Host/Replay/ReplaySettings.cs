@@ -28,6 +28,8 @@ public sealed class ReplaySettings
     public bool UntilEnd { get; set; }
     public long? MaxRecords { get; set; }
     public IWebProxy? Proxy { get; set; }
+    /// <summary>TLS to the destination (--ca-file, --client-cert/--client-key, --insecure-skip-verify); null: system defaults.</summary>
+    public Security.ClientTls? Tls { get; set; }
     public IDeadLetterSink DeadLetters { get; set; } = new DeadLetterLog(Console.Error);
     /// <summary>Overrides the HTTP handler (tests, TLS options).</summary>
     public HttpMessageHandler? Handler { get; set; }

@@ -19,7 +19,7 @@ let private noDraw () : float = failtest "document sampling drew a random number
 
 let private mode = Gen.elements [ ByDocument; Random ]
 
-let private id = nonEmptyText 30
+let private id = documentId 30
 
 let private laws =
     testList

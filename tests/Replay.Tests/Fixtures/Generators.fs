@@ -65,6 +65,11 @@ let text (maxScalars: int) : Gen<string> =
 
 let nonEmptyText maxScalars = text maxScalars |> Gen.filter (fun s -> s <> "")
 
+/// Document ids a well-behaved producer writes: any text the core lets into a URL
+/// (no control characters, no dot segments). Hostile ids have generators of their own.
+let documentId maxScalars =
+    nonEmptyText maxScalars |> Gen.filter (fun s -> (Replay.Core.Destination.refuseValue s).IsNone)
+
 /// Keys an attacker would try to climb out of a path segment with, mixed with
 /// arbitrary well-formed text.
 let hostileKey: Gen<string> =

@@ -1,0 +1,61 @@
+/// Helpers for tests that run the real `replay run` program as a child process
+/// against the embedded broker: the properties file such a run needs, envelopes to
+/// produce, and waiting on an observable condition (a file's lines, a process's
+/// output) with a deadline instead of sleeping.
+module Replay.Tests.ChildReplay
+
+open System
+open System.IO
+open System.Threading
+open Replay.Core
+open Replay.Core.Envelope
+
+/// A Bagheera envelope storing `payload` under `id` in namespace `ns`.
+let envelope (ns: string) (id: string) (payload: string) : byte[] =
+    encode
+        { Namespace = ns
+          Id = id
+          IpAddr = ReadOnlyMemory.Empty
+          Payload = ReadOnlyMemory(Text.Encoding.UTF8.GetBytes payload)
+          Timestamp = 1L
+          Operation = CreateUpdate
+          ApiVersion = "1"
+          Partitions = [] }
+
+/// Writes a properties file with the settings every child replay on the mock broker
+/// needs (KIP-848 groups, so the assignment comes at once) plus `extra` lines.
+let properties (path: string) (extra: string list) =
+    File.WriteAllLines(path, "group.protocol=consumer" :: extra)
+    path
+
+/// Polls `condition` until it holds or `timeout` passes; returns whether it held.
+let waitUntil (timeout: TimeSpan) (condition: unit -> bool) =
+    let deadline = DateTime.UtcNow + timeout
+    let mutable ok = condition ()
+    while not ok && DateTime.UtcNow < deadline do
+        Thread.Sleep 50
+        ok <- condition ()
+    ok
+
+/// The entries of a dead-letter file (none when it does not exist yet).
+let deadLetters (path: string) =
+    if File.Exists path then
+        use stream = new FileStream(path, FileMode.Open, FileAccess.Read, FileShare.ReadWrite)
+        use reader = new StreamReader(stream)
+        let text = reader.ReadToEnd()
+        // Only complete lines: the writer may be half way through the next one.
+        text.Substring(0, text.LastIndexOf '\n' + 1).Split('\n', StringSplitOptions.RemoveEmptyEntries)
+        |> Array.map (fun line -> Text.Json.JsonSerializer.Deserialize<Replay.Host.Delivery.DeadLetter> line)
+        |> List.ofArray
+    else
+        []
+
+/// Every file under a directory with its text, for "the secret appears nowhere" checks.
+let filesUnder (dir: string) =
+    Directory.EnumerateFiles(dir, "*", SearchOption.AllDirectories)
+    |> Seq.map (fun path -> path, File.ReadAllText path)
+    |> List.ofSeq
+
+/// True when the text looks like a .NET stack trace.
+let hasStackTrace (text: string) =
+    text.Contains "Unhandled exception" || Text.RegularExpressions.Regex.IsMatch(text, @"^\s+at \S+\(", Text.RegularExpressions.RegexOptions.Multiline)
