@@ -170,8 +170,9 @@ public sealed class DeliveryEngine
                 try
                 {
                     job.Attempts++;
+                    var started = System.Diagnostics.Stopwatch.GetTimestamp();
                     var attempt = await _sender.SendAsync(job.Request, token).ConfigureAwait(false);
-                    _stats.Answered(job.Request.Method, attempt);
+                    _stats.Answered(job.Request.Method, attempt, System.Diagnostics.Stopwatch.GetElapsedTime(started));
                     last = attempt;
                     return attempt;
                 }
