@@ -189,6 +189,15 @@ let tests =
               let third = server.Accepted |> List.skip before |> List.map idOf |> Set.ofList
               Expect.equal third (ids [ 81..99 ]) "--reset: the last 200 minutes again"
               Expect.stringContains stderr "warning: --reset" "a clear warning"
+              Expect.stringContains stderr "from offset" "says where each partition starts"
+
+              // --from committed resumes only: the resumed group runs, a new group is refused by name.
+              let code, _, stderr = replay "relative" [ "--from"; "committed" ]
+              Expect.equal code 0 $"a group with commits resumes; stderr: {stderr}"
+              let code, _, stderr = replay "new-group" [ "--from"; "committed" ]
+              Expect.equal code 2 "a group without commits stops with the usage exit code"
+              Expect.stringContains stderr "--from committed: t[" "names the partition"
+              Expect.stringContains stderr "--from earliest" "and the fix"
           }
 
           test "--until-end exits 0 after exactly the records present at start, with a JSON summary" {
@@ -291,4 +300,8 @@ let tests =
               Expect.equal code 0 "replay run --help exits 0"
               for flag in [ "--metrics-port"; "--from"; "--reset"; "--dry-run"; "--until-end"; "--log-format"; "Examples:" ] do
                   Expect.stringContains help flag $"run's help shows {flag}"
+              // The installed layout must still find librdkafka, for the embedded broker too.
+              let code, demo, err = run [ "demo"; "--count"; "200" ]
+              Expect.equal code 0 $"replay demo from the installed tool; stderr: {err}"
+              Expect.stringContains demo "ok: every record consumed is accounted for" "the demo's numbers add up"
           } ]
