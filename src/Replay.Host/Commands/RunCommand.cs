@@ -82,7 +82,7 @@ public static class RunCommand
         try
         {
             OperatedRun run;
-            try { run = OperatedRun.StartAsync(settings.Value!, Console.Error, Console.Out, terminal: !Console.IsErrorRedirected).GetAwaiter().GetResult(); }
+            try { run = OperatedRun.StartAsync(settings.Value!, Console.Error, Console.Out, terminal: !Console.IsErrorRedirected, captureConsoleError: true).GetAwaiter().GetResult(); }
             catch (Exception e) when (e is IOException or System.Net.Sockets.SocketException)
             {
                 Console.Error.WriteLine($"replay run: --metrics-port/--metrics-host: cannot listen ({e.Message}); pick a free port, or 0 for any");

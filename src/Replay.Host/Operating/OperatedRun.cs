@@ -13,13 +13,16 @@ public sealed class OperatedRun : IAsyncDisposable
     readonly ReplayMetrics? _metrics;
     readonly OperatingEndpoint? _endpoint;
     readonly DryRunHandler? _dryRun;
+    readonly TextWriter? _consoleError;
 
     public ReplayConsumer Consumer { get; }
     /// <summary>Where /metrics, /healthz and /readyz are served; null without --metrics-port.</summary>
     public Uri? MetricsUrl => _endpoint is null ? null : new Uri(_endpoint.Url, "/metrics");
 
-    OperatedRun(ReplaySettings settings, OperatorLog log, ReplayConsumer consumer, ReplayMetrics? metrics, OperatingEndpoint? endpoint, DryRunHandler? dryRun)
+    OperatedRun(ReplaySettings settings, OperatorLog log, ReplayConsumer consumer, ReplayMetrics? metrics, OperatingEndpoint? endpoint,
+        DryRunHandler? dryRun, TextWriter? consoleError)
     {
+        _consoleError = consoleError;
         _settings = settings;
         _log = log;
         Consumer = consumer;
@@ -32,11 +35,21 @@ public sealed class OperatedRun : IAsyncDisposable
     /// <param name="log">Where log lines and progress go (standard error in the program).</param>
     /// <param name="output">Where --dry-run prints requests (standard output in the program).</param>
     /// <param name="terminal">True when <paramref name="log"/> is a terminal, for the in-place status line.</param>
-    public static async Task<OperatedRun> StartAsync(ReplaySettings settings, TextWriter log, TextWriter output, bool terminal)
+    /// <param name="captureConsoleError">Route every other Console.Error line of the process (signal
+    /// messages, dead letters logged without a sink) through the log too, so --log-format json holds
+    /// for every line; undone when the run is disposed.</param>
+    public static async Task<OperatedRun> StartAsync(ReplaySettings settings, TextWriter log, TextWriter output, bool terminal,
+        bool captureConsoleError = false)
     {
         var operating = settings.Operating;
         var operatorLog = new OperatorLog(log, output, operating.LogFormat, terminal);
         settings.Log = operatorLog;
+        TextWriter? consoleError = null;
+        if (captureConsoleError)
+        {
+            consoleError = Console.Error;
+            Console.SetError(operatorLog);
+        }
         DryRunHandler? dryRun = null;
         if (settings.DryRun)
         {
@@ -46,6 +59,8 @@ public sealed class OperatedRun : IAsyncDisposable
             settings.DeadLetters.Dispose();
             settings.DeadLetters = new DeadLetterLog(operatorLog);
         }
+        else if (settings.DeadLetters is DeadLetterLog)
+            settings.DeadLetters = new DeadLetterLog(operatorLog);
         var consumer = new ReplayConsumer(settings);
         ReplayMetrics? metrics = null;
         OperatingEndpoint? endpoint = null;
@@ -56,7 +71,7 @@ public sealed class OperatedRun : IAsyncDisposable
                 () => Readiness.Problem(consumer, operating.StuckAfter));
             operatorLog.Message($"metrics: {new Uri(endpoint.Url, "/metrics")} (health: /healthz, /readyz)");
         }
-        return new OperatedRun(settings, operatorLog, consumer, metrics, endpoint, dryRun);
+        return new OperatedRun(settings, operatorLog, consumer, metrics, endpoint, dryRun, consoleError);
     }
 
     /// <summary>Runs the replay to its end and prints the summary; returns the exit code.</summary>
@@ -101,5 +116,6 @@ public sealed class OperatedRun : IAsyncDisposable
     {
         if (_endpoint is not null) await _endpoint.DisposeAsync();
         _metrics?.Dispose();
+        if (_consoleError is not null) Console.SetError(_consoleError);
     }
 }
