@@ -60,6 +60,8 @@ public static class RedriveCommand
         var built = DeliverySettings(parse, kafka.Value!, topic!, secrets);
         if (!built.IsOk) { Console.Error.WriteLine($"replay redrive: {built.Error}"); return ExitCodes.Usage; }
         built.Value!.UntilEnd = true;
+        // --from may be a time here too: the dead letters written since then.
+        built.Value!.Start = Operating.StartPosition.Parse(parse.GetValue(From)!, DateTimeOffset.UtcNow).Value!;
         using var sinks = built.Value!.DeadLetters;
         var consumer = new ReplayConsumer(built.Value!, stats);
         var code = consumer.Run(cancel);

@@ -6,6 +6,7 @@ using Replay.Core;
 using Replay.Host.Cli;
 using Replay.Host.Delivery;
 using Replay.Host.Kafka;
+using Replay.Host.Operating;
 using Replay.Host.Replay;
 using Replay.Host.Security;
 
@@ -33,7 +34,7 @@ public static class RunCommand
     internal static readonly Option<string> Format = new("--format") { Description = "bagheera (protobuf envelopes) or raw (key = id, value = payload)", DefaultValueFactory = _ => "bagheera" };
     internal static readonly Option<bool> RawKeys = new("--raw-keys") { Description = "Insert ids verbatim into the URL as Bagheera did (default: escaped as one path segment)" };
     internal static readonly Option<string?> DeadLetterFile = new("--dead-letter") { Description = "Append records that cannot be delivered to this JSON-lines file" };
-    internal static readonly Option<string> From = new("--from") { Description = "Where a new group starts: earliest or latest (committed offsets win)", DefaultValueFactory = _ => "latest" };
+    internal static readonly Option<string> From = new("--from") { Description = "Where partitions without a committed offset start: earliest, latest, committed (resume only), an ISO-8601 time or -DURATION (-2h); committed offsets win unless --reset", DefaultValueFactory = _ => "latest" };
     internal static readonly Option<bool> UntilEnd = new("--until-end") { Description = "Stop after the records present at start, then commit and exit 0" };
     internal static readonly Option<long?> MaxRecords = new("--max-records") { Description = "Stop after N records, then commit and exit 0" };
     internal static readonly Option<long> MaxInFlightBytes = new("--max-in-flight-bytes") { Description = "Payload bytes in flight before consuming pauses", DefaultValueFactory = _ => 64L << 20 };
@@ -55,10 +56,21 @@ public static class RunCommand
                 --dest "http://proto.example/submit/telemetry/%k" --sample 0.01 --delete false
               replay run -b 127.0.0.1:9092 -t telemetry -gid demo --from earliest --until-end \
                 --dest "http://127.0.0.1:8080/submit/telemetry/%k" --dead-letter dead.jsonl
+
+            Operating it:
+              # the last two hours again, even if this group already went past them
+              replay run -p kafka.properties -t telemetry -gid replay-proto --from -2h --reset --until-end --dest ...
+              # see what would be sent, without sending or committing anything
+              replay run -p kafka.properties -t telemetry -gid replay-proto --from earliest --max-records 20 --dry-run --dest ...
+              # Prometheus metrics and health on :9464 (all interfaces), JSON logs for the log shipper
+              replay run -p kafka.properties -t telemetry -gid replay-proto --metrics-port 9464 --metrics-host 0.0.0.0 \
+                --log-format json --dest ...
             """);
         foreach (var option in new Option[] { Topic, GroupId, Properties, Bootstrap, Dest, CopyKeys, Sample, SampleMode, Delete,
                      NumThreads, Concurrency, ValidateJson, Proxy, CaFile, ClientCert, ClientKey, InsecureSkipVerify, Format, RawKeys, DeadLetterFile, DeadLetterTopic, MaxRate, From, UntilEnd, MaxRecords,
                      MaxInFlightBytes, MaxInFlightRecords, MaxPayloadBytes, RequestTimeout, MaxRetryDuration, ShutdownTimeout })
+            command.Options.Add(option);
+        foreach (var option in OperatingOptions.All)
             command.Options.Add(option);
         command.SetAction((parse, cancel) => Task.FromResult(Execute(parse, cancel)));
         return command;
@@ -78,13 +90,17 @@ public static class RunCommand
             return ExitCodes.Usage;
         }
         WarnIfInsecure(settings.Value!, "replay run");
-        var consumer = new ReplayConsumer(settings.Value!);
         try
         {
-            var code = consumer.Run(cancel);
-            Console.Error.WriteLine($"replay: {consumer.Stats.Summary()}");
-            Console.Error.WriteLine($"replay: {consumer.Stats.ProcessSummary()}");
-            return code;
+            OperatedRun run;
+            try { run = OperatedRun.StartAsync(settings.Value!, Console.Error, Console.Out, terminal: !Console.IsErrorRedirected, captureConsoleError: true).GetAwaiter().GetResult(); }
+            catch (Exception e) when (e is IOException or System.Net.Sockets.SocketException)
+            {
+                Console.Error.WriteLine($"replay run: --metrics-port/--metrics-host: cannot listen ({e.Message}); pick a free port, or 0 for any");
+                return ExitCodes.Usage;
+            }
+            try { return run.Run(cancel); }
+            finally { run.DisposeAsync().AsTask().GetAwaiter().GetResult(); }
         }
         catch (Confluent.Kafka.KafkaException e)
         {
@@ -131,6 +147,11 @@ public static class RunCommand
         var s = settings.Value!;
         s.UntilEnd = parse.GetValue(UntilEnd);
         s.MaxRecords = parse.GetValue(MaxRecords);
+        if (OperatingOptions.Apply(parse, From, s, DateTimeOffset.UtcNow) is { } problem)
+        {
+            s.DeadLetters.Dispose();
+            return Result<ReplaySettings>.Fail(problem);
+        }
         return settings;
     }
 
@@ -154,11 +175,10 @@ public static class RunCommand
         if (parse.GetValue(GroupId) is { } group) kafka["group.id"] = group;
         if (!kafka.ContainsKey("group.id"))
             return Result<Dictionary<string, string>>.Fail("no consumer group: pass -gid NAME (a group of its own, so production loses nothing)");
-        var from = parse.GetValue(From)!;
-        if (from is not ("earliest" or "latest"))
-            return Result<Dictionary<string, string>>.Fail($"--from '{from}': use earliest or latest");
+        var from = StartPosition.Parse(parse.GetValue(From)!, DateTimeOffset.UtcNow);
+        if (!from.IsOk) return Result<Dictionary<string, string>>.Fail(from.Error!);
         if (!kafka.ContainsKey("auto.offset.reset") || parse.GetResult(From) is { Implicit: false })
-            kafka["auto.offset.reset"] = from;
+            kafka["auto.offset.reset"] = from.Value!.AutoOffsetReset;
         return Result<Dictionary<string, string>>.Ok(kafka);
     }
 

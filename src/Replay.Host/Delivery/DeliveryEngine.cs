@@ -171,8 +171,9 @@ public sealed class DeliveryEngine
                     job.Attempts++;
                     var started = System.Diagnostics.Stopwatch.GetTimestamp();
                     var attempt = await _sender.SendAsync(job.Request, token).ConfigureAwait(false);
-                    _stats.Latency.Record(System.Diagnostics.Stopwatch.GetElapsedTime(started));
-                    _stats.Answered(job.Request.Method, attempt);
+                    var elapsed = System.Diagnostics.Stopwatch.GetElapsedTime(started);
+                    _stats.Latency.Record(elapsed);
+                    _stats.Answered(job.Request.Method, attempt, elapsed);
                     last = attempt;
                     return attempt;
                 }

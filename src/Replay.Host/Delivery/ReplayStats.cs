@@ -49,9 +49,10 @@ public sealed class ReplayStats
 
     /// <summary>Lets the metrics layer label skips by rule without this class knowing it.</summary>
     public event Action<Pipeline.SkipReason>? SkipObserved;
-    public event Action<Method, Attempt>? AttemptObserved;
+    /// <summary>Every HTTP attempt with how long it took, for the request metrics.</summary>
+    public event Action<Method, Attempt, TimeSpan>? AttemptObserved;
 
-    public void Answered(Method method, Attempt attempt)
+    public void Answered(Method method, Attempt attempt, TimeSpan elapsed = default)
     {
         if (attempt is Attempt.Answered a)
         {
@@ -60,7 +61,7 @@ public sealed class ReplayStats
             else Interlocked.Increment(ref _status5xx);
         }
         else Interlocked.Increment(ref _failedAttempts);
-        AttemptObserved?.Invoke(method, attempt);
+        AttemptObserved?.Invoke(method, attempt, elapsed);
     }
 
     /// <summary>What the process spent: for the run summary and the benchmark.</summary>

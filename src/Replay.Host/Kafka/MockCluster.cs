@@ -34,8 +34,14 @@ public sealed class MockCluster : IDisposable
     static IEnumerable<string> Candidates()
     {
         var rid = RuntimeInformation.ProcessArchitecture == Architecture.Arm64 ? "linux-arm64" : "linux-x64";
-        foreach (var dir in new[] { AppContext.BaseDirectory, Path.Combine(AppContext.BaseDirectory, "runtimes", rid, "native") })
-            foreach (var file in new[] { "centos8-librdkafka.so", "librdkafka.so" })
+        // A single-file binary extracts its native libraries to a directory of its own, which the
+        // host lists in NATIVE_DLL_SEARCH_DIRECTORIES; without it we would fall through to whatever
+        // (older) librdkafka the system has, or to none.
+        var searched = (AppContext.GetData("NATIVE_DLL_SEARCH_DIRECTORIES") as string ?? "")
+            .Split(Path.PathSeparator, StringSplitOptions.RemoveEmptyEntries);
+        var dirs = new[] { AppContext.BaseDirectory, Path.Combine(AppContext.BaseDirectory, "runtimes", rid, "native") }.Concat(searched);
+        foreach (var file in new[] { "centos8-librdkafka.so", "librdkafka.so" })
+            foreach (var dir in dirs)
                 yield return Path.Combine(dir, file);
     }
 

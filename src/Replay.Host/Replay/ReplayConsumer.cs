@@ -9,6 +9,7 @@ using Confluent.Kafka;
 using Microsoft.FSharp.Core;
 using Replay.Core;
 using Replay.Host.Delivery;
+using Replay.Host.Operating;
 using static Replay.Core.Pipeline;
 
 namespace Replay.Host.Replay;
@@ -23,6 +24,9 @@ public sealed class ReplayConsumer
         public long Stored = -1;
         /// <summary>--until-end: the high-water mark seen when the partition was assigned.</summary>
         public long? End;
+        /// <summary>An offset that may be stored although no record was consumed: where --from placed
+        /// the partition, or where --until-end found its end. Everything below it is this run's business done.</summary>
+        public long Floor = -1;
         public bool ReachedEnd;
         public bool Gone;
     }
@@ -45,6 +49,12 @@ public sealed class ReplayConsumer
     DateTime _nextGroupCheck;
     /// <summary>Set (once, from a delivery worker) when the destination cannot be reached safely at all.</summary>
     volatile string? _fatal;
+    readonly StartOffsets _starts;
+    readonly ConsumerLag _lag = new();
+    int _pausedCount;
+    long _lastTurn = Environment.TickCount64;
+    long _lastProgress = Environment.TickCount64;
+    int _running;
 
     public ReplayConsumer(ReplaySettings settings, ReplayStats? stats = null)
     {
@@ -53,6 +63,7 @@ public sealed class ReplayConsumer
         _entropy = new Entropy(
             FuncConvert.FromFunc(() => Guid.NewGuid().ToString()),
             FuncConvert.FromFunc(() => Random.Shared.NextDouble()));
+        _starts = new StartOffsets(settings.Start, settings.Reset, settings.Kafka, settings.Log);
     }
 
     public ReplayStats Stats => _stats;
@@ -71,9 +82,24 @@ public sealed class ReplayConsumer
 
     public long InFlightBytes => Interlocked.Read(ref _inFlightBytes);
 
+    /// <summary>Partitions paused now: by backpressure, or because --until-end reached their end.</summary>
+    public int PausedCount => Volatile.Read(ref _pausedCount);
+
+    /// <summary>Consumer lag per owned partition, from librdkafka's statistics.</summary>
+    public ConsumerLag Lag => _lag;
+
+    /// <summary>True between the start of <see cref="Run"/> and its return.</summary>
+    public bool IsRunning => Volatile.Read(ref _running) == 1;
+
+    /// <summary>Time since the consume loop last turned (a handler or the broker may hold it).</summary>
+    public TimeSpan SinceLastTurn => TimeSpan.FromMilliseconds(Environment.TickCount64 - Volatile.Read(ref _lastTurn));
+
+    /// <summary>Time since a record last finished, or since work arrived while none was in flight.</summary>
+    public TimeSpan SinceLastProgress => TimeSpan.FromMilliseconds(Environment.TickCount64 - Volatile.Read(ref _lastProgress));
+
     /// <summary>Builds the librdkafka configuration: the operator's settings plus the
     /// few that the no-loss contract depends on, which cannot be overridden.</summary>
-    public static ConsumerConfig BuildConfig(IReadOnlyDictionary<string, string> kafka, bool untilEnd)
+    public static ConsumerConfig BuildConfig(IReadOnlyDictionary<string, string> kafka, bool untilEnd, bool dryRun = false)
     {
         var config = new ConsumerConfig(kafka.ToDictionary(kv => kv.Key, kv => kv.Value));
         // Offsets move only when a record is finished: we store them, librdkafka commits them.
@@ -85,6 +111,10 @@ public sealed class ReplayConsumer
         // librdkafka's 5 s default would replay up to 5 s of delivered records after a crash.
         if (!kafka.ContainsKey("auto.commit.interval.ms")) config.AutoCommitIntervalMs = 1000;
         config.EnablePartitionEof = untilEnd;
+        // --dry-run leaves the group's offsets exactly as they were.
+        if (dryRun) config.EnableAutoCommit = false;
+        // Lag per partition for the metrics and the progress line; cheap at this interval.
+        if (!kafka.ContainsKey("statistics.interval.ms")) config.StatisticsIntervalMs = 5000;
         var newProtocol = kafka.TryGetValue("group.protocol", out var protocol) && protocol == "consumer";
         if (!newProtocol && !kafka.ContainsKey("partition.assignment.strategy"))
             // Incremental rebalances: partitions that stay with us keep flowing.
@@ -96,7 +126,14 @@ public sealed class ReplayConsumer
     /// drains, commits and leaves the group. Returns the process exit code.</summary>
     public int Run(CancellationToken stop)
     {
-        var config = BuildConfig(_settings.Kafka, _settings.UntilEnd);
+        Volatile.Write(ref _running, 1);
+        try { return RunConsumer(stop); }
+        finally { Volatile.Write(ref _running, 0); }
+    }
+
+    int RunConsumer(CancellationToken stop)
+    {
+        var config = BuildConfig(_settings.Kafka, _settings.UntilEnd, _settings.DryRun);
         using var handler = _settings.Handler is null
             ? null
             : new PassThroughHandler(_settings.Handler);
@@ -115,6 +152,7 @@ public sealed class ReplayConsumer
 
         using var consumer = new ConsumerBuilder<byte[]?, byte[]?>(config)
             .SetPartitionsAssignedHandler((c, parts) => OnAssigned(c, parts))
+            .SetStatisticsHandler((_, json) => _lag.Update(json, _partitions.ContainsKey))
             .SetPartitionsRevokedHandler((c, parts) => OnRevoked(c, parts))
             .SetPartitionsLostHandler((c, parts) => OnLost(parts))
             .SetErrorHandler((_, e) => _settings.Log.WriteLine($"kafka: {e.Reason}{(e.IsFatal ? " (fatal)" : "")}"))
@@ -123,12 +161,15 @@ public sealed class ReplayConsumer
         _consumer = consumer;
         if (_settings.UntilEnd && !_settings.Topic.StartsWith('^'))
             _startEnds = StartMarks(consumer, _settings.Topic);
+        if (_settings.Reset && !_settings.Topic.StartsWith('^'))
+            _starts.RememberCommitted(consumer, Partitions(consumer, _settings.Topic));
         consumer.Subscribe(_settings.Topic);
 
         try
         {
             while (!stop.IsCancellationRequested && !_stopConsuming && _fatal is null)
             {
+                Volatile.Write(ref _lastTurn, Environment.TickCount64);
                 Drain();
                 if (_settings.UntilEnd && IsAtEnd()) break;
                 ApplyBackpressure();
@@ -146,6 +187,15 @@ public sealed class ReplayConsumer
         {
             _settings.Log.WriteLine($"kafka: fatal consumer error: {e.Error.Reason}");
             return 1;
+        }
+        catch (ConsumeException e) when (e.Error.Code == ErrorCode.Local_AutoOffsetReset)
+        {
+            // --from committed: librdkafka refused to guess a start (auto.offset.reset=error).
+            var at = e.ConsumerRecord?.TopicPartition is { } tp ? $"{tp.Topic}[{tp.Partition.Value}]" : "a partition";
+            _settings.Log.WriteLine($"--from committed: {at} has no usable committed offset for this group (none was committed, " +
+                "or it is older than the topic keeps); start it with --from earliest, latest or a time");
+            Shutdown(consumer);
+            return Cli.ExitCodes.Usage;
         }
         if (_fatal is { } fatal)
         {
@@ -198,6 +248,8 @@ public sealed class ReplayConsumer
         switch (decision)
         {
             case Decision.Send send:
+                // Work arriving after an idle spell is not a stall: the stall clock starts now.
+                if (_engine!.InFlight == 0) Volatile.Write(ref _lastProgress, Environment.TickCount64);
                 Interlocked.Add(ref _inFlightBytes, value.Length);
                 _engine!.Submit(new Job
                 {
@@ -239,6 +291,7 @@ public sealed class ReplayConsumer
     void OnFinished(Job job)
     {
         Interlocked.Add(ref _inFlightBytes, -job.Source.Bytes);
+        Volatile.Write(ref _lastProgress, Environment.TickCount64);
         switch (job.Result)
         {
             case JobResult.Delivered:
@@ -300,24 +353,30 @@ public sealed class ReplayConsumer
 
     void StoreAll()
     {
+        // --dry-run: the group's offsets stay where they were.
+        if (_settings.DryRun) return;
         foreach (var state in _partitions.Values)
         {
-            if (Checkpoint.committable(state.Progress) is not { } position || position.Value <= state.Stored) continue;
+            var committable = Checkpoint.committable(state.Progress) is { } p ? p.Value : -1;
+            // The floor counts only when nothing is open: an open record below it must be read again after a crash.
+            var position = Checkpoint.isIdle(state.Progress) ? Math.Max(committable, state.Floor) : committable;
+            if (position < 0 || position <= state.Stored) continue;
             try
             {
-                _consumer!.StoreOffset(new TopicPartitionOffset(state.Partition, position.Value));
-                state.Stored = position.Value;
+                _consumer!.StoreOffset(new TopicPartitionOffset(state.Partition, position));
+                state.Stored = position;
             }
             catch (KafkaException e)
             {
                 // The partition left us between the check and the store: its new owner re-reads from the last commit.
-                _settings.Log.WriteLine($"kafka: could not store offset {position.Value} for {state.Partition}: {e.Error.Reason}");
+                _settings.Log.WriteLine($"kafka: could not store offset {position} for {state.Partition}: {e.Error.Reason}");
             }
         }
     }
 
     void Commit(IConsumer<byte[]?, byte[]?> consumer, IEnumerable<TopicPartitionOffset>? offsets)
     {
+        if (_settings.DryRun) return;
         try
         {
             if (offsets is null) consumer.Commit();
@@ -342,10 +401,15 @@ public sealed class ReplayConsumer
         if (full) _consumer.Pause(active);
         else _consumer.Resume(active);
         Volatile.Write(ref _backpressured, full);
+        CountPaused();
     }
 
-    void OnAssigned(IConsumer<byte[]?, byte[]?> consumer, List<TopicPartition> partitions)
+    void CountPaused() =>
+        Volatile.Write(ref _pausedCount, _backpressured ? _partitions.Count : _partitions.Values.Count(p => p.ReachedEnd));
+
+    IEnumerable<TopicPartitionOffset> OnAssigned(IConsumer<byte[]?, byte[]?> consumer, List<TopicPartition> partitions)
     {
+        var starts = _starts.Decide(consumer, partitions);
         foreach (var tp in partitions)
         {
             var state = new PartitionState(tp);
@@ -357,11 +421,20 @@ public sealed class ReplayConsumer
             }
             _partitions[tp] = state;
         }
+        // A start chosen by --from is stored (and so committed) at once, so that a restart resumes there.
+        foreach (var start in starts)
+            if (start.Offset.Value >= 0 && _partitions.TryGetValue(start.TopicPartition, out var state))
+                state.Floor = start.Offset.Value;
         // New partitions start unpaused; the next loop turn pauses them if the budget is full.
         _backpressured = false;
         Volatile.Write(ref _assignedCount, _partitions.Count);
-        _settings.Log.WriteLine($"assigned: {string.Join(", ", partitions.Select(p => $"{p.Topic}[{p.Partition.Value}]"))}");
+        CountPaused();
+        _settings.Log.WriteLine($"assigned: {string.Join(", ", starts.Select(Describe))}");
+        return starts;
     }
+
+    static string Describe(TopicPartitionOffset start) =>
+        $"{start.Topic}[{start.Partition.Value}]" + (start.Offset.Value >= 0 ? $" from offset {start.Offset.Value}" : "");
 
     void OnRevoked(IConsumer<byte[]?, byte[]?> consumer, List<TopicPartitionOffset> partitions)
     {
@@ -388,6 +461,7 @@ public sealed class ReplayConsumer
             _partitions.Remove(s.Partition);
         }
         Volatile.Write(ref _assignedCount, _partitions.Count);
+        CountPaused();
         _settings.Log.WriteLine($"revoked: {string.Join(", ", partitions.Select(p => $"{p.Topic}[{p.Partition.Value}]"))}");
     }
 
@@ -397,6 +471,7 @@ public sealed class ReplayConsumer
         foreach (var p in partitions)
             if (_partitions.Remove(p.TopicPartition, out var s)) s.Gone = true;
         Volatile.Write(ref _assignedCount, _partitions.Count);
+        CountPaused();
         _settings.Log.WriteLine($"lost: {string.Join(", ", partitions.Select(p => $"{p.Topic}[{p.Partition.Value}]"))}");
     }
 
@@ -405,7 +480,11 @@ public sealed class ReplayConsumer
         if (!_partitions.TryGetValue(tp, out var state) || state.ReachedEnd) return;
         if (state.End is { } end && offset < end) return;
         state.ReachedEnd = true;
+        // Records below the end that this run never consumed (before a --from start) are not this
+        // run's to replay: the end itself may be committed once nothing below it is open.
+        state.Floor = Math.Max(state.Floor, state.End is { } e ? Math.Min(offset, e) : offset);
         _consumer?.Pause([tp]);
+        CountPaused();
     }
 
     /// <summary>--until-end is reached when this member's partitions are at their start marks
@@ -416,7 +495,8 @@ public sealed class ReplayConsumer
     {
         if (_partitions.Count == 0 || !_partitions.Values.All(p => p.ReachedEnd && Checkpoint.isIdle(p.Progress)))
             return false;
-        if (_startEnds is null) return true;
+        // A dry run commits nothing, so there is no group progress to wait for.
+        if (_startEnds is null || _settings.DryRun) return true;
         if (DateTime.UtcNow < _nextGroupCheck) return false;
         _nextGroupCheck = DateTime.UtcNow + TimeSpan.FromMilliseconds(500);
         StoreAll();
@@ -439,17 +519,23 @@ public sealed class ReplayConsumer
     /// <summary>Low and high watermarks of every partition of the topic, as they are now.</summary>
     static Dictionary<TopicPartition, (long Low, long High)> StartMarks(IConsumer<byte[]?, byte[]?> consumer, string topic)
     {
+        var marks = new Dictionary<TopicPartition, (long, long)>();
+        foreach (var tp in Partitions(consumer, topic))
+        {
+            var w = consumer.QueryWatermarkOffsets(tp, TimeSpan.FromSeconds(10));
+            marks[tp] = (w.Low.Value, w.High.Value);
+        }
+        return marks;
+    }
+
+    /// <summary>Every partition of a named topic, from the cluster's metadata.</summary>
+    static List<TopicPartition> Partitions(IConsumer<byte[]?, byte[]?> consumer, string topic)
+    {
         using var admin = new DependentAdminClientBuilder(consumer.Handle).Build();
         var metadata = admin.GetMetadata(topic, TimeSpan.FromSeconds(10));
-        var marks = new Dictionary<TopicPartition, (long, long)>();
-        foreach (var t in metadata.Topics.Where(t => t.Topic == topic))
-            foreach (var p in t.Partitions)
-            {
-                var tp = new TopicPartition(topic, new Partition(p.PartitionId));
-                var w = consumer.QueryWatermarkOffsets(tp, TimeSpan.FromSeconds(10));
-                marks[tp] = (w.Low.Value, w.High.Value);
-            }
-        return marks;
+        return metadata.Topics.Where(t => t.Topic == topic)
+            .SelectMany(t => t.Partitions.Select(p => new TopicPartition(topic, new Partition(p.PartitionId))))
+            .ToList();
     }
 
     /// <summary>Wraps a caller-owned handler so that disposing the sender leaves it alive.</summary>

@@ -1,6 +1,7 @@
 using System.Net;
 using Replay.Core;
 using Replay.Host.Delivery;
+using Replay.Host.Operating;
 
 namespace Replay.Host.Replay;
 
@@ -34,4 +35,13 @@ public sealed class ReplaySettings
     /// <summary>Overrides the HTTP handler (tests, TLS options).</summary>
     public HttpMessageHandler? Handler { get; set; }
     public TextWriter Log { get; set; } = Console.Error;
+
+    // Operating: where partitions start, whether anything is sent, how the run is watched.
+    /// <summary>--from: the start of partitions without a committed offset (of all, with <see cref="Reset"/>).</summary>
+    public StartPosition Start { get; set; } = StartPosition.Latest;
+    /// <summary>--reset: start at <see cref="Start"/> even where the group has committed offsets.</summary>
+    public bool Reset { get; set; }
+    /// <summary>--dry-run: print each request instead of sending it; store and commit nothing.</summary>
+    public bool DryRun { get; set; }
+    public OperatingSettings Operating { get; set; } = new();
 }

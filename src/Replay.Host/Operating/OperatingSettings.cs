@@ -1,0 +1,20 @@
+// How a run is watched: the metrics and health endpoint, the log format and the
+// progress report. None of it changes what is replayed.
+using System.Net;
+
+namespace Replay.Host.Operating;
+
+public enum LogFormat { Text, Json }
+
+public sealed class OperatingSettings
+{
+    /// <summary>--metrics-port: serve /metrics, /healthz and /readyz; null: no endpoint. 0 picks a free port.</summary>
+    public int? MetricsPort { get; set; }
+    /// <summary>--metrics-host: loopback by default, so metrics are not exposed beyond this machine by accident.</summary>
+    public IPAddress MetricsHost { get; set; } = IPAddress.Loopback;
+    public LogFormat LogFormat { get; set; } = LogFormat.Text;
+    /// <summary>--progress-interval; null: every 2 s on a terminal, every 10 s in a log.</summary>
+    public TimeSpan? ProgressInterval { get; set; }
+    /// <summary>--stuck-after: /readyz fails when records are in flight and none finished for this long.</summary>
+    public TimeSpan StuckAfter { get; set; } = TimeSpan.FromMinutes(2);
+}

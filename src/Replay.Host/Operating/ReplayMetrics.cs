@@ -1,0 +1,112 @@
+// The Prometheus metrics of one run, exposed by prometheus-net. Counters that
+// ReplayStats already keeps are copied in just before each scrape, so the hot path
+// pays nothing extra; only the labelled ones (skips per rule, requests per method and
+// status class, latency) are counted as they happen, from ReplayStats' events.
+using Prometheus;
+using Replay.Core;
+using Replay.Host.Delivery;
+using Replay.Host.Replay;
+using static Replay.Core.Outcome;
+
+namespace Replay.Host.Operating;
+
+public sealed class ReplayMetrics : IDisposable
+{
+    readonly ReplayStats _stats;
+    readonly ReplayConsumer _consumer;
+    readonly Counter _consumed, _bytesConsumed, _delivered, _sampledOut, _deletesIgnored, _notJson, _deadLetters,
+        _decodeErrors, _retries, _ruleReloads, _ruleReloadErrors, _skippedByRule, _requests;
+    readonly Gauge _inFlightRecords, _inFlightBytes, _paused, _assigned, _lag;
+    readonly Histogram _latency;
+
+    /// <summary>This run's registry: its own, so that runs in one process do not mix.</summary>
+    public CollectorRegistry Registry { get; } = Metrics.NewCustomRegistry();
+
+    public ReplayMetrics(ReplayConsumer consumer)
+    {
+        _consumer = consumer;
+        _stats = consumer.Stats;
+        var f = Metrics.WithCustomRegistry(Registry);
+        _consumed = f.CreateCounter("replay_records_consumed_total", "Records read from Kafka.");
+        _bytesConsumed = f.CreateCounter("replay_consumed_bytes_total", "Record value bytes read from Kafka.");
+        _delivered = f.CreateCounter("replay_records_sent_total", "Records the destination accepted (2xx).");
+        _sampledOut = f.CreateCounter("replay_records_sampled_out_total", "Records not replayed because of --sample.");
+        _deletesIgnored = f.CreateCounter("replay_records_deletes_ignored_total", "DELETEs not replayed because of --delete false.");
+        _notJson = f.CreateCounter("replay_records_not_json_total", "Records skipped by --validatejson.");
+        _skippedByRule = f.CreateCounter("replay_records_skipped_by_rule_total", "Records a rule chose to skip.", "rule");
+        _deadLetters = f.CreateCounter("replay_dead_letters_total", "Records written to the dead-letter file or topic.");
+        _decodeErrors = f.CreateCounter("replay_decode_errors_total", "Records whose envelope could not be decoded (also dead letters).");
+        _retries = f.CreateCounter("replay_retries_total", "HTTP attempts repeated after a retryable failure.");
+        _requests = f.CreateCounter("replay_requests_total", "HTTP attempts by method and outcome (2xx..5xx, timeout, unreachable).", "method", "status_class");
+        _latency = f.CreateHistogram("replay_request_duration_seconds", "Time of one HTTP attempt.", new HistogramConfiguration
+        {
+            LabelNames = ["method"],
+            // 1 ms .. ~33 s: a local sink answers in a millisecond, a struggling server in the request timeout.
+            Buckets = Histogram.ExponentialBuckets(0.001, 2, 16),
+        });
+        _inFlightRecords = f.CreateGauge("replay_in_flight_records", "Records handed to delivery and not finished.");
+        _inFlightBytes = f.CreateGauge("replay_in_flight_bytes", "Payload bytes of the records in flight.");
+        _paused = f.CreateGauge("replay_paused_partitions", "Owned partitions paused by backpressure or --until-end.");
+        _assigned = f.CreateGauge("replay_assigned_partitions", "Partitions this member owns.");
+        _lag = f.CreateGauge("replay_consumer_lag", "Records of a partition not yet finished (high watermark minus stored offset).", "topic", "partition");
+        _ruleReloads = f.CreateCounter("replay_rule_reloads_total", "Successful reloads of the rules file.");
+        _ruleReloadErrors = f.CreateCounter("replay_rule_reload_errors_total", "Reloads of the rules file that failed (old rules kept).");
+        DotNetStats.Register(Registry);
+
+        _stats.SkipObserved += OnSkip;
+        _stats.AttemptObserved += OnAttempt;
+        Registry.AddBeforeCollectCallback(Refresh);
+    }
+
+    void OnSkip(Pipeline.SkipReason reason)
+    {
+        if (reason is Pipeline.SkipReason.SkippedByRule rule) _skippedByRule.WithLabels(rule.rule).Inc();
+    }
+
+    void OnAttempt(Method method, Attempt attempt, TimeSpan elapsed)
+    {
+        var name = MethodModule.name(method);
+        _requests.WithLabels(name, StatusClass(attempt)).Inc();
+        _latency.WithLabels(name).Observe(elapsed.TotalSeconds);
+    }
+
+    static string StatusClass(Attempt attempt) => attempt switch
+    {
+        Attempt.Answered a => $"{a.status / 100}xx",
+        Attempt.Unreachable => "unreachable",
+        _ => "timeout",
+    };
+
+    /// <summary>Copies the cheap counters into Prometheus, just before a scrape reads them.</summary>
+    void Refresh()
+    {
+        _consumed.IncTo(_stats.Consumed);
+        _bytesConsumed.IncTo(_stats.BytesConsumed);
+        _delivered.IncTo(_stats.Delivered);
+        _sampledOut.IncTo(_stats.SampledOut);
+        _deletesIgnored.IncTo(_stats.DeletesIgnored);
+        _notJson.IncTo(_stats.NotJson);
+        _deadLetters.IncTo(_stats.DeadLettered);
+        _decodeErrors.IncTo(_stats.DecodeErrors);
+        _retries.IncTo(_stats.Retries);
+        _ruleReloads.IncTo(RuleMetrics.Reloads);
+        _ruleReloadErrors.IncTo(RuleMetrics.ReloadErrors);
+        _inFlightRecords.Set(_consumer.InFlight);
+        _inFlightBytes.Set(_consumer.InFlightBytes);
+        _paused.Set(_consumer.PausedCount);
+        _assigned.Set(_consumer.AssignedCount);
+
+        var lag = _consumer.Lag.Current;
+        foreach (var labels in _lag.GetAllLabelValues().ToList())
+            if (!lag.Keys.Any(tp => tp.Topic == labels[0] && tp.Partition.Value.ToString() == labels[1]))
+                _lag.RemoveLabelled(labels);
+        foreach (var (tp, value) in lag)
+            _lag.WithLabels(tp.Topic, tp.Partition.Value.ToString()).Set(value);
+    }
+
+    public void Dispose()
+    {
+        _stats.SkipObserved -= OnSkip;
+        _stats.AttemptObserved -= OnAttempt;
+    }
+}
