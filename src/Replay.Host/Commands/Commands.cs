@@ -12,5 +12,6 @@ public static class Commands
         BrokerCommand.Create(),
         ProduceCommand.Create(),
         SinkCommand.Create(),
+        RulesCommand.Create(),
     ];
 }

@@ -7,6 +7,7 @@ using Replay.Host.Cli;
 using Replay.Host.Delivery;
 using Replay.Host.Kafka;
 using Replay.Host.Replay;
+using Replay.Host.Rules;
 
 namespace Replay.Host.Commands;
 
@@ -16,7 +17,7 @@ public static class RunCommand
     static readonly Option<string?> GroupId = new("--groupid", "-gid") { Description = "Consumer group of this replay (use its own, never production's)" };
     static readonly Option<string?> Properties = new("--properties", "-p") { Description = "Java .properties file with librdkafka settings (bootstrap.servers, security, ...)" };
     static readonly Option<string?> Bootstrap = new("--bootstrap-servers", "-b") { Description = "HOST:PORT[,...]; overrides bootstrap.servers from the properties file" };
-    static readonly Option<string> Dest = new("--dest", "-d") { Description = "Destination pattern; %k (or {id}) is the document id, e.g. http://host/submit/telemetry/%k", Required = true };
+    static readonly Option<string?> Dest = new("--dest", "-d") { Description = "Destination pattern; %k (or {id}) is the document id, e.g. http://host/submit/telemetry/%k (required unless --rules sets defaults.dest)" };
     static readonly Option<bool> CopyKeys = new("--copy-keys") { Description = "Send the document id (true) or a fresh UUID (false); DELETEs always use the id", DefaultValueFactory = _ => true };
     static readonly Option<double> Sample = new("--sample", "-s") { Description = "Fraction of documents to replay, in [0, 1]", DefaultValueFactory = _ => 1.0 };
     static readonly Option<string> SampleMode = new("--sample-mode") { Description = "document (deterministic by id, default) or random (Bagheera's coin flip)", DefaultValueFactory = _ => "document" };
@@ -36,6 +37,7 @@ public static class RunCommand
     static readonly Option<int> MaxPayloadBytes = new("--max-payload-bytes") { Description = "Larger records are dead-lettered, not sent", DefaultValueFactory = _ => 8 << 20 };
     static readonly Option<TimeSpan?> RequestTimeout = Duration.Option("--request-timeout", "Time one HTTP attempt may take", TimeSpan.FromSeconds(30));
     static readonly Option<TimeSpan?> MaxRetryDuration = Duration.Option("--max-retry-duration", "Give up (dead-letter) after retrying this long; default: retry until delivered");
+    static readonly Option<string?> RulesFile = new("--rules") { Description = "YAML rules file (C# snippets) refining the flags per record; reloaded when it changes. See rules/README.md" };
     static readonly Option<TimeSpan?> ShutdownTimeout = Duration.Option("--shutdown-timeout", "On Ctrl+C/SIGTERM, wait this long for in-flight requests", TimeSpan.FromSeconds(30));
 
     public static Command Create()
@@ -51,7 +53,7 @@ public static class RunCommand
             """);
         foreach (var option in new Option[] { Topic, GroupId, Properties, Bootstrap, Dest, CopyKeys, Sample, SampleMode, Delete,
                      NumThreads, Concurrency, ValidateJson, Proxy, Format, RawKeys, DeadLetterFile, From, UntilEnd, MaxRecords,
-                     MaxInFlightBytes, MaxInFlightRecords, MaxPayloadBytes, RequestTimeout, MaxRetryDuration, ShutdownTimeout })
+                     MaxInFlightBytes, MaxInFlightRecords, MaxPayloadBytes, RequestTimeout, MaxRetryDuration, ShutdownTimeout, RulesFile })
             command.Options.Add(option);
         command.SetAction((parse, cancel) => Task.FromResult(Execute(parse, cancel)));
         return command;
@@ -70,6 +72,7 @@ public static class RunCommand
         {
             var code = consumer.Run(cancel);
             Console.Error.WriteLine($"replay: {consumer.Stats.Summary()}");
+            if (settings.Value!.Rules is { } rules) Console.Error.WriteLine($"replay: {rules.Summary()}");
             return code;
         }
         catch (Confluent.Kafka.KafkaException e)
@@ -80,6 +83,7 @@ public static class RunCommand
         finally
         {
             settings.Value!.DeadLetters.Dispose();
+            settings.Value!.Rules?.Dispose();
         }
     }
 
@@ -105,10 +109,17 @@ public static class RunCommand
         if (!kafka.ContainsKey("auto.offset.reset") || parse.GetResult(From) is { Implicit: false })
             kafka["auto.offset.reset"] = from;
 
-        var destination = Destination.parse(parse.GetValue(Dest)!);
-        if (destination.IsError) return Result<ReplaySettings>.Fail("--dest: " + destination.ErrorValue);
-        var problem = CheckDestination(destination.ResultValue);
-        if (problem is not null) return Result<ReplaySettings>.Fail("--dest: " + problem);
+        Destination.Pattern? destination = null;
+        if (parse.GetValue(Dest) is { } dest)
+        {
+            var parsed = Destination.parse(dest);
+            if (parsed.IsError) return Result<ReplaySettings>.Fail("--dest: " + parsed.ErrorValue);
+            var problem = CheckDestination(parsed.ResultValue);
+            if (problem is not null) return Result<ReplaySettings>.Fail("--dest: " + problem);
+            destination = parsed.ResultValue;
+        }
+        else if (parse.GetValue(RulesFile) is null)
+            return Result<ReplaySettings>.Fail("no destination: pass --dest \"http://host/submit/telemetry/%k\" (or --rules FILE with defaults.dest)");
 
         var rate = Sampling.RateModule.create(parse.GetValue(Sample));
         if (rate.IsError) return Result<ReplaySettings>.Fail("--sample: " + rate.ErrorValue);
@@ -128,9 +139,24 @@ public static class RunCommand
             proxy = built.Value;
         }
 
-        var route = RouteModule.defaults("defaults", Target.NewPattern(destination.ResultValue), rate.ResultValue,
-            parse.GetValue(Delete), parse.GetValue(CopyKeys));
-        var router = FSharpRouter.Always(route);
+        // With --rules the flags are the base the file's defaults and rules refine, and
+        // each record is routed by the generation in force when it is consumed.
+        LiveRules? rules = null;
+        Func<FSharpRouter> router;
+        if (parse.GetValue(RulesFile) is { } rulesPath)
+        {
+            var started = LiveRules.Start(rulesPath,
+                new RuleBase(destination, rate.ResultValue, parse.GetValue(Delete), parse.GetValue(CopyKeys)), Console.Error);
+            if (!started.IsOk) return Result<ReplaySettings>.Fail($"--rules {rulesPath}: {started.Error}");
+            rules = started.Value!;
+            router = rules.Router;
+        }
+        else
+        {
+            var always = FSharpRouter.Always(RouteModule.defaults("defaults", Target.NewPattern(destination!), rate.ResultValue,
+                parse.GetValue(Delete), parse.GetValue(CopyKeys)));
+            router = () => always;
+        }
         IDeadLetterSink deadLetters = parse.GetValue(DeadLetterFile) is { } dlPath
             ? new DeadLetterFile(dlPath)
             : new DeadLetterLog(Console.Error);
@@ -142,7 +168,8 @@ public static class RunCommand
             Pipeline = new Pipeline.Settings(format.ResultValue, mode.ResultValue, parse.GetValue(ValidateJson),
                 parse.GetValue(RawKeys) ? Destination.Escaping.Verbatim : Destination.Escaping.Segment,
                 parse.GetValue(MaxPayloadBytes)),
-            Router = () => router,
+            Router = router,
+            Rules = rules,
             Concurrency = concurrency,
             MaxInFlightBytes = parse.GetValue(MaxInFlightBytes),
             MaxInFlightRecords = parse.GetValue(MaxInFlightRecords),
