@@ -36,6 +36,7 @@ public sealed class LiveRules : IDisposable
     readonly RuleBase _flags;
     readonly TextWriter _log;
     readonly object _reloadGate = new();
+    readonly object _attemptGate = new();
     readonly ConcurrentDictionary<string, long> _failuresByRule = new(StringComparer.Ordinal);
     readonly SemaphoreSlim _changed = new(0);
     readonly CancellationTokenSource _stop = new();
@@ -106,7 +107,7 @@ public sealed class LiveRules : IDisposable
             {
                 Volatile.Write(ref _lastErrors, diagnostics);
                 _log.WriteLine($"rules: {_path} not reloaded; generation {_active.Generation.Number} stays in force:\n  {string.Join("\n  ", diagnostics)}");
-                Interlocked.Increment(ref _attempts);
+                Attempted();
                 return false;
             }
             foreach (var warning in diagnostics) _log.WriteLine($"rules: {warning}");
@@ -115,7 +116,32 @@ public sealed class LiveRules : IDisposable
             previous.Generation.Unload();
             Volatile.Write(ref _lastErrors, []);
             LogLoaded(generation);
-            Interlocked.Increment(ref _attempts);
+            Attempted();
+            return true;
+        }
+    }
+
+    void Attempted()
+    {
+        lock (_attemptGate)
+        {
+            _attempts++;
+            Monitor.PulseAll(_attemptGate);
+        }
+    }
+
+    /// <summary>Waits until at least <paramref name="count"/> reloads were tried since the
+    /// start; false when <paramref name="timeout"/> passes first.</summary>
+    public bool WaitForAttempts(int count, TimeSpan timeout)
+    {
+        var deadline = DateTime.UtcNow + timeout;
+        lock (_attemptGate)
+        {
+            while (_attempts < count)
+            {
+                var left = deadline - DateTime.UtcNow;
+                if (left <= TimeSpan.Zero || !Monitor.Wait(_attemptGate, left)) return _attempts >= count;
+            }
             return true;
         }
     }
