@@ -116,6 +116,8 @@ public static class RulesFile
             var document = new RulesDocument();
             foreach (var (key, value) in Entries(root, TopKeys, "at the top level"))
             {
+                if (IsEmpty(value)) continue; // `rules:` with nothing under it: no rules
+
                 switch (key)
                 {
                     case "imports": ReadImports(value, document.Imports); break;
@@ -128,6 +130,8 @@ public static class RulesFile
             }
             return document;
         }
+
+        static bool IsEmpty(YamlNode node) => node is YamlScalarNode { Style: ScalarStyle.Plain, Value: null or "" or "~" or "null" };
 
         /// <summary>The mapping's entries with scalar keys; unknown keys are reported.</summary>
         IEnumerable<(string Key, YamlNode Value)> Entries(YamlMappingNode mapping, string[] known, string where)
@@ -286,8 +290,8 @@ public static class RulesFile
                         if (value is YamlScalarNode { Value: { } m } && MethodModule.parse(m) is { IsOk: true } method) settings.Method = method.ResultValue;
                         else Error(value, "`method:` is POST, PUT or DELETE");
                         break;
-                    case "headers": ReadHeaders(value, settings.Headers); break;
-                    case "copy-headers": ReadCopies(value, copied); break;
+                    case "headers": if (!IsEmpty(value)) ReadHeaders(value, settings.Headers); break;
+                    case "copy-headers": if (!IsEmpty(value)) ReadCopies(value, copied); break;
                 }
             }
             var clashing = copied.Where(copy => settings.Headers.Any(h => string.Equals(h.Name, copy.Name, StringComparison.OrdinalIgnoreCase))).ToList();
