@@ -43,7 +43,3 @@ let copyExample (dir: Directory) (name: string) =
     let target = dir.File name
     write target (File.ReadAllText(Path.Combine(examples.Value, name)))
     target
-
-/// Waits until `condition` holds; false when `timeout` passes first.
-let waitUntil (timeout: TimeSpan) (condition: unit -> bool) =
-    Threading.SpinWait.SpinUntil(Func<bool> condition, timeout)

@@ -166,7 +166,9 @@ rules:
               Expect.isTrue (serverA.WaitForAccepted(before.Length, within)) "A receives the first batch"
 
               RulesFiles.write file (toServer "b" serverB)
-              Expect.isTrue (RulesFiles.waitUntil within (fun () -> rules.Generation = 2)) $"generation 2 comes in force (log: {log.Text})"
+              // The attempt counter moves after the swap and its log line: wait on it, then look.
+              Expect.isTrue (rules.WaitForAttempts(1, within)) "the edit is picked up"
+              Expect.equal rules.Generation 2 $"generation 2 is in force (log: {log.Text})"
               Expect.stringContains log.Text "rules: generation 2 in force: 0 rules from" "the reload is logged with its generation"
               let after = [ for i in 1..50 -> $"after-{i}" ]
               Broker.produce cluster.BootstrapServers "t" [ for id in after -> doc "telemetry" id [] ]
@@ -209,7 +211,8 @@ rules:
               Expect.isTrue (serverA.WaitForAccepted(40, within)) "the old rules keep sending to A"
 
               RulesFiles.write file (toServer "b" serverB)
-              Expect.isTrue (RulesFiles.waitUntil within (fun () -> rules.Generation = 2)) "the fixed file comes in force"
+              Expect.isTrue (rules.WaitForAttempts(2, within)) "the fix is picked up"
+              Expect.equal rules.Generation 2 "the fixed file is in force"
               Broker.produce cluster.BootstrapServers "t" [ for i in 1..20 -> doc "telemetry" $"three-{i}" [] ]
               Expect.isTrue (serverB.WaitForAccepted(20, within)) "B receives the third batch"
               Expect.equal (run.Stop()) 0 "stops cleanly"
