@@ -64,7 +64,7 @@ public sealed class LiveRules : IDisposable
     public static Result<LiveRules> Start(string path, RuleBase flags, TextWriter log, bool watch = true)
     {
         var (text, unreadable) = RulesLoader.Read(path);
-        if (text is null) return Result<LiveRules>.Fail(unreadable!.ToString());
+        if (text is null) return Result<LiveRules>.Fail(unreadable!.Message);
         var (generation, diagnostics) = RulesLoader.FromText(path, text, flags, 1);
         if (generation is null)
             return Result<LiveRules>.Fail($"the rules file has errors:\n  {string.Join("\n  ", diagnostics)}");
