@@ -173,54 +173,54 @@ let fieldValue (field: Field) (record: Record) (envelope: Envelope) : string =
     | ApiVersion -> envelope.ApiVersion
     | Partitions -> String.Join("/", envelope.Partitions)
 
-/// Thrown inside `route` for a rule's result that is unusable; caught below and
-/// turned into `RuleFailed` like any exception from the rule's own code.
-exception private Unusable of string
-
-let private build (resolved: Resolved<'view>) (view: 'view) (record: Record) (envelope: Envelope) : Route =
+/// The route one rule gives one record, or why its values are unusable (a null
+/// URL, a rate outside [0, 1]). Exceptions from the rule's code pass through, to
+/// be caught by `route` with the rule's name.
+let private build (resolved: Resolved<'view>) (view: 'view) (record: Record) (envelope: Envelope) : Result<Route, string> =
     match resolved.Constant with
-    | Some route -> route
+    | Some route -> Ok route
     | None ->
         let target =
             match resolved.Dest with
-            | DestPattern pattern -> Target.Pattern pattern
+            | DestPattern pattern -> Ok(Target.Pattern pattern)
             | DestCode code ->
                 match code view with
-                | null -> raise (Unusable "its destination expression returned null")
-                | url -> Url url
+                | null -> Error "its destination expression returned null"
+                | url -> Ok(Url url)
         let sample =
-            let value =
-                match resolved.Sample with
-                | Fixed value -> value
-                | Code code -> code view
-            match Sampling.Rate.create value with
-            | Ok rate -> rate
-            | Error message -> raise (Unusable message)
-        let headers =
-            resolved.Headers
-            |> Array.choose (fun header ->
-                let value =
-                    match header with
-                    | SetHeader(_, Fixed text) -> text
-                    | SetHeader(_, Code code) -> code view
-                    | CopyHeader(_, KafkaHeader kafkaName) -> Record.header kafkaName record
-                    | CopyHeader(_, EnvelopeField field) -> fieldValue field record envelope
-                match value with
-                | null -> None
-                | text -> Some(headerName header, text))
-            |> List.ofArray
-        { Name = resolved.Name
-          Target = target
-          Sample = sample
-          Deletes = resolved.Deletes
-          CopyKeys = resolved.CopyKeys
-          Method = resolved.Method
-          Headers = headers }
+            match resolved.Sample with
+            | Fixed value -> Sampling.Rate.create value
+            | Code code -> Sampling.Rate.create (code view)
+        match target, sample with
+        | Error why, _
+        | _, Error why -> Error why
+        | Ok target, Ok sample ->
+            let headers =
+                resolved.Headers
+                |> Array.choose (fun header ->
+                    let value =
+                        match header with
+                        | SetHeader(_, Fixed text) -> text
+                        | SetHeader(_, Code code) -> code view
+                        | CopyHeader(_, KafkaHeader kafkaName) -> Record.header kafkaName record
+                        | CopyHeader(_, EnvelopeField field) -> fieldValue field record envelope
+                    match value with
+                    | null -> None
+                    | text -> Some(headerName header, text))
+                |> List.ofArray
+            Ok
+                { Name = resolved.Name
+                  Target = target
+                  Sample = sample
+                  Deletes = resolved.Deletes
+                  CopyKeys = resolved.CopyKeys
+                  Method = resolved.Method
+                  Headers = headers }
 
-let private describe (error: exn) =
-    match error with
-    | Unusable message -> message
-    | e -> $"{e.GetType().Name}: {e.Message}"
+/// What a matching rule does.
+type private Outcome<'view> =
+    | Skips of Choice
+    | Replays of Resolved<'view>
 
 /// The router of a rule set. Rules are tried in order; the first whose `When`
 /// holds decides. Any exception from the rule set's code (view, predicate or
@@ -233,8 +233,8 @@ let route (rules: RuleSet<'view>) : Router =
         rules.Rules
         |> List.map (fun rule ->
             match rule.Action with
-            | Skip -> Choice1Of2(SkipByRule rule.Name)
-            | Replay settings -> Choice2Of2(resolve rules.Defaults rule.Name settings))
+            | Skip -> Skips(SkipByRule rule.Name)
+            | Replay settings -> Replays(resolve rules.Defaults rule.Name settings))
         |> Array.ofList
     fun record envelope ->
         let mutable stage = DefaultsName
@@ -246,12 +246,18 @@ let route (rules: RuleSet<'view>) : Router =
                 stage <- names[i]
                 if predicates[i] view then chosen <- i
                 i <- i + 1
-            if chosen < 0 then
-                stage <- DefaultsName
-                Use(build defaults view record envelope)
-            else
-                match outcomes[chosen] with
-                | Choice1Of2 skip -> skip
-                | Choice2Of2 rule -> Use(build rule view record envelope)
+            let resolved =
+                if chosen < 0 then
+                    stage <- DefaultsName
+                    Replays defaults
+                else
+                    outcomes[chosen]
+            match resolved with
+            | Skips skip -> skip
+            | Replays rule ->
+                match build rule view record envelope with
+                | Ok route -> Use route
+                | Error why -> RuleFailed(stage, why)
         with error ->
-            RuleFailed(stage, describe error)
+            // The operator's code threw: this record fails, the replay goes on.
+            RuleFailed(stage, $"{error.GetType().Name}: {error.Message}")
