@@ -262,4 +262,13 @@ rules:
                     "#2 telemetry/big (telemetry[0]@1): skip: skipped by rule 'drop oversized'"
                     "#3 telemetry/r1 (telemetry[0]@2): skip: delete ignored: deletes are off (defaults)" ]
               Expect.equal (stdout.TrimEnd().Split('\n') |> Array.map _.TrimEnd() |> List.ofArray) expected "one decision per record"
+              let code, stdout, stderr =
+                  ReplayProcess.run
+                      [ "rules"; "test"; example; "--id"; "a/b"; "--header"; "channel=nightly"; "--topic"; "prod"; "--offset"; "5" ]
+                      (TimeSpan.FromSeconds 60.0)
+              Expect.equal code 0 $"exit 0 (stderr: {stderr})"
+              Expect.stringStarts
+                  stdout
+                  "#1 telemetry/a/b (prod[0]@5): send by 'nightly, all of it, to staging': POST http://staging.example/submit/telemetry/a%2Fb\n    X-Replay-Id: prod/0/5\n    channel: nightly\n    X-Replay-Source: prod-prod"
+                  "one record from the flags"
           } ]
