@@ -14,5 +14,6 @@ public static class Commands
         SinkCommand.Create(),
         RedriveCommand.Create(),
         IngestCommand.Create(),
+        RulesCommand.Create(),
     ];
 }

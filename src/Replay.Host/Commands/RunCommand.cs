@@ -8,6 +8,7 @@ using Replay.Host.Delivery;
 using Replay.Host.Kafka;
 using Replay.Host.Operating;
 using Replay.Host.Replay;
+using Replay.Host.Rules;
 using Replay.Host.Security;
 
 namespace Replay.Host.Commands;
@@ -18,7 +19,7 @@ public static class RunCommand
     internal static readonly Option<string?> GroupId = new("--groupid", "-gid") { Description = "Consumer group of this replay (use its own, never production's)" };
     internal static readonly Option<string?> Properties = new("--properties", "-p") { Description = "Java .properties file with librdkafka settings (bootstrap.servers, security, ...)" };
     internal static readonly Option<string?> Bootstrap = new("--bootstrap-servers", "-b") { Description = "HOST:PORT[,...]; overrides bootstrap.servers from the properties file" };
-    internal static readonly Option<string> Dest = new("--dest", "-d") { Description = "Destination pattern; %k (or {id}) is the document id, e.g. http://host/submit/telemetry/%k", Required = true };
+    internal static readonly Option<string?> Dest = new("--dest", "-d") { Description = "Destination pattern; %k (or {id}) is the document id, e.g. http://host/submit/telemetry/%k (required unless --rules sets defaults.dest)" };
     internal static readonly Option<bool> CopyKeys = new("--copy-keys") { Description = "Send the document id (true) or a fresh UUID (false); DELETEs always use the id", DefaultValueFactory = _ => true };
     internal static readonly Option<double> Sample = new("--sample", "-s") { Description = "Fraction of documents to replay, in [0, 1]", DefaultValueFactory = _ => 1.0 };
     internal static readonly Option<string> SampleMode = new("--sample-mode") { Description = "document (deterministic by id, default) or random (Bagheera's coin flip)", DefaultValueFactory = _ => "document" };
@@ -44,6 +45,7 @@ public static class RunCommand
     internal static readonly Option<TimeSpan?> MaxRetryDuration = Duration.Option("--max-retry-duration", "Give up (dead-letter) after retrying this long; default: retry until delivered");
     internal static readonly Option<string?> DeadLetterTopic = new("--dead-letter-topic") { Description = "Write records that cannot be delivered to this Kafka topic (original key, value and headers kept)" };
     internal static readonly Option<double?> MaxRate = new("--max-rate") { Description = "At most N requests per second to the destination (retries included)" };
+    internal static readonly Option<string?> RulesFile = new("--rules") { Description = "YAML rules file (C# snippets) refining the flags per record; reloaded when it changes. See rules/README.md" };
     internal static readonly Option<TimeSpan?> ShutdownTimeout = Duration.Option("--shutdown-timeout", "On Ctrl+C/SIGTERM, wait this long for in-flight requests", TimeSpan.FromSeconds(30));
 
     public static Command Create()
@@ -68,7 +70,7 @@ public static class RunCommand
             """);
         foreach (var option in new Option[] { Topic, GroupId, Properties, Bootstrap, Dest, CopyKeys, Sample, SampleMode, Delete,
                      NumThreads, Concurrency, ValidateJson, Proxy, CaFile, ClientCert, ClientKey, InsecureSkipVerify, Format, RawKeys, DeadLetterFile, DeadLetterTopic, MaxRate, From, UntilEnd, MaxRecords,
-                     MaxInFlightBytes, MaxInFlightRecords, MaxPayloadBytes, RequestTimeout, MaxRetryDuration, ShutdownTimeout })
+                     MaxInFlightBytes, MaxInFlightRecords, MaxPayloadBytes, RequestTimeout, MaxRetryDuration, ShutdownTimeout, RulesFile })
             command.Options.Add(option);
         foreach (var option in OperatingOptions.All)
             command.Options.Add(option);
@@ -99,7 +101,12 @@ public static class RunCommand
                 Console.Error.WriteLine($"replay run: --metrics-port/--metrics-host: cannot listen ({e.Message}); pick a free port, or 0 for any");
                 return ExitCodes.Usage;
             }
-            try { return run.Run(cancel); }
+            try
+            {
+                var code = run.Run(cancel);
+                if (settings.Value!.Rules is { } rules) Console.Error.WriteLine($"replay: {rules.Summary()}");
+                return code;
+            }
             finally { run.DisposeAsync().AsTask().GetAwaiter().GetResult(); }
         }
         catch (Confluent.Kafka.KafkaException e)
@@ -117,6 +124,7 @@ public static class RunCommand
         finally
         {
             settings.Value!.DeadLetters.Dispose();
+            settings.Value!.Rules?.Dispose();
         }
     }
 
@@ -185,12 +193,19 @@ public static class RunCommand
     /// <summary>Everything about what is sent and how: destination, sampling, HTTP, retries, dead letters.</summary>
     public static Result<ReplaySettings> DeliverySettings(ParseResult parse, IReadOnlyDictionary<string, string> kafka, string topic, Secrets secrets)
     {
-        secrets.AddUrlCredentials(parse.GetValue(Dest)!);
         secrets.AddProxyEnvironment();
-        var destination = Destination.parse(parse.GetValue(Dest)!);
-        if (destination.IsError) return Result<ReplaySettings>.Fail("--dest: " + destination.ErrorValue);
-        var problem = CheckDestination(destination.ResultValue);
-        if (problem is not null) return Result<ReplaySettings>.Fail("--dest: " + problem);
+        Destination.Pattern? destination = null;
+        if (parse.GetValue(Dest) is { } dest)
+        {
+            secrets.AddUrlCredentials(dest);
+            var parsed = Destination.parse(dest);
+            if (parsed.IsError) return Result<ReplaySettings>.Fail("--dest: " + parsed.ErrorValue);
+            var problem = CheckDestination(parsed.ResultValue);
+            if (problem is not null) return Result<ReplaySettings>.Fail("--dest: " + problem);
+            destination = parsed.ResultValue;
+        }
+        else if (parse.GetValue(RulesFile) is null)
+            return Result<ReplaySettings>.Fail("no destination: pass --dest \"http://host/submit/telemetry/%k\" (or --rules FILE with defaults.dest)");
 
         var rate = Sampling.RateModule.create(parse.GetValue(Sample));
         if (rate.IsError) return Result<ReplaySettings>.Fail("--sample: " + rate.ErrorValue);
@@ -216,9 +231,24 @@ public static class RunCommand
         var tls = ClientTls.Load(parse.GetValue(CaFile), parse.GetValue(ClientCert), parse.GetValue(ClientKey), parse.GetValue(InsecureSkipVerify));
         if (!tls.IsOk) return Result<ReplaySettings>.Fail(tls.Error!);
 
-        var route = RouteModule.defaults("defaults", Target.NewPattern(destination.ResultValue), rate.ResultValue,
-            parse.GetValue(Delete), parse.GetValue(CopyKeys));
-        var router = FSharpRouter.Always(route);
+        // With --rules the flags are the base the file's defaults and rules refine, and
+        // each record is routed by the generation in force when it is consumed.
+        LiveRules? rules = null;
+        Func<FSharpRouter> router;
+        if (parse.GetValue(RulesFile) is { } rulesPath)
+        {
+            var started = LiveRules.Start(rulesPath,
+                new RuleBase(destination, rate.ResultValue, parse.GetValue(Delete), parse.GetValue(CopyKeys)), Console.Error);
+            if (!started.IsOk) return Result<ReplaySettings>.Fail($"--rules {rulesPath}: {started.Error}");
+            rules = started.Value!;
+            router = rules.Router;
+        }
+        else
+        {
+            var always = FSharpRouter.Always(RouteModule.defaults("defaults", Target.NewPattern(destination!), rate.ResultValue,
+                parse.GetValue(Delete), parse.GetValue(CopyKeys)));
+            router = () => always;
+        }
         var sinks = new List<IDeadLetterSink>();
         if (parse.GetValue(DeadLetterFile) is { } dlPath) sinks.Add(new DeadLetterFile(dlPath));
         if (parse.GetValue(DeadLetterTopic) is { } dlTopic) sinks.Add(new DeadLetterTopic(kafka, dlTopic));
@@ -236,7 +266,8 @@ public static class RunCommand
             Pipeline = new Pipeline.Settings(format.ResultValue, mode.ResultValue, parse.GetValue(ValidateJson),
                 parse.GetValue(RawKeys) ? Destination.Escaping.Verbatim : Destination.Escaping.Segment,
                 parse.GetValue(MaxPayloadBytes)),
-            Router = () => router,
+            Router = router,
+            Rules = rules,
             Concurrency = concurrency,
             MaxInFlightBytes = parse.GetValue(MaxInFlightBytes),
             MaxInFlightRecords = parse.GetValue(MaxInFlightRecords),

@@ -15,6 +15,8 @@ public sealed class ReplaySettings
     public required Pipeline.Settings Pipeline { get; set; }
     /// <summary>The router in force now; read once per record so a rules reload takes effect between records.</summary>
     public required Func<FSharpRouter> Router { get; set; }
+    /// <summary>The live rules behind <see cref="Router"/> with --rules (owned: disposed after the run).</summary>
+    public Rules.LiveRules? Rules { get; set; }
     public int Concurrency { get; set; } = 64;
     public int MaxInFlightRecords { get; set; } = 2_000;
     public long MaxInFlightBytes { get; set; } = 64L << 20;

@@ -1,0 +1,123 @@
+// From a rules file on disk to a ready generation: refuse unsafe permissions, parse
+// the YAML, compile the snippets, then hand the core a rule set of plain functions
+// and take back its router. Any problem stops the load with diagnostics naming the
+// file and line; nothing half-loaded is ever returned.
+using System.Diagnostics;
+using Microsoft.FSharp.Collections;
+using Microsoft.FSharp.Core;
+using Replay.Core;
+using Replay.Host.Replay;
+using CoreRules = Replay.Core.Rules;
+using Envelope = Replay.Core.Envelope.Envelope;
+
+namespace Replay.Host.Rules;
+
+/// <summary>What the command line contributes: the base that the file's `defaults:` refine.</summary>
+public sealed record RuleBase(Destination.Pattern? Dest, Sampling.Rate Sample, bool Deletes, bool CopyKeys)
+{
+    /// <summary>`replay run`'s defaults when no flag is given: no destination, everything sampled,
+    /// DELETEs replayed, document ids sent.</summary>
+    public static RuleBase Flags => new(null, Sampling.RateModule.all, true, true);
+}
+
+public static class RulesLoader
+{
+    /// <summary>Loads the file as generation <paramref name="number"/>.</summary>
+    public static (RuleGeneration? Generation, List<RuleDiagnostic> Diagnostics) Load(string path, RuleBase flags, int number)
+    {
+        var (text, problem) = Read(path);
+        return text is null ? (null, [problem!]) : FromText(path, text, flags, number);
+    }
+
+    /// <summary>The file's text, if its permissions make it trustworthy and it can be read.</summary>
+    public static (string? Text, RuleDiagnostic? Problem) Read(string path)
+    {
+        try
+        {
+            if (!File.Exists(path))
+                return (null, RuleDiagnostic.File(path, "no such rules file"));
+            if (FilePermissions.Unsafe(path) is { } reason)
+                return (null, RuleDiagnostic.File(path, reason));
+            return (File.ReadAllText(path), null);
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            return (null, RuleDiagnostic.File(path, $"cannot read the rules file: {e.Message}"));
+        }
+    }
+
+    /// <summary>Loads rules from text; <paramref name="path"/> only names the file in diagnostics.</summary>
+    public static (RuleGeneration? Generation, List<RuleDiagnostic> Diagnostics) FromText(string path, string text, RuleBase flags, int number)
+    {
+        var clock = Stopwatch.StartNew();
+        var (document, problems) = RulesFile.Parse(path, text);
+        if (document is null) return (null, problems);
+        if (document.Defaults.DestPattern is null && document.Defaults.DestCode is null && flags.Dest is null)
+            return (null, [RuleDiagnostic.File(path, "no destination for records that match no rule: set `dest:` under `defaults:`, or pass --dest")]);
+
+        var (compiled, diagnostics) = RuleCompiler.Compile(path, document);
+        if (compiled is null) return (null, diagnostics);
+
+        var router = CoreRules.route(RuleSet(document, compiled, flags));
+        var generation = new RuleGeneration
+        {
+            Number = number,
+            Router = new FSharpRouter(router),
+            RuleCount = document.Rules.Count,
+            Warnings = compiled.Warnings,
+            CompileTime = clock.Elapsed,
+            Context = compiled.Context,
+        };
+        return (generation, diagnostics);
+    }
+
+    static CoreRules.RuleSet<RecordView> RuleSet(RulesDocument document, CompiledRules compiled, RuleBase flags)
+    {
+        var newView = compiled.NewView;
+        var view = FuncConvert.FromFunc<Record, Envelope, RecordView>((record, envelope) =>
+        {
+            var v = newView();
+            v.Bind(record, envelope);
+            return v;
+        });
+        var spec = document.Defaults;
+        var defaults = new CoreRules.Defaults<RecordView>(
+            Dest(spec, compiled) ?? CoreRules.Dest<RecordView>.NewDestPattern(flags.Dest!),
+            Sample(spec, compiled) ?? CoreRules.Value<RecordView, double>.NewFixed(Sampling.RateModule.value(flags.Sample)),
+            spec.Deletes ?? flags.Deletes,
+            spec.CopyKeys ?? flags.CopyKeys,
+            Option(spec.Method),
+            Headers(spec, compiled));
+        var rules = document.Rules.Select(rule => new CoreRules.Rule<RecordView>(
+            rule.Name,
+            FuncConvert.FromFunc((Func<RecordView, bool>)compiled.Delegates[rule.When]),
+            rule.Skip ? CoreRules.Action<RecordView>.Skip : CoreRules.Action<RecordView>.NewReplay(Settings(rule.Settings, compiled))));
+        return new CoreRules.RuleSet<RecordView>(view, defaults, ListModule.OfSeq(rules));
+    }
+
+    static CoreRules.Settings<RecordView> Settings(SettingsSpec spec, CompiledRules compiled) =>
+        new(Option(Dest(spec, compiled)),
+            Option(Sample(spec, compiled)),
+            spec.Deletes is { } deletes ? FSharpOption<bool>.Some(deletes) : null,
+            spec.CopyKeys is { } copyKeys ? FSharpOption<bool>.Some(copyKeys) : null,
+            Option(spec.Method),
+            Headers(spec, compiled));
+
+    static CoreRules.Dest<RecordView>? Dest(SettingsSpec spec, CompiledRules compiled) =>
+        spec.DestPattern is { } pattern ? CoreRules.Dest<RecordView>.NewDestPattern(pattern)
+        : spec.DestCode is { } code ? CoreRules.Dest<RecordView>.NewDestCode(FuncConvert.FromFunc((Func<RecordView, string?>)compiled.Delegates[code]))
+        : null;
+
+    static CoreRules.Value<RecordView, double>? Sample(SettingsSpec spec, CompiledRules compiled) =>
+        spec.Sample is { } rate ? CoreRules.Value<RecordView, double>.NewFixed(rate)
+        : spec.SampleCode is { } code ? CoreRules.Value<RecordView, double>.NewCode(FuncConvert.FromFunc((Func<RecordView, double>)compiled.Delegates[code]))
+        : null;
+
+    static FSharpList<CoreRules.Header<RecordView>> Headers(SettingsSpec spec, CompiledRules compiled) =>
+        ListModule.OfSeq(spec.Headers.Select(header => header.Code is { } code
+            ? CoreRules.Header<RecordView>.NewSetHeader(header.Name,
+                CoreRules.Value<RecordView, string?>.NewCode(FuncConvert.FromFunc((Func<RecordView, string?>)compiled.Delegates[code])))
+            : CoreRules.Header<RecordView>.NewCopyHeader(header.Name, header.Copy!)));
+
+    static FSharpOption<T>? Option<T>(T? value) where T : class => value is null ? null : FSharpOption<T>.Some(value);
+}
