@@ -43,7 +43,8 @@ let private ids = [ for i in 0..7 -> $"doc-{i}" ]
 /// Header names, with a case variant: Kafka lookups are exact, HTTP overrides are not.
 let private headerNames = [ "channel"; "Channel"; "trace"; "x-b" ]
 
-let private safeText = Gen.elements [ "nightly"; "beta"; "release"; "a b"; "ünï"; ""; "x=1;y=2" ]
+/// Header values .NET can send (printable ASCII): others are refused by the pipeline.
+let private safeText = Gen.elements [ "nightly"; "beta"; "release"; "a b"; "unix"; ""; "x=1;y=2" ]
 
 /// Any text a producer could put in a header (valid UTF-16, so it survives UTF-8).
 let private anyText =
@@ -250,7 +251,9 @@ let tests =
           <| Prop.forAll
               (Arb.fromGen (
                   anyText
-                  |> Gen.filter (fun id -> id <> "" && Text.Encoding.UTF8.GetByteCount id <= MaxIdBytes)
+                  // Ids the core lets into a URL at all (hostile ones are dead-lettered, see UrlSafetyTests).
+                  |> Gen.filter (fun id ->
+                      id <> "" && Text.Encoding.UTF8.GetByteCount id <= MaxIdBytes && (Destination.refuseValue id).IsNone)
               ))
               (fun id ->
                   let rules: RuleSet<Record * Envelope> =
