@@ -172,7 +172,7 @@ public sealed class ReplayConsumer
                 Volatile.Write(ref _lastTurn, Environment.TickCount64);
                 Drain();
                 if (_settings.UntilEnd && IsAtEnd()) break;
-                ApplyBackpressure();
+                if (!ApplyBackpressure()) continue;
                 var result = consumer.Consume(_backpressured ? 50 : 100);
                 if (result is null) continue;
                 if (result.IsPartitionEOF)
@@ -392,17 +392,56 @@ public sealed class ReplayConsumer
         }
     }
 
-    void ApplyBackpressure()
+    /// <summary>Keeps what is in flight within the budget. A full budget first just
+    /// stops taking records for a moment (the destination is usually only slower than
+    /// Kafka); only when it stays full are the partitions paused. Pausing is kept for real
+    /// stalls because librdkafka drops its prefetched records on pause and fetches them
+    /// again on resume. Resuming waits until half the budget is free, so pause and
+    /// resume do not alternate per record. Returns true when a record may be consumed.</summary>
+    bool ApplyBackpressure()
     {
-        var full = _engine!.InFlight >= _settings.MaxInFlightRecords
-            || Interlocked.Read(ref _inFlightBytes) >= _settings.MaxInFlightBytes;
-        if (full == _backpressured || _consumer is null) return;
-        var active = _partitions.Values.Where(p => !p.ReachedEnd).Select(p => p.Partition).ToList();
-        if (full) _consumer.Pause(active);
-        else _consumer.Resume(active);
-        Volatile.Write(ref _backpressured, full);
+        if (_consumer is null) return true;
+        var inFlight = _engine!.InFlight;
+        var bytes = Interlocked.Read(ref _inFlightBytes);
+        var full = inFlight >= _settings.MaxInFlightRecords || bytes >= _settings.MaxInFlightBytes;
+        if (_backpressured && _repause)
+        {
+            _consumer.Pause(_partitions.Values.Where(p => !p.ReachedEnd).Select(p => p.Partition).ToList());
+            _repause = false;
+        }
+        if (_backpressured)
+        {
+            var roomAgain = inFlight <= _settings.MaxInFlightRecords / 2 && bytes <= _settings.MaxInFlightBytes / 2;
+            if (!roomAgain) return true; // paused: Consume serves callbacks and returns nothing
+            _consumer.Resume(_partitions.Values.Where(p => !p.ReachedEnd).Select(p => p.Partition).ToList());
+            Volatile.Write(ref _backpressured, false);
+            _fullSince = 0;
+            CountPaused();
+            return true;
+        }
+        if (!full)
+        {
+            _fullSince = 0;
+            return true;
+        }
+        var now = Environment.TickCount64;
+        if (_fullSince == 0) _fullSince = now;
+        if (now - _fullSince < PauseAfterFullMs)
+        {
+            // Wait for a completion instead of taking more; the loop drains it next turn.
+            _completed.Wait(5);
+            return false;
+        }
+        _consumer.Pause(_partitions.Values.Where(p => !p.ReachedEnd).Select(p => p.Partition).ToList());
+        Volatile.Write(ref _backpressured, true);
         CountPaused();
+        return true;
     }
+
+    /// <summary>How long the budget may stay full before partitions are paused.</summary>
+    const int PauseAfterFullMs = 1000;
+    long _fullSince;
+    bool _repause;
 
     void CountPaused() =>
         Volatile.Write(ref _pausedCount, _backpressured ? _partitions.Count : _partitions.Values.Count(p => p.ReachedEnd));
@@ -425,8 +464,8 @@ public sealed class ReplayConsumer
         foreach (var start in starts)
             if (start.Offset.Value >= 0 && _partitions.TryGetValue(start.TopicPartition, out var state))
                 state.Floor = start.Offset.Value;
-        // New partitions start unpaused; the next loop turn pauses them if the budget is full.
-        _backpressured = false;
+        // New partitions start unpaused; while the budget is full the next loop turn pauses them too.
+        _repause = _backpressured;
         Volatile.Write(ref _assignedCount, _partitions.Count);
         CountPaused();
         _settings.Log.WriteLine($"assigned: {string.Join(", ", starts.Select(Describe))}");
