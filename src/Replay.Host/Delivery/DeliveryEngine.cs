@@ -24,6 +24,10 @@ public sealed class Job
     public int Attempts { get; internal set; }
     public int LastStatus { get; internal set; }
     public string? FailureReason { get; internal set; }
+    /// <summary>The outcome of the latest attempt; null before the first one completed.</summary>
+    internal Attempt? LastAttempt { get; set; }
+    /// <summary>A failed first attempt waiting to be handed to the retry pipeline.</summary>
+    internal Attempt? Pending { get; set; }
 }
 
 public enum JobResult { Pending, Delivered, DeadLettered, Abandoned }
@@ -135,7 +139,8 @@ public sealed class DeliveryEngine
 
     async Task RunLaneAsync(string key, Job first)
     {
-        await Task.Yield();
+        // No hop to the thread pool first: the lane runs on the consume thread until its
+        // request is on the wire, which costs less than handing it to another thread.
         var job = first;
         while (true)
         {
@@ -155,30 +160,24 @@ public sealed class DeliveryEngine
         }
     }
 
+    /// <summary>The first attempt runs on its own; only an attempt worth retrying enters
+    /// the retry pipeline, which is handed that failed attempt as its first outcome so
+    /// that Polly waits its backoff before the next one.</summary>
     async Task DeliverAsync(Job job)
     {
-        using var giveUp = CancellationTokenSource.CreateLinkedTokenSource(_abandon);
-        if (_options.MaxRetryDuration is { } d) giveUp.CancelAfter(d);
-        Attempt? last = null;
         try
         {
-            last = await _retry.ExecuteAsync(async token =>
+            var first = await AttemptAsync(job, _abandon).ConfigureAwait(false);
+            if (classify(first).IsRetry)
             {
-                using var lease = _rate is null ? null : await _rate.AcquireAsync(1, token).ConfigureAwait(false);
-                await _permits.WaitAsync(token).ConfigureAwait(false);
-                try
-                {
-                    job.Attempts++;
-                    var started = System.Diagnostics.Stopwatch.GetTimestamp();
-                    var attempt = await _sender.SendAsync(job.Request, token).ConfigureAwait(false);
-                    var elapsed = System.Diagnostics.Stopwatch.GetElapsedTime(started);
-                    _stats.Latency.Record(elapsed);
-                    _stats.Answered(job.Request.Method, attempt, elapsed);
-                    last = attempt;
-                    return attempt;
-                }
-                finally { _permits.Release(); }
-            }, giveUp.Token).ConfigureAwait(false);
+                job.Pending = first;
+                using var giveUp = _options.MaxRetryDuration is null ? null : CancellationTokenSource.CreateLinkedTokenSource(_abandon);
+                if (_options.MaxRetryDuration is { } limit) giveUp!.CancelAfter(limit);
+                await _retry.ExecuteAsync(
+                    static (state, token) => state.Engine.RetryAsync(state.Job, token),
+                    (Engine: this, Job: job),
+                    giveUp?.Token ?? _abandon).ConfigureAwait(false);
+            }
         }
         catch (OperationCanceledException) when (_abandon.IsCancellationRequested)
         {
@@ -187,9 +186,37 @@ public sealed class DeliveryEngine
         }
         catch (OperationCanceledException)
         {
-            // --max-retry-duration ran out: last attempt's verdict decides below.
+            // --max-retry-duration ran out: the last attempt's verdict decides below.
         }
-        Conclude(job, last);
+        Conclude(job, job.LastAttempt);
+    }
+
+    ValueTask<Attempt> RetryAsync(Job job, CancellationToken token)
+    {
+        if (job.Pending is { } pending)
+        {
+            job.Pending = null;
+            return ValueTask.FromResult(pending);
+        }
+        return new ValueTask<Attempt>(AttemptAsync(job, token));
+    }
+
+    async Task<Attempt> AttemptAsync(Job job, CancellationToken token)
+    {
+        using var lease = _rate is null ? null : await _rate.AcquireAsync(1, token).ConfigureAwait(false);
+        await _permits.WaitAsync(token).ConfigureAwait(false);
+        try
+        {
+            job.Attempts++;
+            var started = System.Diagnostics.Stopwatch.GetTimestamp();
+            var attempt = await _sender.SendAsync(job.Request, token).ConfigureAwait(false);
+            var elapsed = System.Diagnostics.Stopwatch.GetElapsedTime(started);
+            _stats.Latency.Record(elapsed);
+            _stats.Answered(job.Request.Method, attempt, elapsed);
+            job.LastAttempt = attempt;
+            return attempt;
+        }
+        finally { _permits.Release(); }
     }
 
     static void Conclude(Job job, Attempt? last)

@@ -233,11 +233,11 @@ let failures =
               use cluster = Broker.start "t" 8
               let n = 4000
               Broker.produce cluster.BootstrapServers "t" [ for i in 1..n -> Data.store $"id-{i}" "{}" ]
-              use server = HttpRecorder.startSlow (fun _ -> TimeSpan.FromMilliseconds 2.0) (HttpRecorder.always 201)
+              use server = HttpRecorder.startSlow (fun _ -> TimeSpan.FromMilliseconds 5.0) (HttpRecorder.always 201)
               let route = ReplayProcess.route $"{server.Url}/submit/telemetry/%%k" 1.0 true true
               let make () =
                   let s = ReplayProcess.settings cluster.BootstrapServers "g" "t" route
-                  s.Concurrency <- 4
+                  s.Concurrency <- 2
                   s.MaxInFlightRecords <- 50
                   s
               use a = ReplayProcess.start (make ())
