@@ -145,6 +145,8 @@ let tests =
               Expect.equal (replay.Wait within) (Some 0) "finishes once the destination is up"
               Expect.equal (server.Accepted |> List.map (fun h -> h.Path) |> Set.ofList).Count n "every record delivered"
               Expect.equal replay.Stats.DeadLettered 0L "an outage is not a reason to dead-letter"
+              use self = Diagnostics.Process.GetCurrentProcess()
+              printfn "outage test: %d records, 0 lost, %d consumed while down (budget 200), test process peak RSS %d MB" n consumedWhileDown (self.PeakWorkingSet64 / 1048576L)
           }
 
           test "--max-rate bounds the request rate" {

@@ -145,4 +145,53 @@ let tests =
               let paths = server.Accepted |> List.map (fun h -> h.Path)
               Expect.equal (Set.ofList paths).Count n "every record delivered across the two runs"
               Expect.equal paths.Length n "a graceful stop commits what it delivered: nothing is sent twice"
+          } 
+          test "Bagheera's own command line, against `replay broker` filled by an independent client (kafka-python), via -Dhttp.proxyHost" {
+              let python = "/usr/bin/python3"
+              let probe = Diagnostics.Process.Start(python, "-c \"import kafka\"")
+              probe.WaitForExit()
+              Expect.equal probe.ExitCode 0 "kafka-python is needed: apt-get install python3-kafka (.ci/run installs it)"
+              use broker = ReplayProcess.spawn [ "broker"; "--topic"; "seed"; "--partitions"; "4" ]
+              Expect.isTrue (Wait.until within (fun () -> broker.Stdout.Contains "bootstrap.servers=")) $"the broker announces itself ({broker.Stderr})"
+              let bootstrap = broker.Stdout.Trim().Replace("bootstrap.servers=", "")
+              // Envelopes hand-encoded in Python, so the decoder is checked against bytes it did not write.
+              let script = tempFile "produce.py"
+              File.WriteAllLines(
+                  script,
+                  [| "import sys"
+                     "from kafka import KafkaProducer"
+                     "def varint(n):"
+                     "    out = bytearray()"
+                     "    while True:"
+                     "        b = n & 0x7f; n >>= 7"
+                     "        if n: out.append(b | 0x80)"
+                     "        else: out.append(b); return bytes(out)"
+                     "def field(num, data): return varint(num << 3 | 2) + varint(len(data)) + data"
+                     "def envelope(i, delete):"
+                     "    msg = field(2, b\"telemetry\") + field(3, f\"py-{i}\".encode()) + field(5, b\"\" if delete else f'{{\"i\":{i}}}'.encode())"
+                     "    msg += varint(6 << 3) + varint(2 * 1700000000000)"
+                     "    if delete: msg += varint(7 << 3) + varint(1)"
+                     "    return msg"
+                     "p = KafkaProducer(bootstrap_servers=sys.argv[1], acks=\"all\")"
+                     "for i in range(300): p.send(\"seed\", key=f\"py-{i}\".encode(), value=envelope(i, False))"
+                     "for i in range(0, 300, 30): p.send(\"seed\", key=f\"py-{i}\".encode(), value=envelope(i, True))"
+                     "p.flush()" |]
+              )
+              let produce = Diagnostics.Process.Start(python, $"{script} {bootstrap}")
+              Expect.isTrue (produce.WaitForExit 60000) "kafka-python wrote the topic"
+              Expect.equal produce.ExitCode 0 "kafka-python succeeded"
+              let properties = tempFile "kafka.consumer.properties"
+              File.WriteAllLines(properties, [ $"bootstrap.servers={bootstrap}"; "auto.offset.reset=earliest" ])
+              use proxy = HttpRecorder.start (HttpRecorder.always 201)
+              let code, _, stderr =
+                  ReplayProcess.run
+                      [ "com.mozilla.bagheera.consumer.KafkaReplayConsumer"; "-t"; "seed"; "-gid"; "replay-seed"; "-p"; properties
+                        "--copy-keys"; "true"; "--dest"; "http://replay-host.invalid/submit/telemetry/%k"; "--sample"; "1"
+                        "--delete"; "false"; "-Dhttp.proxyHost=127.0.0.1"; $"-Dhttp.proxyPort={proxy.Port}"; "--until-end" ]
+                      within
+              Expect.equal code 0 $"exit 0 ({stderr})"
+              let got = proxy.Accepted |> List.map (fun h -> h.Method, h.RawTarget, text h.Body) |> Set.ofList
+              let expected = set [ for i in 0..299 -> "POST", $"http://replay-host.invalid/submit/telemetry/py-{i}", $"{{\"i\":{i}}}" ]
+              Expect.equal got expected "every record, as POST dest(id) with its payload, through the proxy; no DELETE with --delete false"
           } ]
+
