@@ -279,7 +279,9 @@ let tests =
                   p.WaitForExit()
                   p.ExitCode, out.Result + err.Result
               // The host the tests run against is already built: pack it as build.ps1 pack does, without rebuilding.
-              let code, output = dotnet [ "pack"; "src/Replay.Host"; "-c"; "Debug"; "--no-build"; "-o"; packages; "-nologo" ]
+              // The configuration the tests were built in (build.ps1 test builds Release).
+              let configuration = if AppContext.BaseDirectory.Contains "/bin/Release/" then "Release" else "Debug"
+              let code, output = dotnet [ "pack"; "src/Replay.Host"; "-c"; configuration; "--no-build"; "-o"; packages; "-nologo" ]
               Expect.equal code 0 $"dotnet pack: {output}"
               // Only the local folder as a source: the install must not depend on (or pick up) anything else.
               let config = Path.Combine(work, "nuget.config")
