@@ -41,7 +41,7 @@ public sealed class OperatingEndpoint : IAsyncDisposable
             : Results.Text("ready\n"));
         app.MapGet("/", () => Results.Text("replay: GET /metrics (Prometheus), /healthz (alive), /readyz (assigned and not stuck)\n"));
         await app.StartAsync();
-        var address = app.Services.GetRequiredService<IServer>().Features.Get<IServerAddressesFeature>()!.Addresses.First();
+        var address = Cli.ListeningAddress.Of(app);
         return new OperatingEndpoint(app, new Uri(address));
     }
 

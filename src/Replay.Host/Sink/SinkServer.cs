@@ -41,7 +41,7 @@ public sealed class SinkServer : IAsyncDisposable
     public async Task StartAsync(CancellationToken cancel = default)
     {
         await _app.StartAsync(cancel);
-        Url = _app.Services.GetRequiredService<IServer>().Features.Get<IServerAddressesFeature>()!.Addresses.First();
+        Url = Cli.ListeningAddress.Of(_app);
     }
 
     async Task HandleAsync(HttpContext context)

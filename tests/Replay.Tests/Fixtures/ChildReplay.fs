@@ -12,15 +12,7 @@ open Replay.Core.Envelope
 
 /// A Bagheera envelope storing `payload` under `id` in namespace `ns`.
 let envelope (ns: string) (id: string) (payload: string) : byte[] =
-    encode
-        { Namespace = ns
-          Id = id
-          IpAddr = ReadOnlyMemory.Empty
-          Payload = ReadOnlyMemory(Text.Encoding.UTF8.GetBytes payload)
-          Timestamp = 1L
-          Operation = CreateUpdate
-          ApiVersion = "1"
-          Partitions = [] }
+    encode (Data.envelope ns id payload CreateUpdate)
 
 /// Writes a properties file with the settings every child replay on the mock broker
 /// needs (KIP-848 groups, so the assignment comes at once) plus `extra` lines.

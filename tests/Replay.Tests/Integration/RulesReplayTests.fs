@@ -16,15 +16,7 @@ open Replay.Tests
 
 let private within = TimeSpan.FromSeconds 60.0
 
-let private envelope ns id (payload: string) : Envelope =
-    { Namespace = ns
-      Id = id
-      IpAddr = ReadOnlyMemory.Empty
-      Payload = ReadOnlyMemory(Text.Encoding.UTF8.GetBytes payload)
-      Timestamp = 1L
-      Operation = CreateUpdate
-      ApiVersion = "1"
-      Partitions = [] }
+let private envelope ns id (payload: string) : Envelope = Data.envelope ns id payload CreateUpdate
 
 let private doc ns id headers : Broker.Message =
     { Key = id
