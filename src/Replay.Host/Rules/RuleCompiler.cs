@@ -42,6 +42,11 @@ public static class RuleCompiler
     /// Roslyn reuses a reference's symbols across compilations, which makes reloads fast.</summary>
     static IReadOnlyList<MetadataReference> LoadReferences()
     {
+        // In a single-file binary the assemblies live inside the bundle and have no path.
+#pragma warning disable IL3000 // an empty Location is exactly what is tested for here
+        var hostPath = typeof(RecordView).Assembly.Location;
+#pragma warning restore IL3000
+        if (hostPath.Length == 0) return LoadedImages();
         var platform = (AppContext.GetData("TRUSTED_PLATFORM_ASSEMBLIES") as string ?? "")
             .Split(Path.PathSeparator, StringSplitOptions.RemoveEmptyEntries)
             .Where(file =>
@@ -50,11 +55,32 @@ public static class RuleCompiler
                 return name.StartsWith("System.", StringComparison.Ordinal) || name is "System" or "netstandard" or "mscorlib";
             });
         return platform
-            .Append(typeof(RecordView).Assembly.Location)
+            .Append(hostPath)
             .Distinct()
             .Select(file => (MetadataReference)MetadataReference.CreateFromFile(file))
             .ToList();
     }
+
+    /// <summary>References made from the metadata of the assemblies already loaded in memory
+    /// (what a single-file binary has), after loading the ones snippets commonly need.</summary>
+    static IReadOnlyList<MetadataReference> LoadedImages()
+    {
+        foreach (var name in new[] { "System.Runtime", "System.Collections", "System.Linq", "System.Text.Json", "System.Text.RegularExpressions", "netstandard" })
+        {
+            try { System.Reflection.Assembly.Load(name); }
+            catch (FileNotFoundException) { }
+        }
+        return AppDomain.CurrentDomain.GetAssemblies()
+            .Where(a => !a.IsDynamic)
+            .Select(FromImage)
+            .OfType<MetadataReference>()
+            .ToList();
+    }
+
+    static unsafe MetadataReference? FromImage(System.Reflection.Assembly assembly) =>
+        System.Reflection.Metadata.AssemblyExtensions.TryGetRawMetadata(assembly, out var blob, out var length)
+            ? AssemblyMetadata.Create(ModuleMetadata.CreateFromMetadata((IntPtr)blob, length)).GetReference()
+            : null;
 
     /// <summary>Compiles the document's snippets; diagnostics are positioned in <paramref name="path"/>.</summary>
     public static (CompiledRules? Rules, List<RuleDiagnostic> Diagnostics) Compile(string path, RulesDocument document)
