@@ -316,6 +316,7 @@ public sealed class ReplayConsumer
         }
         _completions.Enqueue(job);
         _completed.Release();
+        if (Volatile.Read(ref _waitingForRoom) && HasRoom()) _room.Set();
     }
 
     internal static DeadLetter Letter(string topic, int partition, long offset, byte[]? key, ReadOnlyMemory<byte> value, Headers? headers,
@@ -428,8 +429,12 @@ public sealed class ReplayConsumer
         if (_fullSince == 0) _fullSince = now;
         if (now - _fullSince < PauseAfterFullMs)
         {
-            // Wait for a completion instead of taking more; the loop drains it next turn.
-            _completed.Wait(5);
+            // Sleep until a quarter of the budget is free rather than waking per completion:
+            // on a small host a consume thread that spins here takes the CPU the requests need.
+            _room.Reset();
+            Volatile.Write(ref _waitingForRoom, true);
+            if (!HasRoom()) _room.Wait(50);
+            Volatile.Write(ref _waitingForRoom, false);
             return false;
         }
         _consumer.Pause(_partitions.Values.Where(p => !p.ReachedEnd).Select(p => p.Partition).ToList());
@@ -437,6 +442,13 @@ public sealed class ReplayConsumer
         CountPaused();
         return true;
     }
+
+    bool HasRoom() =>
+        _engine!.InFlight <= _settings.MaxInFlightRecords * 3 / 4
+        && Interlocked.Read(ref _inFlightBytes) <= _settings.MaxInFlightBytes * 3 / 4;
+
+    readonly ManualResetEventSlim _room = new(false, spinCount: 1);
+    bool _waitingForRoom;
 
     /// <summary>How long the budget may stay full before partitions are paused.</summary>
     const int PauseAfterFullMs = 1000;

@@ -18,7 +18,7 @@ public sealed class ReplaySettings
     /// <summary>The live rules behind <see cref="Router"/> with --rules (owned: disposed after the run).</summary>
     public Rules.LiveRules? Rules { get; set; }
     public int Concurrency { get; set; } = 64;
-    public int MaxInFlightRecords { get; set; } = 2_000;
+    public int MaxInFlightRecords { get; set; } = 512;
     public long MaxInFlightBytes { get; set; } = 64L << 20;
     public TimeSpan RequestTimeout { get; set; } = TimeSpan.FromSeconds(30);
     public TimeSpan? MaxRetryDuration { get; set; }
