@@ -38,8 +38,8 @@ public static class RunCommand
     internal static readonly Option<string> From = new("--from") { Description = "Where partitions without a committed offset start: earliest, latest, committed (resume only), an ISO-8601 time or -DURATION (-2h); committed offsets win unless --reset", DefaultValueFactory = _ => "latest" };
     internal static readonly Option<bool> UntilEnd = new("--until-end") { Description = "Stop after the records present at start, then commit and exit 0" };
     internal static readonly Option<long?> MaxRecords = new("--max-records") { Description = "Stop after N records, then commit and exit 0" };
-    internal static readonly Option<long> MaxInFlightBytes = new("--max-in-flight-bytes") { Description = "Payload bytes in flight before consuming pauses", DefaultValueFactory = _ => 64L << 20 };
-    internal static readonly Option<int> MaxInFlightRecords = new("--max-in-flight-records") { Description = "Records in flight before consuming pauses", DefaultValueFactory = _ => 512 };
+    internal static readonly Option<long> MaxInFlightBytes = new("--max-in-flight-bytes") { Description = "Payload bytes in flight before consuming stops (and, after a second full, pauses)", DefaultValueFactory = _ => 64L << 20 };
+    internal static readonly Option<int> MaxInFlightRecords = new("--max-in-flight-records") { Description = "Records in flight before consuming stops (and, after a second full, pauses)", DefaultValueFactory = _ => 512 };
     internal static readonly Option<int> MaxPayloadBytes = new("--max-payload-bytes") { Description = "Larger records are dead-lettered, not sent", DefaultValueFactory = _ => 8 << 20 };
     internal static readonly Option<TimeSpan?> RequestTimeout = Duration.Option("--request-timeout", "Time one HTTP attempt may take", TimeSpan.FromSeconds(30));
     internal static readonly Option<TimeSpan?> MaxRetryDuration = Duration.Option("--max-retry-duration", "Give up (dead-letter) after retrying this long; default: retry until delivered");
