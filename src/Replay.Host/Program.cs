@@ -20,7 +20,11 @@ if (parse.Errors.Count > 0)
 {
     foreach (var error in parse.Errors)
         Console.Error.WriteLine($"replay: {error.Message}");
-    Console.Error.WriteLine("Try 'replay --help' or 'replay <command> --help'.");
+    var path = new List<string>();
+    for (var c = parse.CommandResult; c is not null; c = c.Parent as System.CommandLine.Parsing.CommandResult)
+        path.Insert(0, c.Command is RootCommand ? "replay" : c.Command.Name);
+    var usage = string.Join(' ', path);
+    Console.Error.WriteLine($"Usage: {usage} {(path.Count > 1 ? "[options]" : "<command> [options]")}   ('{usage} --help' lists them, with examples)");
     return ExitCodes.Usage;
 }
 
