@@ -1,6 +1,59 @@
+/// Bagheera's Java .properties file, read for librdkafka: the format's corners, and the
+/// Kafka 0.8 keys that must be explained rather than passed on.
 module Replay.Tests.PropertiesFileTests
 
+open System.IO
 open Expecto
+open Replay.Host.Kafka
+
+let private parse text =
+    PropertiesFile.Parse text |> Seq.map (fun e -> e.Key, e.Value) |> List.ofSeq
+
+let private write (text: string) =
+    let dir = Directory.CreateTempSubdirectory "replay-props-"
+    let path = Path.Combine(dir.FullName, "kafka.consumer.properties")
+    File.WriteAllText(path, text)
+    path
 
 [<Tests>]
-let tests = testList "PropertiesFile" []
+let tests =
+    testList
+        "PropertiesFile"
+        [ test "key=value, key: value and key value; comments and blank lines are skipped" {
+              let got = parse "# comment\n! also a comment\n\na=1\nb: 2\nc 3\n  d = 4  \n"
+              Expect.equal got [ "a", "1"; "b", "2"; "c", "3"; "d", "4  " ] "Java's separators (trailing blanks belong to the value)"
+          }
+
+          test "a trailing backslash continues the line; escapes are decoded" {
+              let got = parse "list=a,\\\n    b,\\\n    c\npath=C\\\\kafka\\tx\nuni=caf\\u00e9\n"
+              Expect.equal got [ "list", "a,b,c"; "path", "C\\kafka\tx"; "uni", "café" ] "continuations and escapes"
+          }
+
+          test "a key without a value has an empty value" {
+              Expect.equal (parse "flag\n") [ "flag", "" ] "empty value"
+          }
+
+          test "librdkafka keys load as they are" {
+              let loaded = PropertiesFile.Load(write "bootstrap.servers=k1:9092,k2:9092\nauto.offset.reset=earliest\n")
+              Expect.isTrue loaded.IsOk "loads"
+              Expect.equal loaded.Value["bootstrap.servers"] "k1:9092,k2:9092" "kept"
+              Expect.equal loaded.Value["auto.offset.reset"] "earliest" "kept"
+          }
+
+          test "Kafka 0.8 keys are refused with the line and what to write instead" {
+              let path = write "zk.connect=zk:2181\ngroupid=x\nconsumer.threads=4\nfetch.size=1048576\n"
+              let loaded = PropertiesFile.Load path
+              Expect.isFalse loaded.IsOk "refused"
+              let message = loaded.Error
+              Expect.stringContains message $"{path}(1): 'zk.connect'" "names the file and line"
+              Expect.stringContains message "bootstrap.servers" "zk.connect -> bootstrap.servers"
+              Expect.stringContains message "group.id" "groupid -> group.id"
+              Expect.stringContains message "--concurrency" "consumer.threads -> --concurrency"
+              Expect.stringContains message "fetch.max.bytes" "fetch.size -> fetch.max.bytes"
+          }
+
+          test "a missing file is named" {
+              let loaded = PropertiesFile.Load "/nonexistent/kafka.properties"
+              Expect.isFalse loaded.IsOk "refused"
+              Expect.stringContains loaded.Error "does not exist" "says so"
+          } ]
