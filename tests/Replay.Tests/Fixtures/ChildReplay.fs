@@ -20,15 +20,6 @@ let properties (path: string) (extra: string list) =
     File.WriteAllLines(path, "group.protocol=consumer" :: extra)
     path
 
-/// Polls `condition` until it holds or `timeout` passes; returns whether it held.
-let waitUntil (timeout: TimeSpan) (condition: unit -> bool) =
-    let deadline = DateTime.UtcNow + timeout
-    let mutable ok = condition ()
-    while not ok && DateTime.UtcNow < deadline do
-        Thread.Sleep 50
-        ok <- condition ()
-    ok
-
 /// The entries of a dead-letter file (none when it does not exist yet).
 let deadLetters (path: string) =
     if File.Exists path then

@@ -4,11 +4,6 @@ module Replay.Tests.Wait
 open System
 open System.Threading
 
-/// Polls `condition` until it holds or `timeout` passes; true when it held.
+/// Waits until `condition` holds or `timeout` passes; true when it held.
 let until (timeout: TimeSpan) (condition: unit -> bool) =
-    let deadline = DateTime.UtcNow + timeout
-    let mutable ok = condition ()
-    while not ok && DateTime.UtcNow < deadline do
-        Thread.Sleep 20
-        ok <- condition ()
-    ok
+    SpinWait.SpinUntil(Func<bool> condition, timeout)

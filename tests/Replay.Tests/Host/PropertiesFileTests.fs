@@ -10,8 +10,7 @@ let private parse text =
     PropertiesFile.Parse text |> Seq.map (fun e -> e.Key, e.Value) |> List.ofSeq
 
 let private write (text: string) =
-    let dir = Directory.CreateTempSubdirectory "replay-props-"
-    let path = Path.Combine(dir.FullName, "kafka.consumer.properties")
+    let path = Temp.file "kafka.consumer.properties"
     File.WriteAllText(path, text)
     path
 

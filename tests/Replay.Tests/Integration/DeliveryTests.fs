@@ -12,10 +12,6 @@ open Replay.Tests
 let private within = TimeSpan.FromSeconds 90.0
 let private text (bytes: byte[]) = Text.Encoding.UTF8.GetString bytes
 
-let private tempFile name =
-    let dir = Directory.CreateTempSubdirectory "replay-test-"
-    Path.Combine(dir.FullName, name)
-
 /// Per id, the sequence numbers in the order the server accepted them.
 let private sequencesById (server: HttpRecorder.Recorder) =
     server.Accepted
@@ -34,9 +30,7 @@ let private replayUntilEnd (cluster: MockCluster) (server: HttpRecorder.Recorder
     replay.Stats
 
 let private propertiesFile (bootstrap: string) (extra: string list) =
-    let file = tempFile "kafka.consumer.properties"
-    File.WriteAllLines(file, [ $"bootstrap.servers={bootstrap}"; "auto.offset.reset=earliest"; "group.protocol=consumer" ] @ extra)
-    file
+    ChildReplay.properties (Temp.file "kafka.consumer.properties") ([ $"bootstrap.servers={bootstrap}"; "auto.offset.reset=earliest" ] @ extra)
 
 [<Tests>]
 let tests =
@@ -89,7 +83,7 @@ let tests =
               Broker.produce cluster.BootstrapServers "t" [ for i in 1..n -> Data.store $"doc-{i}" $"{{\"i\":{i}}}" ]
               let refused (hit: HttpRecorder.Hit) = hit.Path.EndsWith "0"
               use server = HttpRecorder.start (fun hit _ -> if refused hit then 400 else 201)
-              let file = tempFile "dead.jsonl"
+              let file = Temp.file "dead.jsonl"
               let stats = replayUntilEnd cluster server 4 (fun s -> s.DeadLetters <- new DeadLetterFile(file))
               let expectedDead = set [ for i in 10..10..n -> $"doc-{i}" ]
               let letters = DeadLetterFile.Read file |> List.ofSeq
@@ -116,7 +110,7 @@ let tests =
               use cluster = Broker.start "t" 1
               Broker.produce cluster.BootstrapServers "t" [ Data.store "stuck" "{}"; Data.store "fine" "{}" ]
               use server = HttpRecorder.start (fun hit _ -> if hit.Path.EndsWith "stuck" then 503 else 201)
-              let file = tempFile "dead.jsonl"
+              let file = Temp.file "dead.jsonl"
               replayUntilEnd cluster server 1 (fun s ->
                   s.MaxRetryDuration <- Nullable(TimeSpan.FromMilliseconds 400.0)
                   s.DeadLetters <- new DeadLetterFile(file))

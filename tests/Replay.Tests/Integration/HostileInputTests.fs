@@ -70,7 +70,7 @@ let tests =
 
               Expect.isTrue (server.WaitForAccepted(goodIds.Length, within)) $"every good record is delivered; stderr: {child.Stderr}"
               Expect.isTrue
-                  (waitUntil within (fun () -> (deadLetters deadLetterFile).Length >= hostile.Length))
+                  (Wait.until within (fun () -> (deadLetters deadLetterFile).Length >= hostile.Length))
                   $"every hostile record is dead-lettered; stderr: {child.Stderr}"
 
               let hits = server.Hits

@@ -49,7 +49,7 @@ let tests =
                     [ "security.protocol=SASL_PLAINTEXT"; "sasl.mechanism=PLAIN"; "sasl.username=replay"; $"sasl.password={password}" ],
                     "SASL" ] do
                   use child = spawnWith dir cluster.BootstrapServers lines
-                  Expect.isTrue (waitUntil within (fun () -> child.Stderr.Contains reason)) $"{lines}: librdkafka's reason is logged; stderr: {child.Stderr}"
+                  Expect.isTrue (Wait.until within (fun () -> child.Stderr.Contains reason)) $"{lines}: librdkafka's reason is logged; stderr: {child.Stderr}"
                   Expect.isFalse child.Process.HasExited "the replay keeps trying, as librdkafka does"
                   child.Signal 15
                   Expect.equal (child.WaitForExit within) (Some 0) $"{lines}: SIGTERM stops it cleanly; stderr: {child.Stderr}"

@@ -20,7 +20,6 @@ open Replay.Tests
 let private within = TimeSpan.FromSeconds 60.0
 let private http = new HttpClient(Timeout = TimeSpan.FromSeconds 10.0)
 
-let private tempDir () = (Directory.CreateTempSubdirectory "replay-test-").FullName
 
 /// The samples of a Prometheus text exposition, keyed by `name{labels}` as written.
 let private parseMetrics (text: string) =
@@ -54,7 +53,7 @@ let private produceAt (bootstrap: string) topic partitions (records: (Broker.Mes
         producer.ProduceAsync(TopicPartition(topic, Partition(i % partitions)), message).GetAwaiter().GetResult() |> ignore)
 
 let private propertiesFile (bootstrap: string) =
-    let file = Path.Combine(tempDir (), "kafka.properties")
+    let file = Path.Combine(Temp.dir (), "kafka.properties")
     // KIP-848 groups are assigned at once on the embedded broker.
     File.WriteAllLines(file, [ $"bootstrap.servers={bootstrap}"; "group.protocol=consumer" ])
     file
@@ -268,7 +267,7 @@ let tests =
                   let rec up (dir: DirectoryInfo) =
                       if File.Exists(Path.Combine(dir.FullName, "Replay.sln")) then dir.FullName else up dir.Parent
                   up (DirectoryInfo AppContext.BaseDirectory)
-              let work = tempDir ()
+              let work = Temp.dir ()
               let packages = Path.Combine(work, "packages")
               let tools = Path.Combine(work, "tools")
               let dotnet (args: string list) =

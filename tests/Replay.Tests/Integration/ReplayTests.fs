@@ -23,10 +23,6 @@ let private replayAll (cluster: Replay.Host.Kafka.MockCluster) topic (route: Rou
     Expect.equal code (Some 0) "until-end exits 0"
     replay.Stats
 
-let private tempFile name =
-    let dir = Directory.CreateTempSubdirectory "replay-test-"
-    Path.Combine(dir.FullName, name)
-
 [<Tests>]
 let tests =
     testSequenced
@@ -110,7 +106,7 @@ let tests =
               let garbage = Broker.message "bad" [| 0x1Auy; 0xFFuy; 0xFFuy; 0xFFuy; 0x0Fuy; 1uy |]
               Broker.produce cluster.BootstrapServers "t" [ store "a" "{}"; garbage; store "b" "{}" ]
               use server = HttpRecorder.start (HttpRecorder.always 201)
-              let file = tempFile "dead.jsonl"
+              let file = Temp.file "dead.jsonl"
               let stats =
                   replayAll cluster "t" (ReplayProcess.route $"{server.Url}/s/%%k" 1.0 true true) (fun s ->
                       s.DeadLetters <- new DeadLetterFile(file))
@@ -155,7 +151,7 @@ let tests =
               Expect.isTrue (Wait.until within (fun () -> broker.Stdout.Contains "bootstrap.servers=")) $"the broker announces itself ({broker.Stderr})"
               let bootstrap = broker.Stdout.Trim().Replace("bootstrap.servers=", "")
               // Envelopes hand-encoded in Python, so the decoder is checked against bytes it did not write.
-              let script = tempFile "produce.py"
+              let script = Temp.file "produce.py"
               File.WriteAllLines(
                   script,
                   [| "import sys"
@@ -180,7 +176,7 @@ let tests =
               let produce = Diagnostics.Process.Start(python, $"{script} {bootstrap}")
               Expect.isTrue (produce.WaitForExit 60000) "kafka-python wrote the topic"
               Expect.equal produce.ExitCode 0 "kafka-python succeeded"
-              let properties = tempFile "kafka.consumer.properties"
+              let properties = Temp.file "kafka.consumer.properties"
               File.WriteAllLines(properties, [ $"bootstrap.servers={bootstrap}"; "auto.offset.reset=earliest" ])
               use proxy = HttpRecorder.start (HttpRecorder.always 201)
               let code, _, stderr =
