@@ -17,12 +17,11 @@ public sealed class LatencyHistogram
         Interlocked.Increment(ref _buckets[Math.Clamp(index, 0, _buckets.Length - 1)]);
     }
 
-    public long Count => _buckets.Sum(b => Volatile.Read(ref b));
-
     /// <summary>The latency below which a fraction <paramref name="q"/> of requests fell (upper bucket bound).</summary>
     public TimeSpan Quantile(double q)
     {
-        var counts = _buckets.Select(b => Volatile.Read(ref b)).ToArray();
+        var counts = new long[_buckets.Length];
+        for (var i = 0; i < counts.Length; i++) counts[i] = Interlocked.Read(ref _buckets[i]);
         var total = counts.Sum();
         if (total == 0) return TimeSpan.Zero;
         var target = (long)Math.Ceiling(q * total);
