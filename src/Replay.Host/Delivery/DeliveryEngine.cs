@@ -65,12 +65,19 @@ public sealed class DeliveryEngine
     readonly ResiliencePipeline<Attempt> _retry;
     readonly CancellationToken _abandon;
     readonly RateLimiter? _rate;
+    readonly Action<string>? _warn;
+    long _lastWarn = long.MinValue / 2;
+    const int WarnEveryMs = 10_000;
     int _inFlight;
 
     /// <param name="finished">Called once per job, from a worker thread, when it is
     /// delivered or has failed permanently; must be cheap and thread-safe.</param>
-    public DeliveryEngine(HttpSender sender, DeliveryOptions options, ReplayStats stats, Action<Job> finished, CancellationToken abandon)
+    /// <param name="warn">Told, at most every <see cref="WarnEveryMs"/> ms, why requests are being
+    /// retried, so an unreachable or failing destination is named in the log, not only counted.</param>
+    public DeliveryEngine(HttpSender sender, DeliveryOptions options, ReplayStats stats, Action<Job> finished, CancellationToken abandon,
+        Action<string>? warn = null)
     {
+        _warn = warn;
         _sender = sender;
         _options = options;
         _stats = stats;
@@ -215,6 +222,7 @@ public sealed class DeliveryEngine
             _stats.Latency.Record(elapsed);
             _stats.Answered(job.Request.Method, attempt, elapsed);
             job.LastAttempt = attempt;
+            if (_warn is not null && classify(attempt).IsRetry) WarnRetrying(job.Request, attempt);
             return attempt;
         }
         finally { _permits.Release(); }
@@ -235,6 +243,15 @@ public sealed class DeliveryEngine
             Verdict.Permanent p => p.reason,
             _ => $"still failing after --max-retry-duration ({Describe(last)})",
         };
+    }
+
+    void WarnRetrying(Request request, Attempt attempt)
+    {
+        var now = Environment.TickCount64;
+        var last = Interlocked.Read(ref _lastWarn);
+        if (now - last < WarnEveryMs || Interlocked.CompareExchange(ref _lastWarn, now, last) != last) return;
+        _warn!($"destination {request.Url.Scheme}://{request.Url.Authority} is failing ({Describe(attempt)}); retrying with backoff, "
+            + "undelivered records stay uncommitted (see --max-retry-duration to dead-letter instead)");
     }
 
     static string Describe(Attempt? attempt) => attempt switch

@@ -35,7 +35,10 @@ public sealed class ReplayConsumer
     readonly ReplayStats _stats;
     readonly Dictionary<TopicPartition, PartitionState> _partitions = new();
     readonly ConcurrentQueue<Job> _completions = new();
-    readonly SemaphoreSlim _completed = new(0);
+    /// <summary>Set whenever a request finishes; shutdown and revoke wait on it. An event, not a
+    /// counting semaphore: nothing consumes the count in normal running, and a semaphore
+    /// released per record would overflow after about 2^31 records.</summary>
+    readonly ManualResetEventSlim _finishedSignal = new(false, spinCount: 1);
     readonly Entropy _entropy;
     readonly CancellationTokenSource _abandon = new();
     IConsumer<byte[]?, byte[]?>? _consumer;
@@ -148,7 +151,8 @@ public sealed class ReplayConsumer
             new DeliveryOptions(_settings.Concurrency, _settings.RetryBaseDelay, _settings.RetryMaxDelay, _settings.MaxRetryDuration, _settings.MaxRate),
             _stats,
             OnFinished,
-            _abandon.Token);
+            _abandon.Token,
+            _settings.Log.WriteLine);
 
         using var consumer = new ConsumerBuilder<byte[]?, byte[]?>(config)
             .SetPartitionsAssignedHandler((c, parts) => OnAssigned(c, parts))
@@ -209,12 +213,19 @@ public sealed class ReplayConsumer
         return Shutdown(consumer);
     }
 
+    /// <summary>Waits (up to 100 ms) for some request to finish since the last wait.</summary>
+    void WaitForFinished()
+    {
+        _finishedSignal.Wait(TimeSpan.FromMilliseconds(100));
+        _finishedSignal.Reset();
+    }
+
     int Shutdown(IConsumer<byte[]?, byte[]?> consumer)
     {
         var deadline = DateTime.UtcNow + _settings.ShutdownTimeout;
         while (_engine!.InFlight > 0 && DateTime.UtcNow < deadline)
         {
-            _completed.Wait(TimeSpan.FromMilliseconds(100));
+            WaitForFinished();
             Drain();
         }
         DrainCompletions();
@@ -267,10 +278,9 @@ public sealed class ReplayConsumer
                 break;
             case Decision.Reject reject:
                 if (reject.Item.IsUndecodable) _stats.DecodeError();
-                _settings.DeadLetters.Write(Letter(result.Topic, result.Partition.Value, offset, result.Message.Key, value,
-                    result.Message.Headers, null, null, describeReject(reject.Item), null, 0));
-                _stats.DeadLetter();
-                state.Progress = Checkpoint.finish(offset, state.Progress);
+                if (TryDeadLetter(Letter(result.Topic, result.Partition.Value, offset, result.Message.Key, value,
+                        result.Message.Headers, null, null, describeReject(reject.Item), null, 0)))
+                    state.Progress = Checkpoint.finish(offset, state.Progress);
                 break;
         }
         _consumedTotal++;
@@ -299,24 +309,32 @@ public sealed class ReplayConsumer
                 break;
             case JobResult.DeadLettered:
                 var s = job.Source;
-                try
-                {
-                    _settings.DeadLetters.Write(Letter(s.Topic, s.Partition, s.Offset, s.Key, s.Value, s.Headers,
-                        job.Request, job.Request.OrderingKey, job.FailureReason ?? "failed", job.LastStatus == 0 ? null : job.LastStatus, job.Attempts));
-                    _stats.DeadLetter();
-                }
-                catch (Exception e)
-                {
-                    // Not stored as a dead letter, so not finished: its partition's commit stops here and
-                    // the record is read again after a restart rather than lost.
-                    _settings.Log.WriteLine($"dead letter for {s.Topic}/{s.Partition}/{s.Offset} could not be written ({e.Message}); it stays uncommitted");
+                if (!TryDeadLetter(Letter(s.Topic, s.Partition, s.Offset, s.Key, s.Value, s.Headers,
+                        job.Request, job.Request.OrderingKey, job.FailureReason ?? "failed", job.LastStatus == 0 ? null : job.LastStatus, job.Attempts)))
                     job.Result = JobResult.Abandoned;
-                }
                 break;
         }
         _completions.Enqueue(job);
-        _completed.Release();
+        _finishedSignal.Set();
         if (Volatile.Read(ref _waitingForRoom) && HasRoom()) _room.Set();
+    }
+
+    /// <summary>Stores a dead letter; false when that failed. A record whose dead letter was not
+    /// stored is not finished: its partition's commit stops there and the record is read again
+    /// after a restart rather than lost.</summary>
+    bool TryDeadLetter(DeadLetter letter)
+    {
+        try
+        {
+            _settings.DeadLetters.Write(letter);
+            _stats.DeadLetter();
+            return true;
+        }
+        catch (Exception e)
+        {
+            _settings.Log.WriteLine($"dead letter for {letter.Topic}/{letter.Partition}/{letter.Offset} could not be written ({e.Message}); it stays uncommitted");
+            return false;
+        }
     }
 
     internal static DeadLetter Letter(string topic, int partition, long offset, byte[]? key, ReadOnlyMemory<byte> value, Headers? headers,
@@ -496,7 +514,7 @@ public sealed class ReplayConsumer
         // Abandoned requests never finish, so once work was abandoned there is nothing to wait for.
         while (leaving.Any(s => !Checkpoint.isIdle(s.Progress)) && DateTime.UtcNow < deadline && !_abandon.IsCancellationRequested)
         {
-            _completed.Wait(TimeSpan.FromMilliseconds(100));
+            WaitForFinished();
             Drain();
         }
         DrainCompletions();
