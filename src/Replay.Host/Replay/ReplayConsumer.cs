@@ -111,6 +111,9 @@ public sealed class ReplayConsumer
         // librdkafka's default prefetch (64 MB) would dominate the process's memory; 16 MB
         // still keeps a fast destination busy.
         if (!kafka.ContainsKey("queued.max.messages.kbytes")) config.QueuedMaxMessagesKbytes = 16 * 1024;
+        // With a prefetch queue that small, librdkafka's default 1 s pause after the queue fills
+        // starves a fast destination: measured, 0.5 s of every 1.2 s was spent with nothing to send.
+        if (!kafka.ContainsKey("fetch.queue.backoff.ms")) config.FetchQueueBackoffMs = 10;
         // librdkafka's 5 s default would replay up to 5 s of delivered records after a crash.
         if (!kafka.ContainsKey("auto.commit.interval.ms")) config.AutoCommitIntervalMs = 1000;
         config.EnablePartitionEof = untilEnd;

@@ -2,6 +2,7 @@
 /// Kafka 0.8 keys that must be explained rather than passed on.
 module Replay.Tests.PropertiesFileTests
 
+open System
 open System.IO
 open Expecto
 open Replay.Host.Kafka
@@ -49,6 +50,22 @@ let tests =
               Expect.stringContains message "group.id" "groupid -> group.id"
               Expect.stringContains message "--concurrency" "consumer.threads -> --concurrency"
               Expect.stringContains message "fetch.max.bytes" "fetch.size -> fetch.max.bytes"
+          }
+
+          test "the consumer config: prefetch defaults unless the file sets them; the no-loss settings always" {
+              let config (pairs: (string * string) list) =
+                  Replay.Host.Replay.ReplayConsumer.BuildConfig(readOnlyDict pairs, false)
+              let defaults = config [ "bootstrap.servers", "k:9092" ]
+              Expect.equal defaults.QueuedMaxMessagesKbytes (Nullable 16384) "16 MB prefetch"
+              Expect.equal defaults.FetchQueueBackoffMs (Nullable 10) "short pause when the prefetch is full"
+              Expect.equal defaults.AutoCommitIntervalMs (Nullable 1000) "commit every second"
+              let tuned =
+                  config [ "queued.max.messages.kbytes", "65536"; "fetch.queue.backoff.ms", "1000"
+                           "enable.auto.offset.store", "true"; "enable.auto.commit", "false" ]
+              Expect.equal tuned.QueuedMaxMessagesKbytes (Nullable 65536) "operator's prefetch kept"
+              Expect.equal tuned.FetchQueueBackoffMs (Nullable 1000) "operator's backoff kept"
+              Expect.equal tuned.EnableAutoOffsetStore (Nullable false) "offsets are stored only after delivery"
+              Expect.equal tuned.EnableAutoCommit (Nullable true) "stored offsets are committed"
           }
 
           test "a missing file is named" {
