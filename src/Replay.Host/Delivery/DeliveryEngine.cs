@@ -1,9 +1,13 @@
 // Sends requests concurrently while keeping Kafka order per document: every
 // ordering key (document id) has at most one lane, a lane sends its requests one
-// after another, and lanes run in parallel up to the concurrency limit. A permit is
-// held only for the duration of one attempt, never while backing off, so a failing
-// id cannot starve the others. Retries are Polly's; what is retryable and how long
-// to wait come from the core.
+// after another, and lanes run in parallel up to the concurrency limit. A fixed set
+// of worker loops (one per unit of concurrency) takes ready lanes from one queue, so
+// a record costs no task, no thread hop and no semaphore wait of its own while the
+// destination keeps up. A failed attempt leaves its worker: the lane waits out its
+// backoff on a timer, holding a permit only while it sends, so a failing id cannot
+// starve the others. Retries are Polly's; what is retryable and how long to wait come
+// from the core.
+using System.Threading.Channels;
 using Microsoft.FSharp.Core;
 using Polly;
 using System.Threading.RateLimiting;
@@ -54,14 +58,18 @@ public sealed record DeliveryOptions(
     /// <summary>Requests per second at most (every attempt counts); null: unlimited.</summary>
     double? MaxRate = null);
 
-public sealed class DeliveryEngine
+public sealed class DeliveryEngine : IDisposable
 {
     readonly HttpSender _sender;
     readonly DeliveryOptions _options;
     readonly Action<Job> _finished;
     readonly ReplayStats _stats;
     readonly SemaphoreSlim _permits;
-    readonly Dictionary<string, Queue<Job>> _lanes = new(StringComparer.Ordinal);
+    /// <summary>Jobs waiting behind the one being sent, per ordering key; a key is present while its lane is busy.</summary>
+    readonly Dictionary<string, Queue<Job>?> _lanes = new(StringComparer.Ordinal);
+    /// <summary>The first job of each lane that no worker has taken yet.</summary>
+    readonly Channel<Job> _ready = Channel.CreateUnbounded<Job>(new UnboundedChannelOptions { SingleReader = false, SingleWriter = false });
+    readonly Task[] _workers;
     readonly ResiliencePipeline<Attempt> _retry;
     readonly CancellationToken _abandon;
     readonly RateLimiter? _rate;
@@ -86,6 +94,15 @@ public sealed class DeliveryEngine
         _permits = new SemaphoreSlim(options.Concurrency, options.Concurrency);
         _retry = BuildRetry(options, stats);
         _rate = options.MaxRate is { } rate ? BuildRateLimiter(rate) : null;
+        _workers = new Task[Math.Max(1, options.Concurrency)];
+        for (var i = 0; i < _workers.Length; i++) _workers[i] = Task.Run(WorkAsync);
+    }
+
+    /// <summary>Stops the workers once they are idle; jobs still in flight are the caller's to wait for or abandon.</summary>
+    public void Dispose()
+    {
+        _ready.Writer.TryComplete();
+        _rate?.Dispose();
     }
 
     /// <summary>A token bucket refilled in small steps, so the rate is smooth rather than bursty.</summary>
@@ -134,69 +151,97 @@ public sealed class DeliveryEngine
         var key = job.Request.OrderingKey;
         lock (_lanes)
         {
-            if (_lanes.TryGetValue(key, out var lane))
+            if (_lanes.TryGetValue(key, out var waiting))
             {
-                lane.Enqueue(job);
+                (waiting ??= _lanes[key] = new Queue<Job>()).Enqueue(job);
                 return;
             }
-            _lanes[key] = new Queue<Job>();
+            _lanes[key] = null;
         }
-        _ = RunLaneAsync(key, job);
+        _ready.Writer.TryWrite(job);
     }
 
-    async Task RunLaneAsync(string key, Job first)
+    async Task WorkAsync()
     {
-        // Off the consume thread at once: that one thread feeds every lane, so the work of
-        // sending must not be done on it (measured: it became the bottleneck at ~17k records/s).
-        await Task.Yield();
-        var job = first;
-        while (true)
+        var ready = _ready.Reader;
+        while (await ready.WaitToReadAsync().ConfigureAwait(false))
+            while (ready.TryRead(out var job))
+                await RunLaneAsync(job).ConfigureAwait(false);
+    }
+
+    /// <summary>Sends a lane's jobs in order until it is empty or one of them must wait to be retried.</summary>
+    async Task RunLaneAsync(Job job)
+    {
+        for (Job? next = job; next is not null; next = NextInLane(next))
         {
-            await DeliverAsync(job).ConfigureAwait(false);
-            Interlocked.Decrement(ref _inFlight);
-            _finished(job);
-            lock (_lanes)
+            Attempt first;
+            try
             {
-                var lane = _lanes[key];
-                if (!lane.TryDequeue(out var next))
-                {
-                    _lanes.Remove(key);
-                    return;
-                }
-                job = next!;
+                first = await AttemptAsync(next, _abandon).ConfigureAwait(false);
             }
-        }
-    }
-
-    /// <summary>The first attempt runs on its own; only an attempt worth retrying enters
-    /// the retry pipeline, which is handed that failed attempt as its first outcome so
-    /// that Polly waits its backoff before the next one.</summary>
-    async Task DeliverAsync(Job job)
-    {
-        try
-        {
-            var first = await AttemptAsync(job, _abandon).ConfigureAwait(false);
+            catch (OperationCanceledException) when (_abandon.IsCancellationRequested)
+            {
+                next.Result = JobResult.Abandoned;
+                await FinishAsync(next).ConfigureAwait(false);
+                continue;
+            }
             if (classify(first).IsRetry)
             {
-                job.Pending = first;
-                using var giveUp = _options.MaxRetryDuration is null ? null : CancellationTokenSource.CreateLinkedTokenSource(_abandon);
-                if (_options.MaxRetryDuration is { } limit) giveUp!.CancelAfter(limit);
-                await _retry.ExecuteAsync(
-                    static (state, token) => state.Engine.RetryAsync(state.Job, token),
-                    (Engine: this, Job: job),
-                    giveUp?.Token ?? _abandon).ConfigureAwait(false);
+                // The worker goes back to other lanes; this one continues after its retries.
+                _ = RetryLaneAsync(next, first);
+                return;
             }
+            Conclude(next, first);
+            await FinishAsync(next).ConfigureAwait(false);
+        }
+    }
+
+    /// <summary>Retries a job through Polly (its failed first attempt is Polly's first outcome, so
+    /// the backoff comes first), then hands the rest of its lane back to the workers.</summary>
+    async Task RetryLaneAsync(Job job, Attempt first)
+    {
+        job.Pending = first;
+        try
+        {
+            using var giveUp = _options.MaxRetryDuration is null ? null : CancellationTokenSource.CreateLinkedTokenSource(_abandon);
+            if (_options.MaxRetryDuration is { } limit) giveUp!.CancelAfter(limit);
+            await _retry.ExecuteAsync(
+                static (state, token) => state.Engine.RetryAsync(state.Job, token),
+                (Engine: this, Job: job),
+                giveUp?.Token ?? _abandon).ConfigureAwait(false);
+            Conclude(job, job.LastAttempt);
         }
         catch (OperationCanceledException) when (_abandon.IsCancellationRequested)
         {
             job.Result = JobResult.Abandoned;
-            return;
         }
         catch (OperationCanceledException)
         {
-            // --max-retry-duration ran out: the last attempt's verdict decides below.
+            // --max-retry-duration ran out: the last attempt's verdict decides.
+            Conclude(job, job.LastAttempt);
         }
-        Conclude(job, job.LastAttempt);
+        await FinishAsync(job).ConfigureAwait(false);
+        if (NextInLane(job) is { } next) _ready.Writer.TryWrite(next);
+    }
+
+    async ValueTask FinishAsync(Job job)
+    {
+        // Writing a dead letter is file or Kafka I/O: not on a thread that may be serving sockets.
+        if (job.Result == JobResult.DeadLettered) await Task.Yield();
+        Interlocked.Decrement(ref _inFlight);
+        _finished(job);
+    }
+
+    /// <summary>The job queued behind <paramref name="done"/> in its lane, or null after closing the empty lane.</summary>
+    Job? NextInLane(Job done)
+    {
+        var key = done.Request.OrderingKey;
+        lock (_lanes)
+        {
+            if (_lanes[key] is { } waiting && waiting.TryDequeue(out var next)) return next;
+            _lanes.Remove(key);
+            return null;
+        }
     }
 
     ValueTask<Attempt> RetryAsync(Job job, CancellationToken token)

@@ -71,7 +71,7 @@ public sealed class ReplayStats
         var perRecord = Consumed == 0 ? 0 : GC.GetTotalAllocatedBytes() / Consumed;
         return $"process: peak RSS {self.PeakWorkingSet64 / (1024 * 1024)} MB, CPU {self.TotalProcessorTime.TotalSeconds:F2} s, " +
                $"allocated {GC.GetTotalAllocatedBytes() / (1024 * 1024)} MB ({perRecord} B/record), " +
-               $"GCs {GC.CollectionCount(0)}/{GC.CollectionCount(1)}/{GC.CollectionCount(2)}, " +
+               $"GCs {GC.CollectionCount(0)}/{GC.CollectionCount(1)}/{GC.CollectionCount(2)} (paused {GC.GetTotalPauseDuration().TotalSeconds:F2} s), " +
                $"latency p50 {Latency.Quantile(0.5).TotalMilliseconds:F2} ms p99 {Latency.Quantile(0.99).TotalMilliseconds:F2} ms";
     }
 

@@ -25,7 +25,7 @@ public static class FileRedrive
         using var done = new SemaphoreSlim(0);
         using var sender = new HttpSender(settings.Handler ?? HttpSender.CreateHandler(settings.Concurrency, settings.Proxy, settings.Tls), settings.RequestTimeout);
         using var abandon = CancellationTokenSource.CreateLinkedTokenSource(cancel);
-        var engine = new DeliveryEngine(sender,
+        using var engine = new DeliveryEngine(sender,
             new DeliveryOptions(settings.Concurrency, settings.RetryBaseDelay, settings.RetryMaxDelay, settings.MaxRetryDuration, settings.MaxRate),
             stats,
             job =>

@@ -149,13 +149,14 @@ public sealed class ReplayConsumer
                 _settings.Tls,
                 message => _fatal = message),
             _settings.RequestTimeout);
-        _engine = new DeliveryEngine(
+        using var engine = new DeliveryEngine(
             sender,
             new DeliveryOptions(_settings.Concurrency, _settings.RetryBaseDelay, _settings.RetryMaxDelay, _settings.MaxRetryDuration, _settings.MaxRate),
             _stats,
             OnFinished,
             _abandon.Token,
             _settings.Log.WriteLine);
+        _engine = engine;
 
         using var consumer = new ConsumerBuilder<byte[]?, byte[]?>(config)
             .SetPartitionsAssignedHandler((c, parts) => OnAssigned(c, parts))
