@@ -12,12 +12,16 @@ namespace Replay.Host.Delivery;
 public sealed class HttpSender : IDisposable
 {
     readonly HttpMessageInvoker _client;
+    readonly PlainHttp? _plain;
     readonly TimeSpan _requestTimeout;
 
-    public HttpSender(HttpMessageHandler handler, TimeSpan requestTimeout)
+    /// <param name="plain">Takes the http:// requests when given; only for destinations
+    /// reached directly, since it knows no proxy.</param>
+    public HttpSender(HttpMessageHandler handler, TimeSpan requestTimeout, PlainHttp? plain = null)
     {
         _client = new HttpMessageInvoker(handler, disposeHandler: true);
         _requestTimeout = requestTimeout;
+        _plain = plain;
     }
 
     /// <summary>The handler every outbound request uses: one pool sized to the
@@ -45,13 +49,15 @@ public sealed class HttpSender : IDisposable
 
     public async Task<Attempt> SendAsync(Request request, CancellationToken cancel)
     {
-        using var message = ToMessage(request);
         using var timeout = CancellationTokenSource.CreateLinkedTokenSource(cancel);
         timeout.CancelAfter(_requestTimeout);
         try
         {
+            if (_plain is not null && PlainHttp.Serves(request.Url))
+                return await _plain.SendAsync(request, timeout.Token).ConfigureAwait(false);
+            using var message = ToMessage(request);
             using var response = await _client.SendAsync(message, timeout.Token).ConfigureAwait(false);
-            return Attempt.NewAnswered((int)response.StatusCode, RetryAfter(response));
+            return Attempt.NewAnswered((int)response.StatusCode, RetryAfter(response.Headers.RetryAfter));
         }
         catch (OperationCanceledException) when (!cancel.IsCancellationRequested)
         {
@@ -70,6 +76,9 @@ public sealed class HttpSender : IDisposable
             message.Content = new ReadOnlyMemoryContent(request.Body);
         foreach (var (name, value) in request.Headers)
         {
+            // The body's framing is the sender's, as on the plain path.
+            if (name.Equals("Content-Length", StringComparison.OrdinalIgnoreCase)
+                || name.Equals("Transfer-Encoding", StringComparison.OrdinalIgnoreCase)) continue;
             if (!message.Headers.TryAddWithoutValidation(name, value))
                 message.Content?.Headers.TryAddWithoutValidation(name, value);
         }
@@ -79,9 +88,8 @@ public sealed class HttpSender : IDisposable
     static HttpMethod ToHttpMethod(Method method) =>
         method.IsPost ? HttpMethod.Post : method.IsPut ? HttpMethod.Put : HttpMethod.Delete;
 
-    static FSharpOption<TimeSpan> RetryAfter(HttpResponseMessage response)
+    internal static FSharpOption<TimeSpan> RetryAfter(RetryConditionHeaderValue? header)
     {
-        var header = response.Headers.RetryAfter;
         if (header?.Delta is { } delta) return FSharpOption<TimeSpan>.Some(delta);
         if (header?.Date is { } date)
         {
@@ -91,5 +99,9 @@ public sealed class HttpSender : IDisposable
         return FSharpOption<TimeSpan>.None;
     }
 
-    public void Dispose() => _client.Dispose();
+    public void Dispose()
+    {
+        _client.Dispose();
+        _plain?.Dispose();
+    }
 }

@@ -23,7 +23,8 @@ public static class FileRedrive
             FuncConvert.FromFunc(() => Guid.NewGuid().ToString()),
             FuncConvert.FromFunc(() => Random.Shared.NextDouble()));
         using var done = new SemaphoreSlim(0);
-        using var sender = new HttpSender(settings.Handler ?? HttpSender.CreateHandler(settings.Concurrency, settings.Proxy, settings.Tls), settings.RequestTimeout);
+        using var sender = new HttpSender(settings.Handler ?? HttpSender.CreateHandler(settings.Concurrency, settings.Proxy, settings.Tls), settings.RequestTimeout,
+            PlainHttp.For(settings.Handler, settings.Proxy));
         using var abandon = CancellationTokenSource.CreateLinkedTokenSource(cancel);
         using var engine = new DeliveryEngine(sender,
             new DeliveryOptions(settings.Concurrency, settings.RetryBaseDelay, settings.RetryMaxDelay, settings.MaxRetryDuration, settings.MaxRate),

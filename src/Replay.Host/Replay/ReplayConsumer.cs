@@ -148,7 +148,8 @@ public sealed class ReplayConsumer
                 handler ?? (HttpMessageHandler)HttpSender.CreateHandler(_settings.Concurrency, _settings.Proxy, _settings.Tls),
                 _settings.Tls,
                 message => _fatal = message),
-            _settings.RequestTimeout);
+            _settings.RequestTimeout,
+            PlainHttp.For(_settings.Handler, _settings.Proxy));
         using var engine = new DeliveryEngine(
             sender,
             new DeliveryOptions(_settings.Concurrency, _settings.RetryBaseDelay, _settings.RetryMaxDelay, _settings.MaxRetryDuration, _settings.MaxRate),

@@ -1,0 +1,152 @@
+// The lean path for http:// destinations reached directly (no proxy): HTTP/1.1
+// keep-alive connections, one request at a time each, pooled per host and port.
+// Measured on 2 cores against nginx, HttpClient spent about 29 µs of CPU per request
+// and this path 18 µs; at the rates a replay must keep up with, that difference is
+// most of the headroom left. https:// and proxied destinations go through HttpClient,
+// which brings TLS, client certificates and proxy authentication.
+using System.Net.Sockets;
+using Microsoft.FSharp.Core;
+using static Replay.Core.Outcome;
+using static Replay.Core.Pipeline;
+
+namespace Replay.Host.Delivery;
+
+public sealed class PlainHttp : IDisposable
+{
+    /// <summary>As HttpClient's pool: a connection idle this long may have been closed by the server.</summary>
+    static readonly long IdleTimeoutMs = (long)TimeSpan.FromSeconds(30).TotalMilliseconds;
+    /// <summary>Connections are renewed after this long, so DNS changes and load balancers are noticed.</summary>
+    static readonly long LifetimeMs = (long)TimeSpan.FromMinutes(5).TotalMilliseconds;
+    static readonly TimeSpan ConnectTimeout = TimeSpan.FromSeconds(10);
+
+    readonly Dictionary<string, Stack<PlainHttpConnection>> _idle = new(StringComparer.OrdinalIgnoreCase);
+    long _lastSweep = Environment.TickCount64;
+    bool _disposed;
+
+    /// <summary>The lean path, unless requests must go through a caller's handler (a test's, the
+    /// dry run's) or through a proxy: one given on the command line, or one from the environment
+    /// (http_proxy), which HttpClient applies with its no_proxy exceptions.</summary>
+    public static PlainHttp? For(HttpMessageHandler? handler, System.Net.IWebProxy? proxy) =>
+        handler is null && proxy is null && HttpClient.DefaultProxy.GetProxy(new Uri("http://replay.invalid/")) is null
+            ? new PlainHttp()
+            : null;
+
+    /// <summary>True when <paramref name="url"/> can take the lean path.</summary>
+    public static bool Serves(Uri url) => url.Scheme == Uri.UriSchemeHttp;
+
+    /// <summary>One attempt: the answer, or why there was none. Cancellation (the request
+    /// timeout or abandoning) throws OperationCanceledException, as HttpClient does.</summary>
+    public async Task<Attempt> SendAsync(Request request, CancellationToken cancel)
+    {
+        var authority = request.Url.Authority;
+        var connection = Rent(authority);
+        var reused = connection is not null;
+        while (true)
+        {
+            try
+            {
+                connection ??= await ConnectAsync(request.Url, cancel).ConfigureAwait(false);
+                var response = await connection.ExchangeAsync(request, authority, cancel).ConfigureAwait(false);
+                Return(authority, connection);
+                return Attempt.NewAnswered(response.Status, HttpSender.RetryAfter(response.RetryAfter));
+            }
+            catch (Exception e) when (reused && IsStale(e))
+            {
+                // The server closed the idle connection as the request went out: once more on a new one.
+                connection!.Dispose();
+                connection = null;
+                reused = false;
+            }
+            catch (Exception e) when (e is SocketException or IOException)
+            {
+                connection?.Dispose();
+                return Attempt.NewUnreachable(e.Message);
+            }
+            catch
+            {
+                connection?.Dispose();
+                throw;
+            }
+        }
+    }
+
+    static bool IsStale(Exception e) =>
+        e is PlainHttpException { NothingReceived: true }
+        || e is SocketException { SocketErrorCode: SocketError.ConnectionReset or SocketError.Shutdown or SocketError.ConnectionAborted };
+
+    static async Task<PlainHttpConnection> ConnectAsync(Uri url, CancellationToken cancel)
+    {
+        using var timeout = CancellationTokenSource.CreateLinkedTokenSource(cancel);
+        timeout.CancelAfter(ConnectTimeout);
+        try
+        {
+            return await PlainHttpConnection.ConnectAsync(url.IdnHost, url.Port, timeout.Token).ConfigureAwait(false);
+        }
+        catch (OperationCanceledException) when (!cancel.IsCancellationRequested)
+        {
+            throw new SocketException((int)SocketError.TimedOut);
+        }
+    }
+
+    PlainHttpConnection? Rent(string authority)
+    {
+        var now = Environment.TickCount64;
+        lock (_idle)
+        {
+            if (!_idle.TryGetValue(authority, out var idle)) return null;
+            while (idle.TryPop(out var connection))
+            {
+                if (now - connection.IdleSince < IdleTimeoutMs) return connection;
+                connection.Dispose();
+            }
+            return null;
+        }
+    }
+
+    void Return(string authority, PlainHttpConnection connection)
+    {
+        var now = Environment.TickCount64;
+        if (!connection.Reusable || now - connection.CreatedAt > LifetimeMs)
+        {
+            connection.Dispose();
+            return;
+        }
+        connection.IdleSince = now;
+        lock (_idle)
+        {
+            if (_disposed)
+            {
+                connection.Dispose();
+                return;
+            }
+            if (!_idle.TryGetValue(authority, out var idle)) _idle[authority] = idle = new Stack<PlainHttpConnection>();
+            idle.Push(connection);
+            if (now - _lastSweep > IdleTimeoutMs) Sweep(now);
+        }
+    }
+
+    /// <summary>Closes connections nobody took for a while (a route that is no longer used, a
+    /// burst that is over), so they do not linger half-closed. Called under the lock.</summary>
+    void Sweep(long now)
+    {
+        _lastSweep = now;
+        foreach (var idle in _idle.Values)
+        {
+            // The stack's bottom holds the longest idle; keep the order of the fresh ones.
+            var fresh = idle.Where(c => now - c.IdleSince < IdleTimeoutMs).Reverse().ToList();
+            foreach (var stale in idle.Where(c => now - c.IdleSince >= IdleTimeoutMs)) stale.Dispose();
+            idle.Clear();
+            foreach (var connection in fresh) idle.Push(connection);
+        }
+    }
+
+    public void Dispose()
+    {
+        lock (_idle)
+        {
+            _disposed = true;
+            foreach (var connection in _idle.Values.SelectMany(c => c)) connection.Dispose();
+            _idle.Clear();
+        }
+    }
+}

@@ -1,0 +1,110 @@
+/// A raw TCP server on 127.0.0.1 that speaks just enough HTTP/1.1 to read requests
+/// and answers with bytes the test scripts: the framings and misbehaviours real
+/// servers produce (chunked bodies, interim responses, closing idle keep-alive
+/// connections, garbage) that a well-mannered test server never would.
+module Replay.Tests.ScriptedHttp
+
+open System
+open System.Collections.Concurrent
+open System.IO
+open System.Net
+open System.Net.Sockets
+open System.Text
+open System.Threading
+open System.Threading.Tasks
+
+type Received =
+    { /// Which accepted connection (0-based) carried the request.
+      Connection: int
+      /// The request line and headers, as sent.
+      Head: string
+      Body: byte[] }
+
+/// What the server does with one request.
+type Reply =
+    /// Writes these bytes, in pieces of the given size (0: all at once), then keeps the connection.
+    | Answer of bytes: byte[] * pieces: int
+    /// Writes these bytes, then closes the connection.
+    | AnswerAndClose of byte[]
+    /// Closes the connection without a word.
+    | Hang
+    /// Never answers (until the server is disposed).
+    | Silence
+
+let ascii (text: string) = Encoding.ASCII.GetBytes text
+
+/// Reads one request: head up to the blank line, then Content-Length bytes of body.
+let private readRequest (stream: Stream) =
+    let head = StringBuilder()
+    let one = Array.zeroCreate<byte> 1
+    let mutable closed = false
+    while not closed && not (head.ToString().EndsWith "\r\n\r\n") do
+        if stream.Read(one, 0, 1) = 0 then closed <- true else head.Append(char one[0]) |> ignore
+    if closed then None
+    else
+        let text = head.ToString()
+        let length =
+            text.Split("\r\n")
+            |> Array.tryPick (fun line ->
+                if line.StartsWith("Content-Length:", StringComparison.OrdinalIgnoreCase) then Some(int (line.Substring(15).Trim()))
+                else None)
+            |> Option.defaultValue 0
+        let body = Array.zeroCreate<byte> length
+        let mutable read = 0
+        while read < length do
+            let n = stream.Read(body, read, length - read)
+            if n = 0 then failwith "request body cut short"
+            read <- read + n
+        Some(text, body)
+
+/// Serves every connection with `script`, given the request's overall index (0-based).
+type Server(script: int -> Reply) =
+    let listener = new TcpListener(IPAddress.Loopback, 0)
+    let received = ConcurrentQueue<Received>()
+    let stop = new CancellationTokenSource()
+    let mutable connections = 0
+    let mutable requests = 0
+    let serve (client: TcpClient) (index: int) =
+        task {
+            use client = client
+            use stream = client.GetStream()
+            let mutable openConnection = true
+            while openConnection do
+                match readRequest stream with
+                | None -> openConnection <- false
+                | Some(head, body) ->
+                    received.Enqueue { Connection = index; Head = head; Body = body }
+                    match script (Interlocked.Increment(&requests) - 1) with
+                    | Answer(bytes, pieces) when pieces > 0 ->
+                        for chunk in Array.chunkBySize pieces bytes do
+                            stream.Write(chunk, 0, chunk.Length)
+                            stream.Flush()
+                    | Answer(bytes, _) -> stream.Write(bytes, 0, bytes.Length)
+                    | AnswerAndClose bytes ->
+                        stream.Write(bytes, 0, bytes.Length)
+                        openConnection <- false
+                    | Hang -> openConnection <- false
+                    | Silence ->
+                        try do! Task.Delay(Timeout.Infinite, stop.Token) with _ -> ()
+                        openConnection <- false
+        }
+    do
+        listener.Start()
+        Task.Run(fun () ->
+            task {
+                try
+                    while true do
+                        let! client = listener.AcceptTcpClientAsync stop.Token
+                        let index = Interlocked.Increment(&connections) - 1
+                        Task.Run(fun () -> serve client index :> Task) |> ignore
+                with _ -> ()
+            } :> Task) |> ignore
+
+    member _.Url = $"http://127.0.0.1:{(listener.LocalEndpoint :?> IPEndPoint).Port}"
+    member _.Received = List.ofSeq received
+    member _.Connections = Volatile.Read &connections
+
+    interface IDisposable with
+        member _.Dispose() =
+            stop.Cancel()
+            listener.Stop()

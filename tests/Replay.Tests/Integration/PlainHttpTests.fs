@@ -1,0 +1,141 @@
+/// The lean HTTP/1.1 path for http:// destinations, against a raw server on 127.0.0.1
+/// that scripts what real servers do: what goes on the wire, every response framing,
+/// connections the server closes, and answers that are not HTTP at all.
+module Replay.Tests.PlainHttpTests
+
+open System
+open System.Threading
+open Expecto
+open Replay.Core
+open Replay.Core.Outcome
+open Replay.Core.Pipeline
+open Replay.Host.Delivery
+open Replay.Tests.ScriptedHttp
+
+let private request (url: string) method (headers: (string * string) list) (body: byte[]) : Request =
+    { Method = method
+      Url = Uri url
+      Headers = headers
+      Body = ReadOnlyMemory body
+      OrderingKey = "doc"
+      Route = "test" }
+
+let private post url = request url Method.Post [ "X-Replay-Id", "t/0/1" ] (ascii "{\"a\":1}")
+
+let private sender (timeout: TimeSpan) =
+    new HttpSender(new Net.Http.SocketsHttpHandler(), timeout, new PlainHttp())
+
+let private send (sender: HttpSender) (request: Request) =
+    sender.SendAsync(request, CancellationToken.None).GetAwaiter().GetResult()
+
+let private created = ascii "HTTP/1.1 201 Created\r\nContent-Length: 0\r\n\r\n"
+
+let private statusOf attempt =
+    match attempt with
+    | Answered(status, _) -> status
+    | other -> failwithf "expected an answer, got %A" other
+
+let private lines (head: string) = head.Split("\r\n", StringSplitOptions.RemoveEmptyEntries) |> List.ofArray
+
+[<Tests>]
+let tests =
+    testList
+        "PlainHttp"
+        [ test "the request on the wire: request line, Host, the route's headers, Content-Length, the body as consumed" {
+              use server = new Server(fun _ -> Answer(created, 0))
+              use sender = sender (TimeSpan.FromSeconds 10.0)
+              let body = Array.init 3000 (fun i -> byte (i % 251))
+              let attempt =
+                  send sender (request $"{server.Url}/submit/telemetry/a%%2Fb?x=1" Method.Put [ "X-Replay-Id", "t/0/7"; "X-Tag", "blue" ] body)
+              Expect.equal (statusOf attempt) 201 "answered"
+              let got = server.Received |> List.exactlyOne
+              let port = Uri(server.Url).Port
+              Expect.equal
+                  (lines got.Head)
+                  [ "PUT /submit/telemetry/a%2Fb?x=1 HTTP/1.1"; $"Host: 127.0.0.1:{port}"; "X-Replay-Id: t/0/7"; "X-Tag: blue"; "Content-Length: 3000" ]
+                  "exactly these lines, escapes kept"
+              Expect.equal got.Body body "the body, byte for byte"
+          }
+
+          test "a delete without a body has no Content-Length; a route cannot forge the framing but may set Host" {
+              use server = new Server(fun _ -> Answer(ascii "HTTP/1.1 204 No Content\r\n\r\n", 0))
+              use sender = sender (TimeSpan.FromSeconds 10.0)
+              let headers = [ "Content-Length", "5"; "Transfer-Encoding", "chunked"; "Host", "shadow.example" ]
+              Expect.equal (statusOf (send sender (request $"{server.Url}/d/1" Method.Delete headers [||]))) 204 "answered"
+              Expect.equal (lines (List.exactlyOne server.Received).Head) [ "DELETE /d/1 HTTP/1.1"; "Host: shadow.example" ] "framing is ours"
+          }
+
+          test "a body larger than one send arrives whole" {
+              use server = new Server(fun _ -> Answer(created, 0))
+              use sender = sender (TimeSpan.FromSeconds 10.0)
+              let body = Array.init (300 * 1024) (fun i -> byte (i % 253))
+              Expect.equal (statusOf (send sender (request $"{server.Url}/big" Method.Post [] body))) 201 "answered"
+              Expect.equal (List.exactlyOne server.Received).Body body "all 300 KB, in order"
+          }
+
+          test "every response framing is read to its end, and the connection is reused after it" {
+              let framings =
+                  [| "HTTP/1.1 200 OK\r\nContent-Length: 11\r\n\r\nhello world"
+                     "HTTP/1.1 201 Created\r\nTransfer-Encoding: chunked\r\n\r\n5;ext=1\r\nhello\r\n6\r\n world\r\n0\r\nX-Trailer: t\r\n\r\n"
+                     "HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 202 Accepted\r\nContent-Length: 2\r\n\r\nok"
+                     "HTTP/1.1 204 No Content\r\n\r\n"
+                     "HTTP/1.1 503 Busy\r\nRetry-After: 7\r\ncontent-length: 4\r\n\r\nbusy" |]
+              // Byte by byte: a head or a chunk split anywhere must still parse.
+              use server = new Server(fun i -> Answer(ascii framings[i], (if i % 2 = 0 then 1 else 0)))
+              use sender = sender (TimeSpan.FromSeconds 10.0)
+              let answers = [ for _ in framings -> send sender (post $"{server.Url}/x") ]
+              Expect.equal
+                  answers
+                  [ Answered(200, None); Answered(201, None); Answered(202, None); Answered(204, None); Answered(503, Some(TimeSpan.FromSeconds 7.0)) ]
+                  "status and Retry-After of each"
+              Expect.equal server.Connections 1 "one keep-alive connection carried them all"
+          }
+
+          test "Connection: close, HTTP/1.0 and a body that ends with the connection are followed by a new connection" {
+              let replies =
+                  [| AnswerAndClose(ascii "HTTP/1.1 201 Created\r\nConnection: close\r\nContent-Length: 0\r\n\r\n")
+                     AnswerAndClose(ascii "HTTP/1.0 201 Created\r\nContent-Length: 0\r\n\r\n")
+                     AnswerAndClose(ascii "HTTP/1.1 200 OK\r\n\r\nuntil the end")
+                     Answer(created, 0) |]
+              use server = new Server(fun i -> replies[i])
+              use sender = sender (TimeSpan.FromSeconds 10.0)
+              let statuses = [ for _ in replies -> statusOf (send sender (post $"{server.Url}/x")) ]
+              Expect.equal statuses [ 201; 201; 200; 201 ] "each answered"
+              Expect.equal server.Connections 4 "a new connection after each that ended"
+          }
+
+          test "a keep-alive connection the server closed while idle is replaced without a failed attempt" {
+              // The server answers, then drops the connection without saying so, as idle timeouts do.
+              use server = new Server(fun i -> if i % 2 = 0 then AnswerAndClose created else Answer(created, 0))
+              use sender = sender (TimeSpan.FromSeconds 10.0)
+              Expect.equal (statusOf (send sender (post $"{server.Url}/x"))) 201 "first"
+              Expect.equal (statusOf (send sender (post $"{server.Url}/x"))) 201 "second, on a new connection"
+              Expect.equal server.Connections 2 "two connections"
+          }
+
+          test "a server that hangs up or answers garbage is unreachable, with the reason" {
+              use hangUp = new Server(fun _ -> Hang)
+              use garbage = new Server(fun _ -> Answer(ascii "SSH-2.0-OpenSSH_9.6\r\n\r\n", 0))
+              use sender = sender (TimeSpan.FromSeconds 10.0)
+              match send sender (post $"{hangUp.Url}/x") with
+              | Unreachable detail -> Expect.stringContains detail "closed before a response" "hang-up named"
+              | other -> failtestf "expected unreachable, got %A" other
+              match send sender (post $"{garbage.Url}/x") with
+              | Unreachable detail -> Expect.stringContains detail "not an HTTP/1.x status line: 'SSH-2.0" "what came back is shown"
+              | other -> failtestf "expected unreachable, got %A" other
+          }
+
+          test "a closed port is unreachable; a server that never answers times out" {
+              let closedPort =
+                  let probe = new Net.Sockets.TcpListener(Net.IPAddress.Loopback, 0)
+                  probe.Start()
+                  let port = (probe.LocalEndpoint :?> Net.IPEndPoint).Port
+                  probe.Stop()
+                  port
+              use silent = new Server(fun _ -> Silence)
+              use sender = sender (TimeSpan.FromMilliseconds 300.0)
+              match send sender (post $"http://127.0.0.1:{closedPort}/x") with
+              | Unreachable detail -> Expect.stringContains detail "refused" "refused"
+              | other -> failtestf "expected unreachable, got %A" other
+              Expect.equal (send sender (post $"{silent.Url}/x")) TimedOut "timed out"
+          } ]
