@@ -36,4 +36,5 @@ module Record =
     /// `topic/partition/offset`: names one record uniquely, so a destination can
     /// drop a replay it has already seen.
     let replayId (record: Record) =
-        $"{record.Topic}/{record.Partition}/{record.Offset}"
+        // Concat, not interpolation: F# boxes interpolated values, and this runs per record.
+        String.Concat(record.Topic, "/", string record.Partition, "/", string record.Offset)

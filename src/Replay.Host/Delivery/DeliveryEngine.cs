@@ -7,6 +7,7 @@
 // backoff on a timer, holding a permit only while it sends, so a failing id cannot
 // starve the others. Retries are Polly's; what is retryable and how long to wait come
 // from the core.
+using System.Runtime.CompilerServices;
 using System.Threading.Channels;
 using Microsoft.FSharp.Core;
 using Polly;
@@ -170,7 +171,8 @@ public sealed class DeliveryEngine : IDisposable
     }
 
     /// <summary>Sends a lane's jobs in order until it is empty or one of them must wait to be retried.</summary>
-    async Task RunLaneAsync(Job job)
+    [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder))]
+    async ValueTask RunLaneAsync(Job job)
     {
         for (Job? next = job; next is not null; next = NextInLane(next))
         {
@@ -251,10 +253,11 @@ public sealed class DeliveryEngine : IDisposable
             job.Pending = null;
             return ValueTask.FromResult(pending);
         }
-        return new ValueTask<Attempt>(AttemptAsync(job, token));
+        return AttemptAsync(job, token);
     }
 
-    async Task<Attempt> AttemptAsync(Job job, CancellationToken token)
+    [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder<>))]
+    async ValueTask<Attempt> AttemptAsync(Job job, CancellationToken token)
     {
         using var lease = _rate is null ? null : await _rate.AcquireAsync(1, token).ConfigureAwait(false);
         await _permits.WaitAsync(token).ConfigureAwait(false);

@@ -2,6 +2,7 @@
 // core's Attempt, so that classification and retry decisions stay in the core.
 using System.Net;
 using System.Net.Http.Headers;
+using System.Runtime.CompilerServices;
 using Microsoft.FSharp.Core;
 using Replay.Core;
 using static Replay.Core.Outcome;
@@ -47,7 +48,8 @@ public sealed class HttpSender : IDisposable
         return handler;
     }
 
-    public async Task<Attempt> SendAsync(Request request, CancellationToken cancel)
+    [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder<>))]
+    public async ValueTask<Attempt> SendAsync(Request request, CancellationToken cancel)
     {
         using var timeout = CancellationTokenSource.CreateLinkedTokenSource(cancel);
         timeout.CancelAfter(_requestTimeout);

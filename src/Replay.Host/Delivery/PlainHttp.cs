@@ -5,6 +5,7 @@
 // most of the headroom left. https:// and proxied destinations go through HttpClient,
 // which brings TLS, client certificates and proxy authentication.
 using System.Net.Sockets;
+using System.Runtime.CompilerServices;
 using Microsoft.FSharp.Core;
 using static Replay.Core.Outcome;
 using static Replay.Core.Pipeline;
@@ -36,7 +37,8 @@ public sealed class PlainHttp : IDisposable
 
     /// <summary>One attempt: the answer, or why there was none. Cancellation (the request
     /// timeout or abandoning) throws OperationCanceledException, as HttpClient does.</summary>
-    public async Task<Attempt> SendAsync(Request request, CancellationToken cancel)
+    [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder<>))]
+    public async ValueTask<Attempt> SendAsync(Request request, CancellationToken cancel)
     {
         var authority = request.Url.Authority;
         var connection = Rent(authority);

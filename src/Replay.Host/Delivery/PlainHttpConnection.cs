@@ -138,6 +138,7 @@ sealed class PlainHttpConnection : IDisposable
         return bytes.Length;
     }
 
+    [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder<>))]
     async ValueTask<PlainResponse> ReadResponseAsync(CancellationToken cancel)
     {
         while (true)
@@ -217,6 +218,7 @@ sealed class PlainHttpConnection : IDisposable
         return new Head(status, keepAlive, chunked, chunked ? -1 : contentLength, retryAfter);
     }
 
+    [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder))]
     async ValueTask SkipChunkedAsync(CancellationToken cancel)
     {
         while (true)
@@ -243,6 +245,7 @@ sealed class PlainHttpConnection : IDisposable
     }
 
     /// <summary>Discards the next <paramref name="count"/> bytes of the response.</summary>
+    [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder))]
     async ValueTask SkipAsync(long count, CancellationToken cancel)
     {
         while (true)
@@ -257,6 +260,7 @@ sealed class PlainHttpConnection : IDisposable
     }
 
     /// <summary>The offset (from the unread start) of <paramref name="delimiter"/>, reading more as needed.</summary>
+    [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder<>))]
     async ValueTask<int> FindAsync(byte[] delimiter, int limit, string what, CancellationToken cancel)
     {
         var searched = 0;
@@ -274,6 +278,7 @@ sealed class PlainHttpConnection : IDisposable
     }
 
     /// <summary>Reads whatever arrives next behind the unread bytes; 0 at the end of the stream.</summary>
+    [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder<>))]
     async ValueTask<int> FillAsync(CancellationToken cancel)
     {
         if (_inStart == _inEnd) _inStart = _inEnd = 0;

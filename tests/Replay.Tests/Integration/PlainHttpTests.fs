@@ -26,7 +26,7 @@ let private sender (timeout: TimeSpan) =
     new HttpSender(new Net.Http.SocketsHttpHandler(), timeout, new PlainHttp())
 
 let private send (sender: HttpSender) (request: Request) =
-    sender.SendAsync(request, CancellationToken.None).GetAwaiter().GetResult()
+    sender.SendAsync(request, CancellationToken.None).AsTask().GetAwaiter().GetResult()
 
 let private created = ascii "HTTP/1.1 201 Created\r\nContent-Length: 0\r\n\r\n"
 
