@@ -170,6 +170,15 @@ let placesValueInAuthority (pattern: Pattern) =
             | i -> not (seen.Substring(i + 3).Contains '/')
     go "" pattern.Parts
 
+/// Most ids (UUIDs, numbers, words) hold no '%', no '.' and no control character:
+/// no decoded form differs from the value and none can be a dot segment, so there is
+/// nothing to judge. This is checked per record, so it must not allocate.
+let private isPlain (value: string) =
+    let text = value.AsSpan()
+    text.IndexOfAny('%', '.') < 0
+    && text.IndexOfAnyInRange('\u0000', '\u001F') < 0
+    && text.IndexOfAnyInRange('\u007F', '\u009F') < 0
+
 /// Why a record value must not be put into a URL at all, whatever the escaping, or
 /// None when it may. Escaping keeps a value inside one segment only for servers
 /// that do not decode before they normalise; nginx and Kestrel decode `%2E%2E` and
@@ -180,20 +189,23 @@ let placesValueInAuthority (pattern: Pattern) =
 /// Control characters have no place in an id: the destination would decode them
 /// into its own logs and headers. Both are refused, in every escaping mode.
 let refuseValue (value: string) : string option =
-    let isDotSegment (piece: string) = piece = "." || piece = ".."
-    let holdsDotSegment (form: string) = form.Split([| '/'; '\\' |]) |> Array.exists isDotSegment
-    // The value and its decoded forms, until decoding changes nothing (at most a few rounds).
-    let forms =
-        let rec decoded (form: string) rounds =
-            let next = Uri.UnescapeDataString form
-            if rounds = 0 || next = form then [ form ] else form :: decoded next (rounds - 1)
-        decoded value 3
-    if forms |> List.exists (Seq.exists Char.IsControl) then
-        Some "it holds a control character (CR, LF, NUL...), as written or once percent-decoded"
-    elif forms |> List.exists holdsDotSegment then
-        Some "it is or holds a dot segment ('.' or '..'), as written or once percent-decoded, which servers resolve to a path above the destination's"
-    else
+    if isPlain value then
         None
+    else
+        let isDotSegment (piece: string) = piece = "." || piece = ".."
+        let holdsDotSegment (form: string) = form.Split([| '/'; '\\' |]) |> Array.exists isDotSegment
+        // The value and its decoded forms, until decoding changes nothing (at most a few rounds).
+        let forms =
+            let rec decoded (form: string) rounds =
+                let next = Uri.UnescapeDataString form
+                if rounds = 0 || next = form then [ form ] else form :: decoded next (rounds - 1)
+            decoded value 3
+        if forms |> List.exists (Seq.exists Char.IsControl) then
+            Some "it holds a control character (CR, LF, NUL...), as written or once percent-decoded"
+        elif forms |> List.exists holdsDotSegment then
+            Some "it is or holds a dot segment ('.' or '..'), as written or once percent-decoded, which servers resolve to a path above the destination's"
+        else
+            None
 
 let private placeholderName placeholder =
     placeholderNames |> List.find (fun (_, p) -> p = placeholder) |> fst

@@ -130,7 +130,10 @@ let private urlOptions = UriCreationOptions(DangerousDisablePathAndQueryCanonica
 /// Without path canonicalisation .NET writes the path as given, so a raw CR/LF
 /// here would split the request line into forged headers and requests.
 let private unencodable (url: string) =
-    url |> Seq.tryFindIndex (fun c -> c <= ' ' || c >= '\127')
+    // Everything from '!' to '~' may appear as written; the search runs per record.
+    match url.AsSpan().IndexOfAnyExceptInRange('!', '~') with
+    | -1 -> None
+    | index -> Some index
 
 /// Parses a finished URL without normalising its path, so an escaped segment
 /// reaches the destination as written.
