@@ -20,7 +20,7 @@ public sealed class ReplayConsumer
     sealed class PartitionState(TopicPartition partition)
     {
         public TopicPartition Partition { get; } = partition;
-        public Checkpoint.Partition Progress = Checkpoint.empty;
+        public readonly Checkpoint.Partition Progress = Checkpoint.create();
         public long Stored = -1;
         /// <summary>--until-end: the high-water mark seen when the partition was assigned.</summary>
         public long? End;
@@ -257,7 +257,7 @@ public sealed class ReplayConsumer
         }
         var value = result.Message.Value ?? [];
         _stats.Consume(value.Length);
-        state.Progress = Checkpoint.start(offset, state.Progress);
+        Checkpoint.start(offset, state.Progress);
         var record = new Record(result.Topic, result.Partition.Value, offset, result.Message.Key,
             value, ToHeaders(result.Message.Headers), result.Message.Timestamp.UnixTimestampMs);
         var decision = decide(_settings.Pipeline, _settings.Router().Route, _entropy, record);
@@ -279,13 +279,13 @@ public sealed class ReplayConsumer
                 break;
             case Decision.Skip skip:
                 _stats.Skip(skip.Item);
-                state.Progress = Checkpoint.finish(offset, state.Progress);
+                Checkpoint.finish(offset, state.Progress);
                 break;
             case Decision.Reject reject:
                 if (reject.Item.IsUndecodable) _stats.DecodeError();
                 if (TryDeadLetter(Letter(result.Topic, result.Partition.Value, offset, result.Message.Key, value,
                         result.Message.Headers, null, null, describeReject(reject.Item), null, 0)))
-                    state.Progress = Checkpoint.finish(offset, state.Progress);
+                    Checkpoint.finish(offset, state.Progress);
                 break;
         }
         _consumedTotal++;
@@ -371,7 +371,7 @@ public sealed class ReplayConsumer
         {
             var state = (PartitionState)job.Source.Owner;
             if (state.Gone || job.Result == JobResult.Abandoned) continue;
-            state.Progress = Checkpoint.finish(job.Source.Offset, state.Progress);
+            Checkpoint.finish(job.Source.Offset, state.Progress);
         }
     }
 

@@ -7,50 +7,64 @@ open Expecto
 open Replay.Core
 open Replay.Tests.Generators
 
-let private step (partition: Checkpoint.Partition) command =
-    match command with
-    | Consume offset -> Checkpoint.start offset partition
-    | Finish offset -> Checkpoint.finish offset partition
-    // The host drops a revoked partition's progress; a later assignment starts afresh.
-    | Revoke -> Checkpoint.empty
+/// What one partition's progress showed after a command.
+type private Seen =
+    { Committable: int64 option
+      Open: int
+      Idle: bool }
+
+/// Runs the commands on a partition's progress as the host does (a revoke drops it, and
+/// a later assignment starts afresh) and returns what it showed after each command.
+let private run commands =
+    let mutable partition = Checkpoint.create ()
+    [ for command in commands do
+          match command with
+          | Consume offset -> Checkpoint.start offset partition
+          | Finish offset -> Checkpoint.finish offset partition
+          | Revoke -> partition <- Checkpoint.create ()
+          yield
+              { Committable = Checkpoint.committable partition
+                Open = Checkpoint.openCount partition
+                Idle = Checkpoint.isIdle partition } ]
 
 /// The implementation's and the model's state after each command.
 let private trace commands =
-    let states = commands |> List.scan step Checkpoint.empty |> List.tail
     let models = commands |> List.scan CheckpointModel.step { Consumed = []; Resume = 0L } |> List.tail
-    List.zip3 commands states models
+    List.zip3 commands (run commands) models
 
 let private laws =
     testList
         "laws"
         [ property "committable = the reference model's, after every command" checkpointCommands (fun (commands, expected) ->
-              let actual = commands |> List.scan step Checkpoint.empty |> List.tail |> List.map Checkpoint.committable
+              let actual = run commands |> List.map _.Committable
               Expect.sequenceEqual actual expected "the whole trace")
 
           // Messages are built only on failure: formatting a command is slow enough to
           // dominate a property that checks every offset after every step.
           property "committable never exceeds an unfinished offset" checkpointCommands (fun (commands, _) ->
               for command, state, model in trace commands do
-                  match Checkpoint.committable state with
+                  match state.Committable with
                   | None -> if not model.Consumed.IsEmpty then failtest $"nothing committable after {command}"
                   | Some position ->
                       for offset in CheckpointModel.unfinished model do
                           if position > offset then failtest $"committable {position} passes unfinished {offset}, after {command}")
 
           property "committable never moves back, as completions arrive and across revokes" checkpointCommands (fun (commands, _) ->
-              let positions =
-                  commands |> List.scan step Checkpoint.empty |> List.tail |> List.choose Checkpoint.committable
+              let positions = run commands |> List.choose _.Committable
               for earlier, later in List.pairwise positions do
                   if later < earlier then failtest $"the commit position went back from {earlier} to {later}")
 
           property "open records are exactly the model's unfinished ones" checkpointCommands (fun (commands, _) ->
               for command, state, model in trace commands do
                   let unfinished = CheckpointModel.unfinished model
-                  if Checkpoint.openCount state <> unfinished.Length || Checkpoint.isIdle state <> unfinished.IsEmpty then
-                      failtest $"after {command}: {Checkpoint.openCount state} open, the model has {unfinished}") ]
+                  if state.Open <> unfinished.Length || state.Idle <> unfinished.IsEmpty then
+                      failtest $"after {command}: {state.Open} open, the model has {unfinished}") ]
 
 let private examples =
-    let run commands = commands |> List.fold step Checkpoint.empty |> Checkpoint.committable
+    let run commands =
+        match run commands with
+        | [] -> None
+        | seen -> (List.last seen).Committable
     testList
         "examples"
         [ test "nothing consumed, nothing to commit" { Expect.isNone (run []) "empty" }
@@ -74,6 +88,42 @@ let private examples =
 
           test "a revoke forgets the partition" {
               Expect.isNone (run [ Consume 5L; Revoke ]) "fresh state"
+          }
+
+          test "a window of open records slides through the ring many times over" {
+              let partition = Checkpoint.create ()
+              for offset in 0L .. 9999L do
+                  Checkpoint.start offset partition
+                  if offset >= 40L then Checkpoint.finish (offset - 40L) partition
+                  let expected = max 0L (offset - 39L)
+                  if Checkpoint.committable partition <> Some expected then
+                      failtest $"after consuming {offset}: {Checkpoint.committable partition}, expected {expected}"
+              Expect.equal (Checkpoint.openCount partition) 40 "the window"
+          }
+
+          test "thousands open at once and finished out of order grow the ring" {
+              let partition = Checkpoint.create ()
+              for offset in 0L .. 4999L do
+                  Checkpoint.start (offset * 2L) partition
+              // Odd positions first, then even ones from the back: nothing moves until offset 0 is done.
+              for offset in [ 1L .. 2L .. 4999L ] @ [ 4998L .. -2L .. 2L ] do
+                  Checkpoint.finish (offset * 2L) partition
+              Expect.equal (Checkpoint.committable partition) (Some 0L) "held at the first open record"
+              Expect.equal (Checkpoint.openCount partition) 1 "one open"
+              Checkpoint.finish 0L partition
+              Expect.equal (Checkpoint.committable partition) (Some 9999L) "one past the last consumed"
+              Expect.isTrue (Checkpoint.isIdle partition) "idle"
+          }
+
+          test "a repeated or unknown offset changes nothing" {
+              let partition = Checkpoint.create ()
+              Checkpoint.start 5L partition
+              Checkpoint.start 5L partition
+              Checkpoint.finish 7L partition
+              Expect.equal (Checkpoint.openCount partition) 1 "5 counted once"
+              Checkpoint.finish 5L partition
+              Checkpoint.finish 5L partition
+              Expect.equal (Checkpoint.committable partition) (Some 6L) "finished once"
           } ]
 
 [<Tests>]
