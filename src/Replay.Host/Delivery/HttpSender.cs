@@ -48,15 +48,30 @@ public sealed class HttpSender : IDisposable
         return handler;
     }
 
+    /// <summary>One attempt, bounded by the request timeout; <paramref name="cancel"/> abandons it.</summary>
+    public ValueTask<Attempt> SendAsync(Request request, CancellationToken cancel) =>
+        _plain is not null && PlainHttp.Serves(request.Url) ? SendPlainAsync(request, cancel) : SendThroughClientAsync(request, cancel);
+
     [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder<>))]
-    public async ValueTask<Attempt> SendAsync(Request request, CancellationToken cancel)
+    async ValueTask<Attempt> SendPlainAsync(Request request, CancellationToken cancel)
+    {
+        try
+        {
+            return await _plain!.SendAsync(request, _requestTimeout, cancel).ConfigureAwait(false);
+        }
+        catch (OperationCanceledException) when (!cancel.IsCancellationRequested)
+        {
+            return Attempt.TimedOut;
+        }
+    }
+
+    [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder<>))]
+    async ValueTask<Attempt> SendThroughClientAsync(Request request, CancellationToken cancel)
     {
         using var timeout = CancellationTokenSource.CreateLinkedTokenSource(cancel);
         timeout.CancelAfter(_requestTimeout);
         try
         {
-            if (_plain is not null && PlainHttp.Serves(request.Url))
-                return await _plain.SendAsync(request, timeout.Token).ConfigureAwait(false);
             using var message = ToMessage(request);
             using var response = await _client.SendAsync(message, timeout.Token).ConfigureAwait(false);
             return Attempt.NewAnswered((int)response.StatusCode, RetryAfter(response.Headers.RetryAfter));

@@ -35,11 +35,13 @@ public sealed class PlainHttp : IDisposable
     /// <summary>True when <paramref name="url"/> can take the lean path.</summary>
     public static bool Serves(Uri url) => url.Scheme == Uri.UriSchemeHttp;
 
-    /// <summary>One attempt: the answer, or why there was none. Cancellation (the request
-    /// timeout or abandoning) throws OperationCanceledException, as HttpClient does.</summary>
+    /// <summary>One attempt: the answer, or why there was none. Running past
+    /// <paramref name="timeout"/> (connecting included) or <paramref name="cancel"/> throws
+    /// OperationCanceledException, as HttpClient does.</summary>
     [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder<>))]
-    public async ValueTask<Attempt> SendAsync(Request request, CancellationToken cancel)
+    public async ValueTask<Attempt> SendAsync(Request request, TimeSpan timeout, CancellationToken cancel)
     {
+        var started = Environment.TickCount64;
         var authority = request.Url.Authority;
         var connection = Rent(authority);
         var reused = connection is not null;
@@ -47,8 +49,18 @@ public sealed class PlainHttp : IDisposable
         {
             try
             {
-                connection ??= await ConnectAsync(request.Url, cancel).ConfigureAwait(false);
-                var response = await connection.ExchangeAsync(request, authority, cancel).ConfigureAwait(false);
+                connection ??= await ConnectAsync(request.Url, timeout, cancel).ConfigureAwait(false);
+                var left = timeout - TimeSpan.FromMilliseconds(Environment.TickCount64 - started);
+                var token = connection.Arm(left > TimeSpan.Zero ? left : TimeSpan.Zero, cancel);
+                PlainResponse response;
+                try
+                {
+                    response = await connection.ExchangeAsync(request, authority, token).ConfigureAwait(false);
+                }
+                finally
+                {
+                    connection.Disarm();
+                }
                 Return(authority, connection);
                 return Attempt.NewAnswered(response.Status, HttpSender.RetryAfter(response.RetryAfter));
             }
@@ -76,15 +88,17 @@ public sealed class PlainHttp : IDisposable
         e is PlainHttpException { NothingReceived: true }
         || e is SocketException { SocketErrorCode: SocketError.ConnectionReset or SocketError.Shutdown or SocketError.ConnectionAborted };
 
-    static async Task<PlainHttpConnection> ConnectAsync(Uri url, CancellationToken cancel)
+    /// <summary>A new connection, within the request's timeout and at most <see cref="ConnectTimeout"/>.</summary>
+    static async Task<PlainHttpConnection> ConnectAsync(Uri url, TimeSpan requestTimeout, CancellationToken cancel)
     {
-        using var timeout = CancellationTokenSource.CreateLinkedTokenSource(cancel);
-        timeout.CancelAfter(ConnectTimeout);
+        using var connecting = CancellationTokenSource.CreateLinkedTokenSource(cancel);
+        var connectTimeout = requestTimeout < ConnectTimeout ? requestTimeout : ConnectTimeout;
+        connecting.CancelAfter(connectTimeout);
         try
         {
-            return await PlainHttpConnection.ConnectAsync(url.IdnHost, url.Port, timeout.Token).ConfigureAwait(false);
+            return await PlainHttpConnection.ConnectAsync(url.IdnHost, url.Port, connecting.Token).ConfigureAwait(false);
         }
-        catch (OperationCanceledException) when (!cancel.IsCancellationRequested)
+        catch (OperationCanceledException) when (!cancel.IsCancellationRequested && connectTimeout == ConnectTimeout)
         {
             throw new SocketException((int)SocketError.TimedOut);
         }

@@ -42,6 +42,9 @@ sealed class PlainHttpConnection : IDisposable
 
     PlainHttpConnection(Socket socket) => _socket = socket;
 
+    CancellationTokenSource? _timeout;
+    CancellationTokenRegistration _cancelled;
+
     public long CreatedAt { get; } = Environment.TickCount64;
     public long IdleSince { get; set; }
     /// <summary>False once the server said it will close, or the framing left the connection unusable.</summary>
@@ -296,5 +299,32 @@ sealed class PlainHttpConnection : IDisposable
         return read;
     }
 
-    public void Dispose() => _socket.Dispose();
+    /// <summary>The token for the next exchange: it fires after <paramref name="timeout"/> or with
+    /// <paramref name="cancel"/>. One source per connection, reset between requests, rather than a
+    /// linked source and a timer per request.</summary>
+    public CancellationToken Arm(TimeSpan timeout, CancellationToken cancel)
+    {
+        if (_timeout is null || !_timeout.TryReset())
+        {
+            _timeout?.Dispose();
+            _timeout = new CancellationTokenSource();
+        }
+        _timeout.CancelAfter(timeout);
+        if (cancel.CanBeCanceled)
+            _cancelled = cancel.UnsafeRegister(static source => ((CancellationTokenSource)source!).Cancel(), _timeout);
+        return _timeout.Token;
+    }
+
+    public void Disarm()
+    {
+        _cancelled.Dispose();
+        _cancelled = default;
+    }
+
+    public void Dispose()
+    {
+        _socket.Dispose();
+        _cancelled.Dispose();
+        _timeout?.Dispose();
+    }
 }
