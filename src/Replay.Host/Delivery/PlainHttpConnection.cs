@@ -75,16 +75,33 @@ sealed class PlainHttpConnection : IDisposable
         var body = request.Body;
         var withLength = !request.Method.IsDelete || !body.IsEmpty;
         var headLength = WriteHead(request, authority, withLength ? body.Length : -1);
-        if (body.Length <= CoalesceBodyBytes)
+        try
         {
-            if (headLength + body.Length > _out.Length) Array.Resize(ref _out, headLength + body.Length);
-            body.Span.CopyTo(_out.AsSpan(headLength));
-            await _socket.SendAsync(_out.AsMemory(0, headLength + body.Length), SocketFlags.None, cancel).ConfigureAwait(false);
+            if (body.Length <= CoalesceBodyBytes)
+            {
+                if (headLength + body.Length > _out.Length) Array.Resize(ref _out, headLength + body.Length);
+                body.Span.CopyTo(_out.AsSpan(headLength));
+                await _socket.SendAsync(_out.AsMemory(0, headLength + body.Length), SocketFlags.None, cancel).ConfigureAwait(false);
+            }
+            else
+            {
+                await _socket.SendAsync(_out.AsMemory(0, headLength), SocketFlags.None, cancel).ConfigureAwait(false);
+                await _socket.SendAsync(body, SocketFlags.None, cancel).ConfigureAwait(false);
+            }
         }
-        else
+        catch (SocketException) when (!cancel.IsCancellationRequested)
         {
-            await _socket.SendAsync(_out.AsMemory(0, headLength), SocketFlags.None, cancel).ConfigureAwait(false);
-            await _socket.SendAsync(body, SocketFlags.None, cancel).ConfigureAwait(false);
+            // A server may answer before it has read the whole body (413 for a body too large)
+            // and close: that answer, if it came, is the outcome, not the broken send.
+            Reusable = false;
+            try
+            {
+                return await ReadResponseAsync(cancel).ConfigureAwait(false);
+            }
+            catch (Exception e) when (e is SocketException or IOException)
+            {
+            }
+            throw;
         }
         return await ReadResponseAsync(cancel).ConfigureAwait(false);
     }

@@ -26,6 +26,9 @@ type Reply =
     | Answer of bytes: byte[] * pieces: int
     /// Writes these bytes, then closes the connection.
     | AnswerAndClose of byte[]
+    /// Writes these bytes as soon as the head has arrived, without reading the body, and closes
+    /// (a server refusing a body too large).
+    | AnswerBeforeBody of byte[]
     /// Closes the connection without a word.
     | Hang
     /// Never answers (until the server is disposed).
@@ -33,8 +36,8 @@ type Reply =
 
 let ascii (text: string) = Encoding.ASCII.GetBytes text
 
-/// Reads one request: head up to the blank line, then Content-Length bytes of body.
-let private readRequest (stream: Stream) =
+/// Reads one request's head up to the blank line, and its Content-Length.
+let private readHead (stream: Stream) =
     let head = StringBuilder()
     let one = Array.zeroCreate<byte> 1
     let mutable closed = false
@@ -49,13 +52,16 @@ let private readRequest (stream: Stream) =
                 if line.StartsWith("Content-Length:", StringComparison.OrdinalIgnoreCase) then Some(int (line.Substring(15).Trim()))
                 else None)
             |> Option.defaultValue 0
-        let body = Array.zeroCreate<byte> length
-        let mutable read = 0
-        while read < length do
-            let n = stream.Read(body, read, length - read)
-            if n = 0 then failwith "request body cut short"
-            read <- read + n
-        Some(text, body)
+        Some(text, length)
+
+let private readBody (stream: Stream) length =
+    let body = Array.zeroCreate<byte> length
+    let mutable read = 0
+    while read < length do
+        let n = stream.Read(body, read, length - read)
+        if n = 0 then failwith "request body cut short"
+        read <- read + n
+    body
 
 /// Serves every connection with `script`, given the request's overall index (0-based).
 type Server(script: int -> Reply) =
@@ -70,11 +76,16 @@ type Server(script: int -> Reply) =
             use stream = client.GetStream()
             let mutable openConnection = true
             while openConnection do
-                match readRequest stream with
+                match readHead stream with
                 | None -> openConnection <- false
-                | Some(head, body) ->
+                | Some(head, length) ->
+                    let reply = script (Interlocked.Increment(&requests) - 1)
+                    let body =
+                        match reply with
+                        | AnswerBeforeBody _ -> [||]
+                        | _ -> readBody stream length
                     received.Enqueue { Connection = index; Head = head; Body = body }
-                    match script (Interlocked.Increment(&requests) - 1) with
+                    match reply with
                     | Answer(bytes, pieces) when pieces > 0 ->
                         for chunk in Array.chunkBySize pieces bytes do
                             stream.Write(chunk, 0, chunk.Length)
@@ -82,6 +93,10 @@ type Server(script: int -> Reply) =
                     | Answer(bytes, _) -> stream.Write(bytes, 0, bytes.Length)
                     | AnswerAndClose bytes ->
                         stream.Write(bytes, 0, bytes.Length)
+                        openConnection <- false
+                    | AnswerBeforeBody bytes ->
+                        stream.Write(bytes, 0, bytes.Length)
+                        client.Client.Shutdown(SocketShutdown.Send)
                         openConnection <- false
                     | Hang -> openConnection <- false
                     | Silence ->

@@ -113,6 +113,14 @@ let tests =
               Expect.equal server.Connections 2 "two connections"
           }
 
+          test "an answer sent before the body was read is the outcome, even when the send breaks" {
+              use server = new Server(fun _ -> AnswerBeforeBody(ascii "HTTP/1.1 413 Payload Too Large\r\nConnection: close\r\nContent-Length: 0\r\n\r\n"))
+              use sender = sender (TimeSpan.FromSeconds 10.0)
+              // Larger than the socket buffers on both sides, so the send cannot complete before the close.
+              let body = Array.zeroCreate<byte> (32 * 1024 * 1024)
+              Expect.equal (send sender (request $"{server.Url}/big" Method.Post [] body)) (Answered(413, None)) "the server's answer"
+          }
+
           test "a server that hangs up or answers garbage is unreachable, with the reason" {
               use hangUp = new Server(fun _ -> Hang)
               use garbage = new Server(fun _ -> Answer(ascii "SSH-2.0-OpenSSH_9.6\r\n\r\n", 0))
