@@ -70,7 +70,6 @@ public sealed class DeliveryEngine : IDisposable
     readonly Dictionary<string, Queue<Job>?> _lanes = new(StringComparer.Ordinal);
     /// <summary>The first job of each lane that no worker has taken yet.</summary>
     readonly Channel<Job> _ready = Channel.CreateUnbounded<Job>(new UnboundedChannelOptions { SingleReader = false, SingleWriter = false });
-    readonly Task[] _workers;
     readonly ResiliencePipeline<Attempt> _retry;
     readonly CancellationToken _abandon;
     readonly RateLimiter? _rate;
@@ -95,8 +94,7 @@ public sealed class DeliveryEngine : IDisposable
         _permits = new SemaphoreSlim(options.Concurrency, options.Concurrency);
         _retry = BuildRetry(options, stats);
         _rate = options.MaxRate is { } rate ? BuildRateLimiter(rate) : null;
-        _workers = new Task[Math.Max(1, options.Concurrency)];
-        for (var i = 0; i < _workers.Length; i++) _workers[i] = Task.Run(WorkAsync);
+        for (var i = 0; i < Math.Max(1, options.Concurrency); i++) _ = Task.Run(WorkAsync);
     }
 
     /// <summary>Stops the workers once they are idle; jobs still in flight are the caller's to wait for or abandon.</summary>
@@ -167,7 +165,18 @@ public sealed class DeliveryEngine : IDisposable
         var ready = _ready.Reader;
         while (await ready.WaitToReadAsync().ConfigureAwait(false))
             while (ready.TryRead(out var job))
-                await RunLaneAsync(job).ConfigureAwait(false);
+            {
+                try
+                {
+                    await RunLaneAsync(job).ConfigureAwait(false);
+                }
+                catch (Exception e)
+                {
+                    // A bug, not a delivery failure (those are outcomes): say so, and keep this
+                    // worker serving the other lanes. The job stays unfinished, so uncommitted.
+                    _warn?.Invoke($"delivery worker: unexpected failure for {job.Source.Topic}/{job.Source.Partition}/{job.Source.Offset}: {e}");
+                }
+            }
     }
 
     /// <summary>Sends a lane's jobs in order until it is empty or one of them must wait to be retried.</summary>
