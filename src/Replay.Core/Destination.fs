@@ -138,9 +138,13 @@ let private startsSegmentOrEnds (next: Part list) =
     | Literal text :: _ -> text.StartsWith '/' || text.StartsWith '?' || text.StartsWith '#'
     | Value _ :: _ -> false
 
+/// One builder per thread, reused: a URL is built per record, and a fresh builder
+/// with its buffer was most of what building it allocated.
+let private builders = new Threading.ThreadLocal<StringBuilder>(fun () -> StringBuilder(256))
+
 /// The URL for one record.
 let expand (escaping: Escaping) (values: Values) (pattern: Pattern) : string =
-    let builder = StringBuilder(pattern.Text.Length + 64)
+    let builder = builders.Value.Clear()
     let rec go parts =
         match parts with
         | [] -> ()

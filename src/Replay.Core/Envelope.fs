@@ -99,21 +99,9 @@ exception private Rejected of DecodeError
 
 let private reject error = raise (Rejected error)
 
-/// The mutable state of one decode; it never escapes `decode`.
-type private Fields() =
-    member val Namespace: string option = None with get, set
-    member val Id: string option = None with get, set
-    member val IpAddr: ReadOnlyMemory<byte> option = None with get, set
-    member val Payload: ReadOnlyMemory<byte> option = None with get, set
-    member val Timestamp: int64 option = None with get, set
-    member val Operation: Operation option = None with get, set
-    member val ApiVersion: string option = None with get, set
-    member val Partitions: string list = [] with get, set
-    member val PartitionCount = 0 with get, set
-
-let private once field (current: 'a option) (value: 'a) =
-    if current.IsSome then reject (DuplicateField(Field.name field))
-    Some value
+/// A field seen twice is malformed: protobuf would keep the last, silently.
+let private once field (seen: bool) =
+    if seen then reject (DuplicateField(Field.name field))
 
 /// Where the varint starting at `position` ends. Only called on a length prefix the
 /// reader has already accepted, so it is terminated within the array. Its value is
@@ -130,23 +118,37 @@ let private text field limit (bytes: ReadOnlyMemory<byte>) =
     if not (Unicode.Utf8.IsValid bytes.Span) then reject (InvalidUtf8(Field.name field))
     Encoding.UTF8.GetString bytes.Span
 
+let private requireWireType field (wireType: WireFormat.WireType) expected =
+    if wireType <> expected then reject (WrongWireType(Field.name field, int wireType))
+
+/// Length-delimited fields are sliced out of the record rather than copied:
+/// SkipLastField validates the length against the bytes present, then the
+/// slice is taken from positions we already know are in range. The reader's
+/// positions count from the start of the array, not of the record within it.
+let private delimited (input: CodedInputStream) (array: byte[]) field =
+    let lengthStart = int input.Position
+    try
+        input.SkipLastField()
+    with :? InvalidProtocolBufferException ->
+        reject (Truncated(Field.name field))
+    let finish = int input.Position
+    let contentStart = afterVarint array lengthStart
+    ReadOnlyMemory(array, contentStart, finish - contentStart)
+
+// Plain mutable locals and flags rather than options: this runs once per record, and
+// an option per field was a third of what decoding allocated. Each value is read and
+// judged before a repeat is reported, so a malformed second copy is reported for what
+// is wrong with it.
 let private decodeWith (input: CodedInputStream) (array: byte[]) =
-    let fields = Fields()
-    let requireWireType field (wireType: WireFormat.WireType) expected =
-        if wireType <> expected then reject (WrongWireType(Field.name field, int wireType))
-    // Length-delimited fields are sliced out of the record rather than copied:
-    // SkipLastField validates the length against the bytes present, then the
-    // slice is taken from positions we already know are in range. The reader's
-    // positions count from the start of the array, not of the record within it.
-    let delimited field =
-        let lengthStart = int input.Position
-        try
-            input.SkipLastField()
-        with :? InvalidProtocolBufferException ->
-            reject (Truncated(Field.name field))
-        let finish = int input.Position
-        let contentStart = afterVarint array lengthStart
-        ReadOnlyMemory(array, contentStart, finish - contentStart)
+    let mutable ns, hasNamespace = "", false
+    let mutable id, hasId = "", false
+    let mutable ipAddr, hasIpAddr = ReadOnlyMemory<byte>.Empty, false
+    let mutable payload, hasPayload = ReadOnlyMemory<byte>.Empty, false
+    let mutable timestamp, hasTimestamp = 0L, false
+    let mutable operation, hasOperation = CreateUpdate, false
+    let mutable apiVersion, hasApiVersion = "", false
+    let mutable partitions: string list = []
+    let mutable partitionCount = 0
     let mutable tag = input.ReadTag()
     while tag <> 0u do
         let field = WireFormat.GetTagFieldNumber tag
@@ -159,47 +161,67 @@ let private decodeWith (input: CodedInputStream) (array: byte[]) =
         | Field.IpAddr
         | Field.Payload ->
             requireWireType field wireType WireFormat.WireType.LengthDelimited
-            let bytes = delimited field
+            let bytes = delimited input array field
             match field with
-            | Field.Namespace -> fields.Namespace <- once field fields.Namespace (text field MaxTextBytes bytes)
-            | Field.Id -> fields.Id <- once field fields.Id (text field MaxIdBytes bytes)
-            | Field.ApiVersion -> fields.ApiVersion <- once field fields.ApiVersion (text field MaxTextBytes bytes)
-            | Field.IpAddr -> fields.IpAddr <- once field fields.IpAddr bytes
-            | Field.Payload -> fields.Payload <- once field fields.Payload bytes
+            | Field.Namespace ->
+                let value = text field MaxTextBytes bytes
+                once field hasNamespace
+                ns <- value
+                hasNamespace <- true
+            | Field.Id ->
+                let value = text field MaxIdBytes bytes
+                once field hasId
+                id <- value
+                hasId <- true
+            | Field.ApiVersion ->
+                let value = text field MaxTextBytes bytes
+                once field hasApiVersion
+                apiVersion <- value
+                hasApiVersion <- true
+            | Field.IpAddr ->
+                once field hasIpAddr
+                ipAddr <- bytes
+                hasIpAddr <- true
+            | Field.Payload ->
+                once field hasPayload
+                payload <- bytes
+                hasPayload <- true
             | _ ->
-                if fields.PartitionCount >= MaxPartitions then
-                    reject (FieldTooLong(Field.name field, fields.PartitionCount + 1, MaxPartitions))
-                fields.Partitions <- text field MaxTextBytes bytes :: fields.Partitions
-                fields.PartitionCount <- fields.PartitionCount + 1
+                if partitionCount >= MaxPartitions then
+                    reject (FieldTooLong(Field.name field, partitionCount + 1, MaxPartitions))
+                partitions <- text field MaxTextBytes bytes :: partitions
+                partitionCount <- partitionCount + 1
         | Field.Timestamp ->
             requireWireType field wireType WireFormat.WireType.Varint
-            fields.Timestamp <- once field fields.Timestamp (input.ReadSInt64())
+            let value = input.ReadSInt64()
+            once field hasTimestamp
+            timestamp <- value
+            hasTimestamp <- true
         | Field.Operation ->
             requireWireType field wireType WireFormat.WireType.Varint
-            let operation =
+            let value =
                 match input.ReadEnum() with
                 | 0 -> CreateUpdate
                 | 1 -> Delete
                 | other -> reject (UnknownOperation other)
-            fields.Operation <- once field fields.Operation operation
+            once field hasOperation
+            operation <- value
+            hasOperation <- true
         | _ ->
             // Google.Protobuf skips wire types 6 and 7 as if they were empty fields;
             // no protobuf encoder writes them.
             if int wireType > 5 then reject (Malformed $"field {field} has wire type {int wireType}, which does not exist")
             input.SkipLastField()
         tag <- input.ReadTag()
-    match fields.Id with
-    | None
-    | Some "" -> reject MissingId
-    | Some id ->
-        { Namespace = defaultArg fields.Namespace ""
-          Id = id
-          IpAddr = defaultArg fields.IpAddr ReadOnlyMemory.Empty
-          Payload = defaultArg fields.Payload ReadOnlyMemory.Empty
-          Timestamp = defaultArg fields.Timestamp 0L
-          Operation = defaultArg fields.Operation CreateUpdate
-          ApiVersion = defaultArg fields.ApiVersion ""
-          Partitions = List.rev fields.Partitions }
+    if id = "" then reject MissingId
+    { Namespace = ns
+      Id = id
+      IpAddr = ipAddr
+      Payload = payload
+      Timestamp = timestamp
+      Operation = operation
+      ApiVersion = apiVersion
+      Partitions = List.rev partitions }
 
 /// Decodes one Kafka record value. Unknown fields are skipped, as protobuf readers do.
 let decode (record: ReadOnlyMemory<byte>) : Result<Envelope, DecodeError> =
