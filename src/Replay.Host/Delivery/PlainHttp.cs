@@ -2,11 +2,11 @@
 // keep-alive connections, one request at a time each, pooled per host and port.
 // Measured on 2 cores against nginx, 32 requests in flight: HttpClient spent 26-29 µs
 // of CPU per request and this path 21 µs; in the benchmark the replay's ratio to the
-// ceiling went from 0.49 to 0.62 (medians of three) with nothing else changed. https:// and proxied destinations go through HttpClient,
-// which brings TLS, client certificates and proxy authentication.
+// ceiling went from 0.49 to 0.62 (medians of three) with nothing else changed.
+// https:// and proxied destinations go through HttpClient, which brings TLS, client
+// certificates and proxy authentication.
 using System.Net.Sockets;
 using System.Runtime.CompilerServices;
-using Microsoft.FSharp.Core;
 using static Replay.Core.Outcome;
 using static Replay.Core.Pipeline;
 
