@@ -20,8 +20,9 @@ type Connect =
       /// The status the proxy answered: 200 (tunnel), 407 (credentials wanted), 403 or 405.
       Status: int }
 
-/// The request head: request line and headers, read up to the blank line.
-let private readHead (stream: Stream) =
+/// The request head: request line and headers, read up to the blank line (None when the
+/// connection ends first, or the head runs past 16 KB). Also the scripted server's reader.
+let readHead (stream: Stream) =
     let buffer = StringBuilder()
     let one = Array.zeroCreate<byte> 1
     let mutable finished = false

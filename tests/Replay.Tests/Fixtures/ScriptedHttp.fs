@@ -38,21 +38,15 @@ let ascii (text: string) = Encoding.ASCII.GetBytes text
 
 /// Reads one request's head up to the blank line, and its Content-Length.
 let private readHead (stream: Stream) =
-    let head = StringBuilder()
-    let one = Array.zeroCreate<byte> 1
-    let mutable closed = false
-    while not closed && not (head.ToString().EndsWith "\r\n\r\n") do
-        if stream.Read(one, 0, 1) = 0 then closed <- true else head.Append(char one[0]) |> ignore
-    if closed then None
-    else
-        let text = head.ToString()
+    ConnectProxy.readHead stream
+    |> Option.map (fun text ->
         let length =
             text.Split("\r\n")
             |> Array.tryPick (fun line ->
                 if line.StartsWith("Content-Length:", StringComparison.OrdinalIgnoreCase) then Some(int (line.Substring(15).Trim()))
                 else None)
             |> Option.defaultValue 0
-        Some(text, length)
+        text, length)
 
 let private readBody (stream: Stream) length =
     let body = Array.zeroCreate<byte> length
