@@ -86,6 +86,13 @@ public sealed class HttpSender : IDisposable
         }
     }
 
+    /// <summary>Headers that say where the body ends. That is the sender's to say, on both paths:
+    /// a route's own value could make the length disagree with the body, or smuggle a second
+    /// request onto a keep-alive connection.</summary>
+    internal static bool FramesBody(string name) =>
+        name.Equals("Content-Length", StringComparison.OrdinalIgnoreCase)
+        || name.Equals("Transfer-Encoding", StringComparison.OrdinalIgnoreCase);
+
     static HttpRequestMessage ToMessage(Request request)
     {
         var message = new HttpRequestMessage(ToHttpMethod(request.Method), request.Url);
@@ -93,9 +100,7 @@ public sealed class HttpSender : IDisposable
             message.Content = new ReadOnlyMemoryContent(request.Body);
         foreach (var (name, value) in request.Headers)
         {
-            // The body's framing is the sender's, as on the plain path.
-            if (name.Equals("Content-Length", StringComparison.OrdinalIgnoreCase)
-                || name.Equals("Transfer-Encoding", StringComparison.OrdinalIgnoreCase)) continue;
+            if (FramesBody(name)) continue;
             if (!message.Headers.TryAddWithoutValidation(name, value))
                 message.Content?.Headers.TryAddWithoutValidation(name, value);
         }

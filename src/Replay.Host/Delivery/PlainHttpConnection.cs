@@ -129,8 +129,8 @@ sealed class PlainHttpConnection : IDisposable
         n += Copy("\r\n"u8, span[n..]);
         foreach (var (name, value) in request.Headers)
         {
-            // The framing is ours: a route cannot make the body's length disagree with its header.
-            if (IsFraming(name)) continue;
+            // Host was written above; the body's framing is the sender's.
+            if (name.Equals("Host", StringComparison.OrdinalIgnoreCase) || HttpSender.FramesBody(name)) continue;
             n += Encoding.ASCII.GetBytes(name, span[n..]);
             n += Copy(": "u8, span[n..]);
             n += Encoding.ASCII.GetBytes(value, span[n..]);
@@ -146,11 +146,6 @@ sealed class PlainHttpConnection : IDisposable
         n += Copy("\r\n"u8, span[n..]);
         return n;
     }
-
-    static bool IsFraming(string name) =>
-        name.Equals("Host", StringComparison.OrdinalIgnoreCase)
-        || name.Equals("Content-Length", StringComparison.OrdinalIgnoreCase)
-        || name.Equals("Transfer-Encoding", StringComparison.OrdinalIgnoreCase);
 
     static int Copy(ReadOnlySpan<byte> bytes, Span<byte> to)
     {
@@ -223,10 +218,12 @@ sealed class PlainHttpConnection : IDisposable
             }
             else if (Ascii.EqualsIgnoreCase(name, "Connection"u8))
             {
-                foreach (var token in Encoding.ASCII.GetString(value).Split(',', StringSplitOptions.TrimEntries))
+                // Most servers send "Connection: keep-alive" on every response: read it in place.
+                foreach (var range in value.Split((byte)','))
                 {
-                    if (token.Equals("close", StringComparison.OrdinalIgnoreCase)) keepAlive = false;
-                    else if (token.Equals("keep-alive", StringComparison.OrdinalIgnoreCase)) keepAlive = true;
+                    var token = value[range].Trim(" \t"u8);
+                    if (Ascii.EqualsIgnoreCase(token, "close"u8)) keepAlive = false;
+                    else if (Ascii.EqualsIgnoreCase(token, "keep-alive"u8)) keepAlive = true;
                 }
             }
             else if (Ascii.EqualsIgnoreCase(name, "Retry-After"u8)

@@ -104,6 +104,18 @@ let tests =
               Expect.equal server.Connections 4 "a new connection after each that ended"
           }
 
+          test "a response that says Connection: close is not reused, even if the server leaves it open" {
+              let replies =
+                  [| ascii "HTTP/1.1 201 Created\r\nConnection: Upgrade, close\r\nContent-Length: 0\r\n\r\n"
+                     ascii "HTTP/1.1 201 Created\r\nConnection: keep-alive\r\nContent-Length: 0\r\n\r\n"
+                     created |]
+              use server = new Server(fun i -> Answer(replies[i], 0))
+              use sender = sender (TimeSpan.FromSeconds 10.0)
+              let statuses = [ for _ in replies -> statusOf (send sender (post $"{server.Url}/x")) ]
+              Expect.equal statuses [ 201; 201; 201 ] "each answered"
+              Expect.equal server.Connections 2 "a new connection after the close, then the kept-alive one reused"
+          }
+
           test "a keep-alive connection the server closed while idle is replaced without a failed attempt" {
               // The server answers, then drops the connection without saying so, as idle timeouts do.
               use server = new Server(fun i -> if i % 2 = 0 then AnswerAndClose created else Answer(created, 0))
@@ -134,12 +146,7 @@ let tests =
           }
 
           test "a closed port is unreachable; a server that never answers times out" {
-              let closedPort =
-                  let probe = new Net.Sockets.TcpListener(Net.IPAddress.Loopback, 0)
-                  probe.Start()
-                  let port = (probe.LocalEndpoint :?> Net.IPEndPoint).Port
-                  probe.Stop()
-                  port
+              let closedPort = HttpRecorder.freePort ()
               use silent = new Server(fun _ -> Silence)
               use sender = sender (TimeSpan.FromMilliseconds 300.0)
               match send sender (post $"http://127.0.0.1:{closedPort}/x") with
