@@ -1,38 +1,59 @@
-/// What one HTTP attempt means for its record: delivered, worth another try, or
-/// never going to succeed. The retry machinery lives in the host (Polly); the
-/// rules for what is retryable and how long to wait live here.
+/// What one HTTP attempt means for its record: delivered, dropped by the status
+/// policy, worth another try, or never going to succeed. How long to wait before
+/// the next try is `RetrySchedule`'s to say.
 module Replay.Core.Outcome
 
 open System
 
+/// What a destination answered, as far as a replay keeps it.
+type Answer =
+    { Status: int
+      RetryAfter: TimeSpan option
+      /// Response headers worth keeping (Content-Type, Retry-After, ...), as received.
+      Headers: (string * string) list
+      /// The start of the body, up to the capture limit; empty when nothing was kept.
+      Body: byte[]
+      /// The whole body's length in bytes, or -1 when it is not known.
+      BodyLength: int64 }
+
+module Answer =
+    /// An answer of which only the status (and a wait) was kept.
+    let status (status: int) (retryAfter: TimeSpan option) : Answer =
+        { Status = status
+          RetryAfter = retryAfter
+          Headers = []
+          Body = Array.Empty()
+          BodyLength = -1L }
+
 /// What happened to one attempt.
 type Attempt =
-    | Answered of status: int * retryAfter: TimeSpan option
+    | Answered of Answer
     | TimedOut
-    /// Refused, reset, DNS failure, TLS failure: the request may not have arrived.
+    /// Refused, reset, DNS failure, TLS failure, a response that broke HTTP: the
+    /// request may or may not have arrived.
     | Unreachable of detail: string
 
 type Verdict =
     | Delivered
+    /// The status policy says this answer ends the record without delivery (`--drop-on`).
+    | Dropped of status: int
     | Retry of retryAfter: TimeSpan option
     | Permanent of reason: string
 
-let classify (attempt: Attempt) : Verdict =
+let classify (policy: StatusPolicy.Policy) (attempt: Attempt) : Verdict =
     match attempt with
-    | Answered(status, _) when status >= 200 && status < 300 -> Delivered
-    | Answered((408 | 429), retryAfter) -> Retry retryAfter
-    | Answered(status, retryAfter) when status >= 500 -> Retry retryAfter
-    | Answered(status, _) -> Permanent $"the destination answered {status}"
+    | Answered answer ->
+        match StatusPolicy.meaning policy answer.Status with
+        | StatusPolicy.Success -> Delivered
+        | StatusPolicy.Drop -> Dropped answer.Status
+        | StatusPolicy.Retry -> Retry answer.RetryAfter
+        | StatusPolicy.Fail -> Permanent $"the destination answered {answer.Status}"
     | TimedOut -> Retry None
     | Unreachable _ -> Retry None
 
-/// Exponential backoff with full jitter: a uniform wait in [0, min(cap, base·2^n)).
-/// `draw` is uniform in [0, 1). A `Retry-After` from the server wins when longer,
-/// uncapped: the destination knows its own recovery; `--max-retry-duration` still bounds the total.
-let backoff (baseDelay: TimeSpan) (cap: TimeSpan) (attempt: int) (draw: float) (retryAfter: TimeSpan option) =
-    let exponent = min attempt 30
-    let ceiling = min cap.TotalMilliseconds (baseDelay.TotalMilliseconds * Math.Pow(2.0, float exponent))
-    let jittered = TimeSpan.FromMilliseconds(ceiling * draw)
-    match retryAfter with
-    | Some wait when wait > jittered -> wait
-    | _ -> jittered
+/// One line for logs and dead letters: what the last attempt got.
+let describe (attempt: Attempt) =
+    match attempt with
+    | Answered answer -> $"last answer {answer.Status}"
+    | Unreachable detail -> $"unreachable: {detail}"
+    | TimedOut -> "last attempt timed out"

@@ -129,13 +129,13 @@ public sealed class DeliveryEngine : IDisposable
             {
                 MaxRetryAttempts = int.MaxValue,
                 ShouldHandle = args => ValueTask.FromResult(
-                    args.Outcome.Result is { } attempt && classify(attempt).IsRetry),
+                    args.Outcome.Result is { } attempt && classify(StatusPolicy.defaults, attempt).IsRetry),
                 DelayGenerator = args =>
                 {
-                    var retryAfter = args.Outcome.Result is { } a && classify(a) is Verdict.Retry r
+                    var retryAfter = args.Outcome.Result is { } a && classify(StatusPolicy.defaults, a) is Verdict.Retry r
                         ? r.retryAfter
                         : FSharpOption<TimeSpan>.None;
-                    var wait = backoff(options.RetryBaseDelay, options.RetryMaxDelay, args.AttemptNumber, Random.Shared.NextDouble(), retryAfter);
+                    var wait = RetrySchedule.backoff(new RetrySchedule.Settings(options.RetryBaseDelay, options.RetryMaxDelay, null, TimeSpan.MaxValue), args.AttemptNumber, Random.Shared.NextDouble(), retryAfter);
                     return ValueTask.FromResult<TimeSpan?>(wait);
                 },
                 OnRetry = _ => { stats.Retry(); return ValueTask.CompletedTask; },
@@ -196,7 +196,7 @@ public sealed class DeliveryEngine : IDisposable
                 await FinishAsync(next).ConfigureAwait(false);
                 continue;
             }
-            if (classify(first).IsRetry)
+            if (classify(StatusPolicy.defaults, first).IsRetry)
             {
                 // The worker goes back to other lanes; this one continues after its retries.
                 _ = RetryLaneAsync(next, first);
@@ -279,7 +279,7 @@ public sealed class DeliveryEngine : IDisposable
             _stats.Latency.Record(elapsed);
             _stats.Answered(job.Request.Method, attempt, elapsed);
             job.LastAttempt = attempt;
-            if (_warn is not null && classify(attempt).IsRetry) WarnRetrying(job.Request, attempt);
+            if (_warn is not null && classify(StatusPolicy.defaults, attempt).IsRetry) WarnRetrying(job.Request, attempt);
             return attempt;
         }
         finally { _permits.Release(); }
@@ -287,8 +287,8 @@ public sealed class DeliveryEngine : IDisposable
 
     static void Conclude(Job job, Attempt? last)
     {
-        if (last is Attempt.Answered answered) job.LastStatus = answered.status;
-        var verdict = last is null ? null : classify(last);
+        if (last is Attempt.Answered answered) job.LastStatus = answered.Item.Status;
+        var verdict = last is null ? null : classify(StatusPolicy.defaults, last);
         if (verdict is { IsDelivered: true })
         {
             job.Result = JobResult.Delivered;
@@ -313,7 +313,7 @@ public sealed class DeliveryEngine : IDisposable
 
     static string Describe(Attempt? attempt) => attempt switch
     {
-        Attempt.Answered a => $"last answer {a.status}",
+        Attempt.Answered a => $"last answer {a.Item.Status}",
         Attempt.Unreachable u => $"unreachable: {u.detail}",
         { IsTimedOut: true } => "last attempt timed out",
         _ => "no attempt completed",

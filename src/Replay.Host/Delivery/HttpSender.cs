@@ -74,7 +74,7 @@ public sealed class HttpSender : IDisposable
         {
             using var message = ToMessage(request);
             using var response = await _client.SendAsync(message, timeout.Token).ConfigureAwait(false);
-            return Attempt.NewAnswered((int)response.StatusCode, RetryAfter(response.Headers.RetryAfter));
+            return Attempt.NewAnswered(Outcome.AnswerModule.status((int)response.StatusCode, RetryAfter(response.Headers.RetryAfter)));
         }
         catch (OperationCanceledException) when (!cancel.IsCancellationRequested)
         {

@@ -62,7 +62,7 @@ public sealed class PlainHttp : IDisposable
                     connection.Disarm();
                 }
                 Return(authority, connection);
-                return Attempt.NewAnswered(response.Status, HttpSender.RetryAfter(response.RetryAfter));
+                return Attempt.NewAnswered(global::Replay.Core.Outcome.AnswerModule.status(response.Status, HttpSender.RetryAfter(response.RetryAfter)));
             }
             catch (Exception e) when (reused && IsStale(e))
             {

@@ -56,8 +56,8 @@ public sealed class ReplayStats
     {
         if (attempt is Attempt.Answered a)
         {
-            if (a.status < 300) Interlocked.Increment(ref _status2xx);
-            else if (a.status < 500) Interlocked.Increment(ref _status4xx);
+            if (a.Item.Status < 300) Interlocked.Increment(ref _status2xx);
+            else if (a.Item.Status < 500) Interlocked.Increment(ref _status4xx);
             else Interlocked.Increment(ref _status5xx);
         }
         else Interlocked.Increment(ref _failedAttempts);

@@ -72,7 +72,7 @@ public sealed class ReplayMetrics : IDisposable
 
     static string StatusClass(Attempt attempt) => attempt switch
     {
-        Attempt.Answered a => $"{a.status / 100}xx",
+        Attempt.Answered a => $"{a.Item.Status / 100}xx",
         Attempt.Unreachable => "unreachable",
         _ => "timeout",
     };

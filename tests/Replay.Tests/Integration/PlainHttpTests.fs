@@ -32,7 +32,7 @@ let private created = ascii "HTTP/1.1 201 Created\r\nContent-Length: 0\r\n\r\n"
 
 let private statusOf attempt =
     match attempt with
-    | Answered(status, _) -> status
+    | Answered answer -> answer.Status
     | other -> failwithf "expected an answer, got %A" other
 
 let private lines (head: string) = head.Split("\r\n", StringSplitOptions.RemoveEmptyEntries) |> List.ofArray
@@ -86,7 +86,8 @@ let tests =
               let answers = [ for _ in framings -> send sender (post $"{server.Url}/x") ]
               Expect.equal
                   answers
-                  [ Answered(200, None); Answered(201, None); Answered(202, None); Answered(204, None); Answered(503, Some(TimeSpan.FromSeconds 7.0)) ]
+                  ([ 200, None; 201, None; 202, None; 204, None; 503, Some(TimeSpan.FromSeconds 7.0) ]
+                   |> List.map (fun (status, after) -> Answered(Answer.status status after)))
                   "status and Retry-After of each"
               Expect.equal server.Connections 1 "one keep-alive connection carried them all"
           }
@@ -130,7 +131,7 @@ let tests =
               use sender = sender (TimeSpan.FromSeconds 10.0)
               // Larger than the socket buffers on both sides, so the send cannot complete before the close.
               let body = Array.zeroCreate<byte> (32 * 1024 * 1024)
-              Expect.equal (send sender (request $"{server.Url}/big" Method.Post [] body)) (Answered(413, None)) "the server's answer"
+              Expect.equal (send sender (request $"{server.Url}/big" Method.Post [] body)) (Answered(Answer.status 413 None)) "the server's answer"
           }
 
           test "a server that hangs up or answers garbage is unreachable, with the reason" {
