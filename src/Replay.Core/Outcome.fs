@@ -14,7 +14,10 @@ type Answer =
       /// The start of the body, up to the capture limit; empty when nothing was kept.
       Body: byte[]
       /// The whole body's length in bytes, or -1 when it is not known.
-      BodyLength: int64 }
+      BodyLength: int64
+      /// SHA-256 of the whole body, when it was longer than what was kept and a
+      /// comparison asked for it; empty otherwise.
+      BodyHash: byte[] }
 
 module Answer =
     /// An answer of which only the status (and a wait) was kept.
@@ -23,7 +26,8 @@ module Answer =
           RetryAfter = retryAfter
           Headers = []
           Body = Array.Empty()
-          BodyLength = -1L }
+          BodyLength = -1L
+          BodyHash = Array.Empty() }
 
 /// What happened to one attempt.
 type Attempt =
