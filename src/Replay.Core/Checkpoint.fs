@@ -75,6 +75,11 @@ type Partition() =
 
     member _.OpenCount = openCount
 
+    /// Offsets held in the ring: from the oldest open one to the newest consumed. A
+    /// record that stays open keeps everything consumed after it here, so this is
+    /// what a partition's bookkeeping costs; backpressure bounds it.
+    member _.Span = length
+
 /// A partition with nothing consumed yet.
 let create () = Partition()
 
@@ -87,3 +92,5 @@ let committable (partition: Partition) : int64 option = partition.Committable
 let isIdle (partition: Partition) = partition.OpenCount = 0
 
 let openCount (partition: Partition) = partition.OpenCount
+
+let span (partition: Partition) = partition.Span

@@ -70,24 +70,20 @@ public static class DemoCommand
 
         var route = RouteModule.defaults("defaults", Target.NewPattern(dest), rate, deletes: true, copyKeys: true);
         var router = FSharpRouter.Always(route);
-        var settings = new ReplaySettings
+        var kafka = new Dictionary<string, string>
         {
-            Kafka = new Dictionary<string, string>
-            {
-                ["bootstrap.servers"] = cluster.BootstrapServers,
-                ["group.id"] = "replay-demo",
-                ["auto.offset.reset"] = "earliest",
-                // KIP-848 groups get their first assignment at once on the embedded broker.
-                ["group.protocol"] = "consumer",
-            },
-            Topic = topic,
-            Pipeline = new Pipeline.Settings(Pipeline.Format.Bagheera, Sampling.Mode.ByDocument, false, Destination.Escaping.Segment, 8 << 20),
-            Router = () => router,
-            UntilEnd = true,
-            Log = TextWriter.Null,
+            ["bootstrap.servers"] = cluster.BootstrapServers,
+            ["group.id"] = "replay-demo",
+            ["auto.offset.reset"] = "earliest",
+            // KIP-848 groups get their first assignment at once on the embedded broker.
+            ["group.protocol"] = "consumer",
         };
+        var settings = Settings.run(topic, kafka) is var run
+            ? new RunSettings(run.Topic, run.Kafka, run.Pipeline, run.Budget, run.Delivery, untilEnd: true, run.MaxRecords, run.DryRun)
+            : throw new InvalidOperationException();
+        var services = new ReplayServices { Router = () => router, Log = TextWriter.Null };
         Console.Out.WriteLine($"replay    sample {Sampling.RateModule.value(rate)} by document id, deletes on, 64 in flight ...");
-        var replay = new ReplayConsumer(settings);
+        var replay = new ReplayConsumer(settings, services);
         var code = await Task.Run(() => replay.Run(cancel), cancel);
         var stats = replay.Stats;
         Console.Out.WriteLine();

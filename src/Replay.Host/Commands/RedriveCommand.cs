@@ -27,7 +27,7 @@ public static class RedriveCommand
         command.Options.Add(topic);
         foreach (var option in new Option[] { GroupId, Properties, Bootstrap, Dest, CopyKeys, Sample, SampleMode, Delete, NumThreads,
                      Concurrency, ValidateJson, Proxy, CaFile, ClientCert, ClientKey, InsecureSkipVerify, Format, RawKeys, RunCommand.DeadLetterFile, RunCommand.DeadLetterTopic, MaxRate, From, MaxInFlightBytes,
-                     MaxInFlightRecords, MaxPayloadBytes, RequestTimeout, MaxRetryDuration, ShutdownTimeout, RulesFile })
+                     MaxInFlightRecords, MaxPayloadBytes, RequestTimeout, MaxRetryDuration, MaxBackoff, PoisonAfter, ShutdownTimeout, RulesFile })
             command.Options.Add(option);
         command.SetAction((parse, cancel) => Task.FromResult(Execute(parse, file, topic, cancel)));
         return command;
@@ -48,22 +48,22 @@ public static class RedriveCommand
         var stats = new ReplayStats();
         if (file is not null)
         {
-            var settings = DeliverySettings(parse, new Dictionary<string, string>(), "", secrets);
-            if (!settings.IsOk) { Console.Error.WriteLine($"replay redrive: {settings.Error}"); return ExitCodes.Usage; }
-            using var deadLetters = settings.Value!.DeadLetters;
-            return FileRedrive.Run(settings.Value!, file, stats, cancel);
+            var built = DeliverySettings(parse, new Dictionary<string, string>(), "", secrets);
+            if (!built.IsOk) { Console.Error.WriteLine($"replay redrive: {built.Error}"); return ExitCodes.Usage; }
+            var job = built.Value!;
+            using var deadLetters = job.Services.DeadLetters;
+            return FileRedrive.Run(job.Run, job.Services, file, stats, cancel);
         }
         var kafka = KafkaSettings(parse, secrets);
         if (!kafka.IsOk) { Console.Error.WriteLine($"replay redrive: {kafka.Error}"); return ExitCodes.Usage; }
         // A dead-letter topic is read from its start unless the group has committed offsets.
         if (parse.GetResult(From) is null or { Implicit: true }) kafka.Value!["auto.offset.reset"] = "earliest";
-        var built = DeliverySettings(parse, kafka.Value!, topic!, secrets);
-        if (!built.IsOk) { Console.Error.WriteLine($"replay redrive: {built.Error}"); return ExitCodes.Usage; }
-        built.Value!.UntilEnd = true;
         // --from may be a time here too: the dead letters written since then.
-        built.Value!.Start = Operating.StartPosition.Parse(parse.GetValue(From)!, DateTimeOffset.UtcNow).Value!;
-        using var sinks = built.Value!.DeadLetters;
-        var consumer = new ReplayConsumer(built.Value!, stats);
+        var start = Operating.StartPosition.Parse(parse.GetValue(From)!, DateTimeOffset.UtcNow).Value!;
+        var fromTopic = DeliverySettings(parse, kafka.Value!, topic!, secrets, untilEnd: true, start: start);
+        if (!fromTopic.IsOk) { Console.Error.WriteLine($"replay redrive: {fromTopic.Error}"); return ExitCodes.Usage; }
+        using var sinks = fromTopic.Value!.Services.DeadLetters;
+        var consumer = new ReplayConsumer(fromTopic.Value!.Run, fromTopic.Value!.Services, stats);
         var code = consumer.Run(cancel);
         Console.Error.WriteLine($"replay redrive: {stats.Summary()}");
         return code != 0 ? code : stats.DeadLettered == 0 ? 0 : ExitCodes.Failure;

@@ -2,6 +2,7 @@
 // same value style, same defaults) plus what a modern replay needs.
 using System.CommandLine;
 using System.Net;
+using Microsoft.FSharp.Core;
 using Replay.Core;
 using Replay.Host.Cli;
 using Replay.Host.Delivery;
@@ -25,7 +26,7 @@ public static class RunCommand
     internal static readonly Option<string> SampleMode = new("--sample-mode") { Description = "document (deterministic by id, default) or random (Bagheera's coin flip)", DefaultValueFactory = _ => "document" };
     internal static readonly Option<bool> Delete = new("--delete", "-D") { Description = "Replay DELETEs (true, Bagheera's default) or ignore them", DefaultValueFactory = _ => true };
     internal static readonly Option<int?> NumThreads = new("--numthreads", "-nt") { Description = "Bagheera's thread count; sets --concurrency" };
-    internal static readonly Option<int> Concurrency = new("--concurrency", "-c") { Description = "Requests in flight at once (order is kept per document id)", DefaultValueFactory = _ => 64 };
+    internal static readonly Option<int> Concurrency = new("--concurrency", "-c") { Description = "Requests in flight at once (order is kept per document id)", DefaultValueFactory = _ => Settings.delivery.Concurrency };
     internal static readonly Option<bool> ValidateJson = new("--validatejson", "-vj") { Description = "Skip (and count) payloads that are not JSON" };
     internal static readonly Option<string?> Proxy = new("--proxy") { Description = "HTTP proxy for outbound requests (http://[user:pass@]host:port); default: HTTP_PROXY/HTTPS_PROXY/NO_PROXY" };
     internal static readonly Option<string?> CaFile = new("--ca-file") { Description = "PEM file of the CA(s) to trust for https destinations, instead of the system's roots" };
@@ -38,15 +39,17 @@ public static class RunCommand
     internal static readonly Option<string> From = new("--from") { Description = "Where partitions without a committed offset start: earliest, latest, committed (resume only), an ISO-8601 time or -DURATION (-2h); committed offsets win unless --reset", DefaultValueFactory = _ => "latest" };
     internal static readonly Option<bool> UntilEnd = new("--until-end") { Description = "Stop after the records present at start, then commit and exit 0" };
     internal static readonly Option<long?> MaxRecords = new("--max-records") { Description = "Stop after N records, then commit and exit 0" };
-    internal static readonly Option<long> MaxInFlightBytes = new("--max-in-flight-bytes") { Description = "Payload bytes in flight before consuming stops (and, after a second full, pauses)", DefaultValueFactory = _ => 64L << 20 };
-    internal static readonly Option<int> MaxInFlightRecords = new("--max-in-flight-records") { Description = "Records in flight before consuming stops (and, after a second full, pauses)", DefaultValueFactory = _ => 512 };
-    internal static readonly Option<int> MaxPayloadBytes = new("--max-payload-bytes") { Description = "Larger records are dead-lettered, not sent", DefaultValueFactory = _ => 8 << 20 };
-    internal static readonly Option<TimeSpan?> RequestTimeout = Duration.Option("--request-timeout", "Time one HTTP attempt may take", TimeSpan.FromSeconds(30));
-    internal static readonly Option<TimeSpan?> MaxRetryDuration = Duration.Option("--max-retry-duration", "Give up (dead-letter) after retrying this long; default: retry until delivered");
+    internal static readonly Option<long> MaxInFlightBytes = new("--max-in-flight-bytes") { Description = "Payload bytes in flight before consuming stops (and, after a second full, pauses)", DefaultValueFactory = _ => Backpressure.defaults.MaxInFlightBytes };
+    internal static readonly Option<int> MaxInFlightRecords = new("--max-in-flight-records") { Description = "Records in flight before consuming stops (and, after a second full, pauses)", DefaultValueFactory = _ => Backpressure.defaults.MaxInFlightRecords };
+    internal static readonly Option<int> MaxPayloadBytes = new("--max-payload-bytes") { Description = "Larger records are dead-lettered, not sent", DefaultValueFactory = _ => Settings.pipeline.MaxPayloadBytes };
+    internal static readonly Option<TimeSpan?> RequestTimeout = Duration.Option("--request-timeout", "Time one HTTP attempt may take", Settings.delivery.RequestTimeout);
+    internal static readonly Option<TimeSpan?> MaxRetryDuration = Duration.Option("--max-retry-duration", "Give up (dead-letter) after retrying a record this long, outage or not; default: retry until delivered");
+    internal static readonly Option<TimeSpan?> MaxBackoff = Duration.Option("--max-backoff", "Longest wait between two attempts of a record, a server's Retry-After included", RetrySchedule.defaults.MaxBackoff);
+    internal static readonly Option<TimeSpan?> PoisonAfter = Duration.Option("--poison-after", "Dead-letter a record that keeps failing this long while the destination accepts others (an outage never counts)", RetrySchedule.defaults.PoisonAfter);
     internal static readonly Option<string?> DeadLetterTopic = new("--dead-letter-topic") { Description = "Write records that cannot be delivered to this Kafka topic (original key, value and headers kept)" };
     internal static readonly Option<double?> MaxRate = new("--max-rate") { Description = "At most N requests per second to the destination (retries included)" };
     internal static readonly Option<string?> RulesFile = new("--rules") { Description = "YAML rules file (C# snippets) refining the flags per record; reloaded when it changes. See rules/README.md" };
-    internal static readonly Option<TimeSpan?> ShutdownTimeout = Duration.Option("--shutdown-timeout", "On Ctrl+C/SIGTERM, wait this long for in-flight requests", TimeSpan.FromSeconds(30));
+    internal static readonly Option<TimeSpan?> ShutdownTimeout = Duration.Option("--shutdown-timeout", "On Ctrl+C/SIGTERM (and on a revoke), wait this long for in-flight requests", Settings.delivery.ShutdownTimeout);
 
     public static Command Create()
     {
@@ -70,7 +73,7 @@ public static class RunCommand
             """);
         foreach (var option in new Option[] { Topic, GroupId, Properties, Bootstrap, Dest, CopyKeys, Sample, SampleMode, Delete,
                      NumThreads, Concurrency, ValidateJson, Proxy, CaFile, ClientCert, ClientKey, InsecureSkipVerify, Format, RawKeys, DeadLetterFile, DeadLetterTopic, MaxRate, From, UntilEnd, MaxRecords,
-                     MaxInFlightBytes, MaxInFlightRecords, MaxPayloadBytes, RequestTimeout, MaxRetryDuration, ShutdownTimeout, RulesFile })
+                     MaxInFlightBytes, MaxInFlightRecords, MaxPayloadBytes, RequestTimeout, MaxRetryDuration, MaxBackoff, PoisonAfter, ShutdownTimeout, RulesFile })
             command.Options.Add(option);
         foreach (var option in OperatingOptions.All)
             command.Options.Add(option);
@@ -91,11 +94,12 @@ public static class RunCommand
             Console.Error.WriteLine($"replay run: {settings.Error}");
             return ExitCodes.Usage;
         }
-        WarnIfInsecure(settings.Value!, "replay run");
+        var job = settings.Value!;
+        WarnIfInsecure(job.Services, "replay run");
         try
         {
             OperatedRun run;
-            try { run = OperatedRun.StartAsync(settings.Value!, Console.Error, Console.Out, terminal: !Console.IsErrorRedirected, captureConsoleError: true).GetAwaiter().GetResult(); }
+            try { run = OperatedRun.StartAsync(job, Console.Error, Console.Out, terminal: !Console.IsErrorRedirected, captureConsoleError: true).GetAwaiter().GetResult(); }
             catch (Exception e) when (e is IOException or System.Net.Sockets.SocketException)
             {
                 Console.Error.WriteLine($"replay run: --metrics-port/--metrics-host: cannot listen ({e.Message}); pick a free port, or 0 for any");
@@ -104,7 +108,7 @@ public static class RunCommand
             try
             {
                 var code = run.Run(cancel);
-                if (settings.Value!.Rules is { } rules) Console.Error.WriteLine($"replay: {rules.Summary()}");
+                if (job.Services.Rules is { } rules) Console.Error.WriteLine($"replay: {rules.Summary()}");
                 return code;
             }
             finally { run.DisposeAsync().AsTask().GetAwaiter().GetResult(); }
@@ -123,44 +127,40 @@ public static class RunCommand
         }
         finally
         {
-            settings.Value!.DeadLetters.Dispose();
-            settings.Value!.Rules?.Dispose();
+            job.Services.DeadLetters.Dispose();
+            job.Services.Rules?.Dispose();
         }
     }
 
-    public static void WarnIfInsecure(ReplaySettings settings, string command)
+    public static void WarnIfInsecure(ReplayServices services, string command)
     {
-        if (settings.Tls is { SkipVerify: true })
+        if (services.Tls is { SkipVerify: true })
             Console.Error.WriteLine($"{command}: WARNING: --insecure-skip-verify: destination certificates are NOT verified; "
                 + "anyone between here and the destination can read and change every replayed request. Use --ca-file instead.");
     }
 
     /// <summary>Turns flags and the properties file into validated settings, or one clear message.</summary>
-    public static Result<ReplaySettings> Build(ParseResult parse) => Build(parse, new Secrets());
+    public static Result<ReplayJob> Build(ParseResult parse) => Build(parse, new Secrets());
 
     /// <summary>As <see cref="Build(ParseResult)"/>, remembering every secret met (properties,
     /// proxy and destination credentials) in <paramref name="secrets"/>; messages come back redacted.</summary>
-    public static Result<ReplaySettings> Build(ParseResult parse, Secrets secrets)
+    public static Result<ReplayJob> Build(ParseResult parse, Secrets secrets)
     {
         var built = BuildSettings(parse, secrets);
-        return built.IsOk ? built : Result<ReplaySettings>.Fail(secrets.Redact(built.Error!));
+        return built.IsOk ? built : Result<ReplayJob>.Fail(secrets.Redact(built.Error!));
     }
 
-    static Result<ReplaySettings> BuildSettings(ParseResult parse, Secrets secrets)
+    static Result<ReplayJob> BuildSettings(ParseResult parse, Secrets secrets)
     {
         var kafka = KafkaSettings(parse, secrets);
-        if (!kafka.IsOk) return Result<ReplaySettings>.Fail(kafka.Error!);
-        var settings = DeliverySettings(parse, kafka.Value!, parse.GetValue(Topic)!, secrets);
-        if (!settings.IsOk) return settings;
-        var s = settings.Value!;
-        s.UntilEnd = parse.GetValue(UntilEnd);
-        s.MaxRecords = parse.GetValue(MaxRecords);
-        if (OperatingOptions.Apply(parse, From, s, DateTimeOffset.UtcNow) is { } problem)
-        {
-            s.DeadLetters.Dispose();
-            return Result<ReplaySettings>.Fail(problem);
-        }
-        return settings;
+        if (!kafka.IsOk) return Result<ReplayJob>.Fail(kafka.Error!);
+        var operating = OperatingOptions.Read(parse, From, DateTimeOffset.UtcNow);
+        if (!operating.IsOk) return Result<ReplayJob>.Fail(operating.Error!);
+        var o = operating.Value!;
+        var maxRecords = parse.GetValue(MaxRecords);
+        if (maxRecords is < 1) return Result<ReplayJob>.Fail($"--max-records {maxRecords}: must be at least 1");
+        return DeliverySettings(parse, kafka.Value!, parse.GetValue(Topic)!, secrets, untilEnd: parse.GetValue(UntilEnd),
+            maxRecords: maxRecords ?? 0, dryRun: o.DryRun, start: o.Start, reset: o.Reset, operating: o.Operating);
     }
 
     /// <summary>librdkafka settings from -p, --bootstrap-servers, -gid and --from.</summary>
@@ -190,8 +190,11 @@ public static class RunCommand
         return Result<Dictionary<string, string>>.Ok(kafka);
     }
 
-    /// <summary>Everything about what is sent and how: destination, sampling, HTTP, retries, dead letters.</summary>
-    public static Result<ReplaySettings> DeliverySettings(ParseResult parse, IReadOnlyDictionary<string, string> kafka, string topic, Secrets secrets)
+    /// <summary>Everything about what is sent and how: destination, sampling, HTTP, retries, dead letters;
+    /// with what the caller read of the rest, the whole validated job.</summary>
+    public static Result<ReplayJob> DeliverySettings(ParseResult parse, IReadOnlyDictionary<string, string> kafka, string topic, Secrets secrets,
+        bool untilEnd = false, long maxRecords = 0, bool dryRun = false, StartPosition? start = null, bool reset = false,
+        OperatingSettings? operating = null)
     {
         secrets.AddProxyEnvironment();
         Destination.Pattern? destination = null;
@@ -199,37 +202,56 @@ public static class RunCommand
         {
             secrets.AddUrlCredentials(dest);
             var parsed = Destination.parse(dest);
-            if (parsed.IsError) return Result<ReplaySettings>.Fail("--dest: " + parsed.ErrorValue);
+            if (parsed.IsError) return Result<ReplayJob>.Fail("--dest: " + parsed.ErrorValue);
             var problem = CheckDestination(parsed.ResultValue);
-            if (problem is not null) return Result<ReplaySettings>.Fail("--dest: " + problem);
+            if (problem is not null) return Result<ReplayJob>.Fail("--dest: " + problem);
             destination = parsed.ResultValue;
         }
         else if (parse.GetValue(RulesFile) is null)
-            return Result<ReplaySettings>.Fail("no destination: pass --dest \"http://host/submit/telemetry/%k\" (or --rules FILE with defaults.dest)");
+            return Result<ReplayJob>.Fail("no destination: pass --dest \"http://host/submit/telemetry/%k\" (or --rules FILE with defaults.dest)");
 
         var rate = Sampling.RateModule.create(parse.GetValue(Sample));
-        if (rate.IsError) return Result<ReplaySettings>.Fail("--sample: " + rate.ErrorValue);
+        if (rate.IsError) return Result<ReplayJob>.Fail("--sample: " + rate.ErrorValue);
         var mode = Sampling.parseMode(parse.GetValue(SampleMode)!);
-        if (mode.IsError) return Result<ReplaySettings>.Fail("--sample-mode: " + mode.ErrorValue);
+        if (mode.IsError) return Result<ReplayJob>.Fail("--sample-mode: " + mode.ErrorValue);
         var format = Pipeline.parseFormat(parse.GetValue(Format)!);
-        if (format.IsError) return Result<ReplaySettings>.Fail("--format: " + format.ErrorValue);
+        if (format.IsError) return Result<ReplayJob>.Fail("--format: " + format.ErrorValue);
 
         var concurrency = parse.GetValue(NumThreads) ?? parse.GetValue(Concurrency);
-        if (concurrency < 1) return Result<ReplaySettings>.Fail($"--concurrency {concurrency}: must be at least 1");
-        if (parse.GetValue(MaxRate) is { } maxRate && !(maxRate > 0))
-            return Result<ReplaySettings>.Fail($"--max-rate {maxRate}: must be a positive number of requests per second");
+        var maxRetry = parse.GetValue(MaxRetryDuration);
+        var run = new RunSettings(
+            topic,
+            kafka,
+            new Pipeline.Settings(format.ResultValue, mode.ResultValue, parse.GetValue(ValidateJson),
+                parse.GetValue(RawKeys) ? Destination.Escaping.Verbatim : Destination.Escaping.Segment,
+                parse.GetValue(MaxPayloadBytes)),
+            new Backpressure.Budget(parse.GetValue(MaxInFlightRecords), parse.GetValue(MaxInFlightBytes),
+                Backpressure.defaults.PauseAfterFullMs, Backpressure.defaults.MaxSpanPerPartition),
+            new DeliverySettings(
+                concurrency,
+                parse.GetValue(RequestTimeout) ?? Settings.delivery.RequestTimeout,
+                new RetrySchedule.Settings(RetrySchedule.defaults.BaseDelay,
+                    parse.GetValue(MaxBackoff) ?? RetrySchedule.defaults.MaxBackoff,
+                    maxRetry is { } limit ? FSharpOption<TimeSpan>.Some(limit) : null,
+                    parse.GetValue(PoisonAfter) ?? RetrySchedule.defaults.PoisonAfter),
+                parse.GetValue(MaxRate) is { } maxRate ? FSharpOption<double>.Some(maxRate) : null,
+                parse.GetValue(ShutdownTimeout) ?? Settings.delivery.ShutdownTimeout),
+            untilEnd,
+            maxRecords,
+            dryRun);
+        if (Settings.problem(run) is { } invalid) return Result<ReplayJob>.Fail(invalid.Value);
 
         IWebProxy? proxy = null;
         if (parse.GetValue(Proxy) is { } proxyUrl)
         {
             secrets.AddUrlCredentials(proxyUrl);
             var built = ProxySettings.Create(proxyUrl);
-            if (!built.IsOk) return Result<ReplaySettings>.Fail("--proxy: " + built.Error);
+            if (!built.IsOk) return Result<ReplayJob>.Fail("--proxy: " + built.Error);
             proxy = built.Value;
         }
 
         var tls = ClientTls.Load(parse.GetValue(CaFile), parse.GetValue(ClientCert), parse.GetValue(ClientKey), parse.GetValue(InsecureSkipVerify));
-        if (!tls.IsOk) return Result<ReplaySettings>.Fail(tls.Error!);
+        if (!tls.IsOk) return Result<ReplayJob>.Fail(tls.Error!);
 
         // With --rules the flags are the base the file's defaults and rules refine, and
         // each record is routed by the generation in force when it is consumed.
@@ -239,7 +261,7 @@ public static class RunCommand
         {
             var started = LiveRules.Start(rulesPath,
                 new RuleBase(destination, rate.ResultValue, parse.GetValue(Delete), parse.GetValue(CopyKeys)), Console.Error);
-            if (!started.IsOk) return Result<ReplaySettings>.Fail($"--rules {rulesPath}: {started.Error}");
+            if (!started.IsOk) return Result<ReplayJob>.Fail($"--rules {rulesPath}: {started.Error}");
             rules = started.Value!;
             router = rules.Router;
         }
@@ -259,26 +281,17 @@ public static class RunCommand
             _ => new DeadLetterFanOut(sinks),
         }, secrets);
 
-        return Result<ReplaySettings>.Ok(new ReplaySettings
+        var services = new ReplayServices
         {
-            Kafka = kafka,
-            Topic = topic,
-            Pipeline = new Pipeline.Settings(format.ResultValue, mode.ResultValue, parse.GetValue(ValidateJson),
-                parse.GetValue(RawKeys) ? Destination.Escaping.Verbatim : Destination.Escaping.Segment,
-                parse.GetValue(MaxPayloadBytes)),
             Router = router,
             Rules = rules,
-            Concurrency = concurrency,
-            MaxInFlightBytes = parse.GetValue(MaxInFlightBytes),
-            MaxInFlightRecords = parse.GetValue(MaxInFlightRecords),
-            RequestTimeout = parse.GetValue(RequestTimeout) ?? TimeSpan.FromSeconds(30),
-            MaxRetryDuration = parse.GetValue(MaxRetryDuration),
-            MaxRate = parse.GetValue(MaxRate),
-            ShutdownTimeout = parse.GetValue(ShutdownTimeout) ?? TimeSpan.FromSeconds(30),
+            Start = start ?? StartPosition.Latest,
+            Reset = reset,
             Proxy = proxy,
             Tls = tls.Value,
             DeadLetters = deadLetters,
-        });
+        };
+        return Result<ReplayJob>.Ok(new ReplayJob(run, services, operating ?? new OperatingSettings()));
     }
 
     /// <summary>A pattern must make an absolute http(s) URL, and record data must not pick the host.</summary>

@@ -43,8 +43,11 @@ public sealed class DeadLetterTopic : IDeadLetterSink
 
     public void Write(DeadLetter letter)
     {
+        // The original headers byte for byte, repeats and binary values included: redrive sends them on.
         var headers = new Headers();
-        if (letter.Headers is not null)
+        if (letter.Original is { Headers: { } original })
+            foreach (var header in original) headers.Add(header.Key, header.GetValueBytes());
+        else if (letter.Headers is not null)
             foreach (var (name, value) in letter.Headers)
                 headers.Add(name, value is null ? null : Encoding.UTF8.GetBytes(value));
         headers.Add(ReasonHeader, Encoding.UTF8.GetBytes(letter.Reason));
@@ -54,11 +57,13 @@ public sealed class DeadLetterTopic : IDeadLetterSink
         if (letter.Url is { } url) headers.Add(UrlHeader, Encoding.UTF8.GetBytes(url));
         var message = new Message<byte[]?, byte[]?>
         {
-            Key = letter.KeyBase64 is null ? null : Convert.FromBase64String(letter.KeyBase64),
-            Value = Convert.FromBase64String(letter.ValueBase64),
+            Key = letter.Original is { } o ? o.Key : letter.KeyBase64 is null ? null : Convert.FromBase64String(letter.KeyBase64),
+            Value = letter.Original is { } v ? v.Value.ToArray() : Convert.FromBase64String(letter.ValueBase64),
             Headers = headers,
         };
         // Blocking is deliberate: the record must not count as finished before its dead letter is stored.
+        // A broker that does not acknowledge within message.timeout.ms makes this throw: the record
+        // stays unfinished and the write is tried again.
         _producer.ProduceAsync(_topic, message).GetAwaiter().GetResult();
     }
 

@@ -19,7 +19,16 @@ public sealed record DeadLetter(
     [property: JsonPropertyName("time")] DateTimeOffset Time,
     [property: JsonPropertyName("key")] string? KeyBase64,
     [property: JsonPropertyName("value")] string ValueBase64,
-    [property: JsonPropertyName("headers")] IReadOnlyDictionary<string, string?>? Headers);
+    [property: JsonPropertyName("headers")] IReadOnlyDictionary<string, string?>? Headers)
+{
+    /// <summary>The record as consumed — key, value and headers byte for byte — for sinks that
+    /// keep it whole (the dead-letter topic); null for a letter read back from a file.</summary>
+    [JsonIgnore]
+    public OriginalRecord? Original { get; init; }
+}
+
+/// <summary>A consumed record's key, value and headers exactly as Kafka delivered them.</summary>
+public sealed record OriginalRecord(byte[]? Key, ReadOnlyMemory<byte> Value, Confluent.Kafka.Headers? Headers);
 
 [JsonSerializable(typeof(DeadLetter))]
 [JsonSourceGenerationOptions(DefaultIgnoreCondition = JsonIgnoreCondition.WhenWritingNull)]
@@ -31,7 +40,8 @@ public interface IDeadLetterSink : IDisposable
     void Write(DeadLetter letter);
 }
 
-/// <summary>Appends dead letters as JSON lines, flushed per entry.</summary>
+/// <summary>Appends dead letters as JSON lines, each on disk (fsync) before Write returns: the
+/// record it stands for may be committed right after.</summary>
 public sealed class DeadLetterFile : IDeadLetterSink
 {
     readonly FileStream _stream;
@@ -51,7 +61,7 @@ public sealed class DeadLetterFile : IDeadLetterSink
         {
             _stream.Write(line);
             _stream.WriteByte((byte)'\n');
-            _stream.Flush(flushToDisk: false);
+            _stream.Flush(flushToDisk: true);
         }
     }
 

@@ -8,7 +8,7 @@ namespace Replay.Host.Delivery;
 public sealed class ReplayStats
 {
     long _consumed, _delivered, _sampledOut, _deletesIgnored, _notJson, _skippedByRule, _deadLettered,
-        _decodeErrors, _retries, _status2xx, _status4xx, _status5xx, _failedAttempts, _bytesConsumed;
+        _decodeErrors, _retries, _status2xx, _status4xx, _status5xx, _failedAttempts, _bytesConsumed, _dropped, _deadLetterWriteFailures;
 
     public long Consumed => Volatile.Read(ref _consumed);
     public long Delivered => Volatile.Read(ref _delivered);
@@ -17,6 +17,10 @@ public sealed class ReplayStats
     public long NotJson => Volatile.Read(ref _notJson);
     public long SkippedByRule => Volatile.Read(ref _skippedByRule);
     public long DeadLettered => Volatile.Read(ref _deadLettered);
+    /// <summary>Records the status policy ended without delivery (--drop-on).</summary>
+    public long Dropped => Volatile.Read(ref _dropped);
+    /// <summary>Attempts to write a dead letter that failed (the record waits and is tried again).</summary>
+    public long DeadLetterWriteFailures => Volatile.Read(ref _deadLetterWriteFailures);
     public long DecodeErrors => Volatile.Read(ref _decodeErrors);
     public long Retries => Volatile.Read(ref _retries);
     public long Status2xx => Volatile.Read(ref _status2xx);
@@ -27,11 +31,21 @@ public sealed class ReplayStats
     public LatencyHistogram Latency { get; } = new();
 
     /// <summary>Every consumed record ends in exactly one of these.</summary>
-    public long Finished => Delivered + SampledOut + DeletesIgnored + NotJson + SkippedByRule + DeadLettered;
+    public long Finished => Delivered + Dropped + SampledOut + DeletesIgnored + NotJson + SkippedByRule + DeadLettered;
 
     public void Consume(int bytes) { Interlocked.Increment(ref _consumed); Interlocked.Add(ref _bytesConsumed, bytes); }
     public void Deliver() => Interlocked.Increment(ref _delivered);
     public void DeadLetter() => Interlocked.Increment(ref _deadLettered);
+    public void DeadLetterWriteFailed() => Interlocked.Increment(ref _deadLetterWriteFailures);
+
+    public void Drop(int status, string route)
+    {
+        Interlocked.Increment(ref _dropped);
+        DropObserved?.Invoke(status, route);
+    }
+
+    /// <summary>Lets the metrics layer count drops per status and route.</summary>
+    public event Action<int, string>? DropObserved;
     public void DecodeError() => Interlocked.Increment(ref _decodeErrors);
     public void Retry() => Interlocked.Increment(ref _retries);
 
@@ -76,6 +90,6 @@ public sealed class ReplayStats
     }
 
     public string Summary() =>
-        $"consumed {Consumed}, delivered {Delivered}, sampled out {SampledOut}, deletes ignored {DeletesIgnored}, " +
+        $"consumed {Consumed}, delivered {Delivered}, dropped {Dropped}, sampled out {SampledOut}, deletes ignored {DeletesIgnored}, " +
         $"not JSON {NotJson}, skipped by rule {SkippedByRule}, dead-lettered {DeadLettered} (undecodable {DecodeErrors}), retries {Retries}";
 }

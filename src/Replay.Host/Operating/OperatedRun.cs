@@ -8,7 +8,7 @@ namespace Replay.Host.Operating;
 
 public sealed class OperatedRun : IAsyncDisposable
 {
-    readonly ReplaySettings _settings;
+    readonly ReplayJob _job;
     readonly OperatorLog _log;
     readonly ReplayMetrics? _metrics;
     readonly OperatingEndpoint? _endpoint;
@@ -19,11 +19,11 @@ public sealed class OperatedRun : IAsyncDisposable
     /// <summary>Where /metrics, /healthz and /readyz are served; null without --metrics-port.</summary>
     public Uri? MetricsUrl => _endpoint is null ? null : new Uri(_endpoint.Url, "/metrics");
 
-    OperatedRun(ReplaySettings settings, OperatorLog log, ReplayConsumer consumer, ReplayMetrics? metrics, OperatingEndpoint? endpoint,
+    OperatedRun(ReplayJob job, OperatorLog log, ReplayConsumer consumer, ReplayMetrics? metrics, OperatingEndpoint? endpoint,
         DryRunHandler? dryRun, TextWriter? consoleError)
     {
         _consoleError = consoleError;
-        _settings = settings;
+        _job = job;
         _log = log;
         Consumer = consumer;
         _metrics = metrics;
@@ -38,12 +38,12 @@ public sealed class OperatedRun : IAsyncDisposable
     /// <param name="captureConsoleError">Route every other Console.Error line of the process (signal
     /// messages, dead letters logged without a sink) through the log too, so --log-format json holds
     /// for every line; undone when the run is disposed.</param>
-    public static async Task<OperatedRun> StartAsync(ReplaySettings settings, TextWriter log, TextWriter output, bool terminal,
+    public static async Task<OperatedRun> StartAsync(ReplayJob job, TextWriter log, TextWriter output, bool terminal,
         bool captureConsoleError = false)
     {
-        var operating = settings.Operating;
+        var operating = job.Operating;
         var operatorLog = new OperatorLog(log, output, operating.LogFormat, terminal);
-        settings.Log = operatorLog;
+        var services = job.Services with { Log = operatorLog };
         TextWriter? consoleError = null;
         if (captureConsoleError)
         {
@@ -51,17 +51,17 @@ public sealed class OperatedRun : IAsyncDisposable
             Console.SetError(operatorLog);
         }
         DryRunHandler? dryRun = null;
-        if (settings.DryRun)
+        if (job.Run.DryRun)
         {
             dryRun = new DryRunHandler(operatorLog);
-            settings.Handler = dryRun;
             // A dry run leaves nothing behind: dead letters are printed, not written to a file or topic.
-            settings.DeadLetters.Dispose();
-            settings.DeadLetters = new DeadLetterLog(operatorLog);
+            // The sinks the command opened stay its to dispose.
+            services = services with { Handler = dryRun, DeadLetters = new DeadLetterLog(operatorLog) };
         }
-        else if (settings.DeadLetters is DeadLetterLog)
-            settings.DeadLetters = new DeadLetterLog(operatorLog);
-        var consumer = new ReplayConsumer(settings);
+        else if (services.DeadLetters is DeadLetterLog)
+            services = services with { DeadLetters = new DeadLetterLog(operatorLog) };
+        job = job with { Services = services };
+        var consumer = new ReplayConsumer(job.Run, job.Services);
         ReplayMetrics? metrics = null;
         OperatingEndpoint? endpoint = null;
         if (operating.MetricsPort is { } port)
@@ -71,16 +71,16 @@ public sealed class OperatedRun : IAsyncDisposable
                 () => Readiness.Problem(consumer, operating.StuckAfter));
             operatorLog.Message($"metrics: {new Uri(endpoint.Url, "/metrics")} (health: /healthz, /readyz)");
         }
-        return new OperatedRun(settings, operatorLog, consumer, metrics, endpoint, dryRun, consoleError);
+        return new OperatedRun(job, operatorLog, consumer, metrics, endpoint, dryRun, consoleError);
     }
 
     /// <summary>Runs the replay to its end and prints the summary; returns the exit code.</summary>
     public int Run(CancellationToken cancel)
     {
-        if (_settings.DryRun)
+        if (_job.Run.DryRun)
             _log.Message("dry run: printing requests instead of sending them; no offsets are committed");
         int code;
-        using (new Progress(Consumer, _log, _settings.Operating.ProgressInterval ?? Progress.DefaultInterval(_log)))
+        using (new Progress(Consumer, _log, _job.Operating.ProgressInterval ?? Progress.DefaultInterval(_log)))
             code = Consumer.Run(cancel);
         Summarize(code);
         return code;
@@ -103,7 +103,8 @@ public sealed class OperatedRun : IAsyncDisposable
                 new("dead_letters", s.DeadLettered),
                 new("decode_errors", s.DecodeErrors),
                 new("retries", s.Retries),
-                new("dry_run", _settings.DryRun),
+                new("dropped", s.Dropped),
+                new("dry_run", _job.Run.DryRun),
             ]);
             return;
         }

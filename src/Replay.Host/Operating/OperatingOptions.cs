@@ -21,44 +21,45 @@ public static class OperatingOptions
 
     public static IEnumerable<Option> All => [Reset, DryRun, MetricsPort, MetricsHost, LogFormat, ProgressInterval, StuckAfter];
 
-    /// <summary>Validates the operating flags and <c>--from</c> into <paramref name="settings"/>, or one clear message.</summary>
-    public static string? Apply(ParseResult parse, Option<string> from, ReplaySettings settings, DateTimeOffset now)
+    /// <summary>What the operating flags and <c>--from</c> say about a run.</summary>
+    public sealed record Choices(StartPosition Start, bool Reset, bool DryRun, OperatingSettings Operating);
+
+    /// <summary>Validates the operating flags and <c>--from</c>, or one clear message.</summary>
+    public static Result<Choices> Read(ParseResult parse, Option<string> from, DateTimeOffset now)
     {
         var start = StartPosition.Parse(parse.GetValue(from)!, now);
-        if (!start.IsOk) return start.Error;
-        settings.Start = start.Value!;
-        settings.Reset = parse.GetValue(Reset);
-        if (settings.Reset && parse.GetResult(from) is null or { Implicit: true })
-            return "--reset needs an explicit --from to reset to: add --from earliest, latest, a time (2024-05-01T10:00:00Z) or -2h";
-        if (settings.Reset && settings.Start.Kind == StartKind.Committed)
-            return "--reset with --from committed contradicts itself: --from committed never moves the group; pick earliest, latest or a time";
-        settings.DryRun = parse.GetValue(DryRun);
+        if (!start.IsOk) return Result<Choices>.Fail(start.Error!);
+        var reset = parse.GetValue(Reset);
+        if (reset && parse.GetResult(from) is null or { Implicit: true })
+            return Result<Choices>.Fail("--reset needs an explicit --from to reset to: add --from earliest, latest, a time (2024-05-01T10:00:00Z) or -2h");
+        if (reset && start.Value!.Kind == StartKind.Committed)
+            return Result<Choices>.Fail("--reset with --from committed contradicts itself: --from committed never moves the group; pick earliest, latest or a time");
 
-        var operating = settings.Operating;
+        var operating = new OperatingSettings();
         if (parse.GetValue(MetricsPort) is { } port)
         {
-            if (port is < 0 or > 65535) return $"--metrics-port {port}: use a port from 1 to 65535 (or 0 for any free one)";
-            operating.MetricsPort = port;
+            if (port is < 0 or > 65535) return Result<Choices>.Fail($"--metrics-port {port}: use a port from 1 to 65535 (or 0 for any free one)");
+            operating = operating with { MetricsPort = port };
         }
         var host = parse.GetValue(MetricsHost)!;
-        if (host == "localhost") operating.MetricsHost = IPAddress.Loopback;
-        else if (IPAddress.TryParse(host, out var address)) operating.MetricsHost = address;
-        else return $"--metrics-host '{host}': use an IP address to listen on, e.g. 127.0.0.1 (default, this machine only), 0.0.0.0 (all IPv4) or :: (all IPv6)";
+        if (host == "localhost") operating = operating with { MetricsHost = IPAddress.Loopback };
+        else if (IPAddress.TryParse(host, out var address)) operating = operating with { MetricsHost = address };
+        else return Result<Choices>.Fail($"--metrics-host '{host}': use an IP address to listen on, e.g. 127.0.0.1 (default, this machine only), 0.0.0.0 (all IPv4) or :: (all IPv6)");
         if (parse.GetResult(MetricsHost) is { Implicit: false } && operating.MetricsPort is null)
-            return "--metrics-host has no effect without --metrics-port: add --metrics-port 9464 (or another port)";
+            return Result<Choices>.Fail("--metrics-host has no effect without --metrics-port: add --metrics-port 9464 (or another port)");
         switch (parse.GetValue(LogFormat)!.ToLowerInvariant())
         {
-            case "text": operating.LogFormat = Operating.LogFormat.Text; break;
-            case "json": operating.LogFormat = Operating.LogFormat.Json; break;
-            default: return $"--log-format '{parse.GetValue(LogFormat)}': use text or json";
+            case "text": operating = operating with { LogFormat = Operating.LogFormat.Text }; break;
+            case "json": operating = operating with { LogFormat = Operating.LogFormat.Json }; break;
+            default: return Result<Choices>.Fail($"--log-format '{parse.GetValue(LogFormat)}': use text or json");
         }
         if (parse.GetValue(ProgressInterval) is { } interval)
         {
-            if (interval < TimeSpan.FromMilliseconds(100)) return $"--progress-interval {interval.TotalMilliseconds} ms: use at least 100ms (e.g. 2s)";
-            operating.ProgressInterval = interval;
+            if (interval < TimeSpan.FromMilliseconds(100)) return Result<Choices>.Fail($"--progress-interval {interval.TotalMilliseconds} ms: use at least 100ms (e.g. 2s)");
+            operating = operating with { ProgressInterval = interval };
         }
-        operating.StuckAfter = parse.GetValue(StuckAfter) ?? operating.StuckAfter;
-        if (operating.StuckAfter <= TimeSpan.Zero) return "--stuck-after must be longer than 0 (e.g. 2m)";
-        return null;
+        operating = operating with { StuckAfter = parse.GetValue(StuckAfter) ?? operating.StuckAfter };
+        if (operating.StuckAfter <= TimeSpan.Zero) return Result<Choices>.Fail("--stuck-after must be longer than 0 (e.g. 2m)");
+        return Result<Choices>.Ok(new Choices(start.Value!, reset, parse.GetValue(DryRun), operating));
     }
 }

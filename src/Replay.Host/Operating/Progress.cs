@@ -40,15 +40,15 @@ public sealed class Progress : IDisposable
             var perSecond = (consumed - _lastConsumed) / seconds;
             var sentPerSecond = (sent - _lastSent) / seconds;
             (_lastConsumed, _lastSent, _lastAt) = (consumed, sent, now);
-            var lag = _consumer.Lag.Total;
+            var lag = _consumer.Observer.Lag.Total;
             var errors = stats.Status4xx + stats.Status5xx + stats.FailedAttempts;
             if (_log.ShowsStatusLine)
             {
                 _log.Status(
                     $"{Count(perSecond)} rec/s  {Count(sentPerSecond)} sent/s  lag {(lag is { } l ? Count(l) : "?")}  " +
-                    $"in flight {Count(_consumer.InFlight)} ({Bytes(_consumer.InFlightBytes)})  errors {Count(errors)}  " +
+                    $"in flight {Count(_consumer.Observer.InFlight)} ({Bytes(_consumer.Observer.InFlightBytes)})  errors {Count(errors)}  " +
                     $"dead {Count(stats.DeadLettered)}  | consumed {Count(consumed)}  sent {Count(sent)}  " +
-                    $"partitions {_consumer.AssignedCount}{(_consumer.PausedCount > 0 ? $" ({_consumer.PausedCount} paused)" : "")}");
+                    $"partitions {_consumer.Observer.AssignedCount}{(_consumer.Observer.PausedCount > 0 ? $" ({_consumer.Observer.PausedCount} paused)" : "")}");
                 return;
             }
             _log.Event("progress",
@@ -58,15 +58,15 @@ public sealed class Progress : IDisposable
                 new("records_per_s", perSecond),
                 new("sent_per_s", sentPerSecond),
                 new("lag", lag),
-                new("in_flight", (long)_consumer.InFlight),
-                new("in_flight_bytes", _consumer.InFlightBytes),
+                new("in_flight", (long)_consumer.Observer.InFlight),
+                new("in_flight_bytes", _consumer.Observer.InFlightBytes),
                 new("errors", errors),
                 new("retries", stats.Retries),
                 new("dead_letters", stats.DeadLettered),
                 new("sampled_out", stats.SampledOut),
                 new("skipped", stats.DeletesIgnored + stats.NotJson + stats.SkippedByRule),
-                new("assigned", _consumer.AssignedCount),
-                new("paused", _consumer.PausedCount),
+                new("assigned", _consumer.Observer.AssignedCount),
+                new("paused", _consumer.Observer.PausedCount),
             ]);
         }
     }

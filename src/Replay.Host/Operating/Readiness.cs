@@ -11,12 +11,12 @@ public static class Readiness
     /// <summary>Null when ready; otherwise why not, in words an operator can act on.</summary>
     public static string? Problem(ReplayConsumer consumer, TimeSpan stuckAfter)
     {
-        if (!consumer.IsRunning) return "not consuming: the replay has not started or has stopped";
-        if (consumer.AssignedCount == 0) return "no partitions assigned: waiting for the consumer group (or more members than partitions)";
-        if (consumer.SinceLastTurn > stuckAfter)
-            return $"stuck: the consume loop has not turned for {consumer.SinceLastTurn.TotalSeconds:F0} s (rebalance or broker trouble)";
-        if (consumer.InFlight > 0 && consumer.SinceLastProgress > stuckAfter)
-            return $"stuck: {consumer.InFlight} records in flight and none finished for {consumer.SinceLastProgress.TotalSeconds:F0} s (is the destination answering?)";
+        if (!consumer.Observer.IsRunning) return "not consuming: the replay has not started or has stopped";
+        if (consumer.Observer.AssignedCount == 0) return "no partitions assigned: waiting for the consumer group (or more members than partitions)";
+        if (consumer.Observer.SinceLastTurn > stuckAfter)
+            return $"stuck: the consume loop has not turned for {consumer.Observer.SinceLastTurn.TotalSeconds:F0} s (rebalance or broker trouble)";
+        if (consumer.Observer.InFlight > 0 && consumer.Observer.SinceLastProgress > stuckAfter)
+            return $"stuck: {consumer.Observer.InFlight} records in flight and none finished for {consumer.Observer.SinceLastProgress.TotalSeconds:F0} s (is the destination answering?)";
         return null;
     }
 }

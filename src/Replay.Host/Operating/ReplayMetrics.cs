@@ -91,12 +91,12 @@ public sealed class ReplayMetrics : IDisposable
         _retries.IncTo(_stats.Retries);
         _ruleReloads.IncTo(RuleMetrics.Reloads);
         _ruleReloadErrors.IncTo(RuleMetrics.ReloadErrors);
-        _inFlightRecords.Set(_consumer.InFlight);
-        _inFlightBytes.Set(_consumer.InFlightBytes);
-        _paused.Set(_consumer.PausedCount);
-        _assigned.Set(_consumer.AssignedCount);
+        _inFlightRecords.Set(_consumer.Observer.InFlight);
+        _inFlightBytes.Set(_consumer.Observer.InFlightBytes);
+        _paused.Set(_consumer.Observer.PausedCount);
+        _assigned.Set(_consumer.Observer.AssignedCount);
 
-        var lag = _consumer.Lag.Current;
+        var lag = _consumer.Observer.Lag.Current;
         foreach (var labels in _lag.GetAllLabelValues().ToList())
             if (!lag.Keys.Any(tp => tp.Topic == labels[0] && tp.Partition.Value.ToString() == labels[1]))
                 _lag.RemoveLabelled(labels);

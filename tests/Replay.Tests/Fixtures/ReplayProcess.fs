@@ -11,6 +11,29 @@ open Replay.Core
 open Replay.Host.Delivery
 open Replay.Host.Replay
 
+/// A replay under test: its parameters (the core's RunSettings) and what it works
+/// with, as one immutable F# value that tests change with `{ setup with ... }`.
+type Setup =
+    { Run: RunSettings
+      Router: unit -> FSharpRouter
+      DeadLetters: IDeadLetterSink
+      Proxy: Net.IWebProxy | null
+      Handler: Net.Http.HttpMessageHandler | null
+      Log: TextWriter
+      Start: Replay.Host.Operating.StartPosition
+      Reset: bool }
+
+    member s.Services =
+        ReplayServices(
+            Router = Func<FSharpRouter>(s.Router),
+            DeadLetters = s.DeadLetters,
+            Proxy = s.Proxy,
+            Handler = s.Handler,
+            Log = s.Log,
+            Start = s.Start,
+            Reset = s.Reset
+        )
+
 /// A replay running on a thread of this process.
 type Running(consumer: ReplayConsumer, stop: CancellationTokenSource, run: Task<int>) =
     member _.Stats = consumer.Stats
@@ -29,12 +52,7 @@ type Running(consumer: ReplayConsumer, stop: CancellationTokenSource, run: Task<
             if not run.IsCompleted then this.Stop() |> ignore
 
 /// The default pipeline settings of `replay run`.
-let pipeline: Pipeline.Settings =
-    { Format = Pipeline.Bagheera
-      SampleMode = Sampling.ByDocument
-      ValidateJson = false
-      Escaping = Destination.Segment
-      MaxPayloadBytes = 8 <<< 20 }
+let pipeline: Pipeline.Settings = Settings.pipeline
 
 let route (dest: string) (sample: float) (deletes: bool) (copyKeys: bool) =
     let pattern =
@@ -47,24 +65,43 @@ let route (dest: string) (sample: float) (deletes: bool) (copyKeys: bool) =
         | Error e -> failwith e
     Route.defaults "defaults" (Pattern pattern) rate deletes copyKeys
 
-let start (settings: ReplaySettings) =
-    let consumer = ReplayConsumer(settings)
+let start (setup: Setup) =
+    let consumer = ReplayConsumer(setup.Run, setup.Services)
     let stop = new CancellationTokenSource()
     let run = Task.Factory.StartNew((fun () -> consumer.Run stop.Token), TaskCreationOptions.LongRunning)
     new Running(consumer, stop, run)
 
-/// Settings for an in-process replay of `topic` to `dest`.
-let settings bootstrap group topic (route: Route) =
+/// A replay of `topic` to `route` under `group`, with retries quick enough for tests.
+let settings bootstrap group topic (route: Route) : Setup =
     let router = FSharpRouter.Always route
-    ReplaySettings(
-        Kafka = Broker.kafkaSettings bootstrap group,
-        Topic = topic,
-        Pipeline = pipeline,
-        Router = Func<FSharpRouter>(fun () -> router),
-        Log = TextWriter.Null,
-        RetryBaseDelay = TimeSpan.FromMilliseconds 20.0,
-        RetryMaxDelay = TimeSpan.FromMilliseconds 500.0,
-        ShutdownTimeout = TimeSpan.FromSeconds 10.0)
+    let run = Settings.run topic (Broker.kafkaSettings bootstrap group)
+    { Run =
+        { run with
+            Delivery =
+                { run.Delivery with
+                    Retry =
+                        { run.Delivery.Retry with
+                            BaseDelay = TimeSpan.FromMilliseconds 20.0
+                            MaxBackoff = TimeSpan.FromMilliseconds 500.0 }
+                    ShutdownTimeout = TimeSpan.FromSeconds 10.0 } }
+      Router = fun () -> router
+      DeadLetters = new DeadLetterLog(TextWriter.Null)
+      Proxy = null
+      Handler = null
+      Log = TextWriter.Null
+      Start = Replay.Host.Operating.StartPosition.Latest
+      Reset = false }
+
+let untilEnd (setup: Setup) = { setup with Run = { setup.Run with UntilEnd = true } }
+
+let withDelivery (change: DeliverySettings -> DeliverySettings) (setup: Setup) =
+    { setup with Run = { setup.Run with Delivery = change setup.Run.Delivery } }
+
+let withRetry (change: RetrySchedule.Settings -> RetrySchedule.Settings) (setup: Setup) =
+    withDelivery (fun d -> { d with Retry = change d.Retry }) setup
+
+let withBudget (change: Backpressure.Budget -> Backpressure.Budget) (setup: Setup) =
+    { setup with Run = { setup.Run with Budget = change setup.Run.Budget } }
 
 /// The `replay` program built next to the tests.
 let programPath = Path.Combine(AppContext.BaseDirectory, "replay.dll")

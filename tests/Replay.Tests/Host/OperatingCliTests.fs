@@ -19,7 +19,7 @@ let private build (extra: string list) =
     let args = [ "-b"; "127.0.0.1:9"; "-gid"; "g"; "-t"; "t"; "--dest"; "http://127.0.0.1:9/s/%k" ] @ extra
     let result = RunCommand.Build(command.Parse(List.toArray args))
     if result.IsOk then
-        result.Value.DeadLetters.Dispose()
+        result.Value.Services.DeadLetters.Dispose()
         Ok result.Value
     else
         Error result.Error
@@ -63,17 +63,17 @@ let tests =
               match build [ "--from"; "-2h"; "--reset"; "--dry-run"; "--metrics-port"; "0"; "--metrics-host"; "::"; "--log-format"; "json"; "--progress-interval"; "500ms" ] with
               | Error message -> failtest message
               | Ok s ->
-                  Expect.equal s.Start.Kind StartKind.Time "a time start"
-                  Expect.isTrue s.Reset "--reset"
-                  Expect.isTrue s.DryRun "--dry-run"
+                  Expect.equal s.Services.Start.Kind StartKind.Time "a time start"
+                  Expect.isTrue s.Services.Reset "--reset"
+                  Expect.isTrue s.Run.DryRun "--dry-run"
                   Expect.equal s.Operating.MetricsPort (Nullable 0) "--metrics-port"
                   Expect.equal (string s.Operating.MetricsHost) "::" "--metrics-host"
                   Expect.equal s.Operating.LogFormat LogFormat.Json "--log-format"
                   Expect.equal s.Operating.ProgressInterval (Nullable(TimeSpan.FromMilliseconds 500.0)) "--progress-interval"
-                  Expect.equal s.Kafka["auto.offset.reset"] "earliest" "an expired commit falls back to the oldest record"
+                  Expect.equal s.Run.Kafka["auto.offset.reset"] "earliest" "an expired commit falls back to the oldest record"
               match build [ "--from"; "committed" ] with
               | Error message -> failtest message
-              | Ok s -> Expect.equal s.Kafka["auto.offset.reset"] "error" "committed: librdkafka must not guess"
+              | Ok s -> Expect.equal s.Run.Kafka["auto.offset.reset"] "error" "committed: librdkafka must not guess"
           }
 
           test "bad operating flags get a message naming the flag and the fix" {

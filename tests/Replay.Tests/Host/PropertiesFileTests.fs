@@ -54,7 +54,7 @@ let tests =
 
           test "the consumer config: prefetch defaults unless the file sets them; the no-loss settings always" {
               let config (pairs: (string * string) list) =
-                  Replay.Host.Replay.ReplayConsumer.BuildConfig(readOnlyDict pairs, false)
+                  Replay.Host.Kafka.ConsumerSettings.Build(readOnlyDict pairs, false)
               let defaults = config [ "bootstrap.servers", "k:9092" ]
               Expect.equal defaults.QueuedMaxMessagesKbytes (Nullable 16384) "16 MB prefetch"
               Expect.equal defaults.FetchQueueBackoffMs (Nullable 10) "short pause when the prefetch is full"

@@ -21,9 +21,10 @@ let private sequencesById (server: HttpRecorder.Recorder) =
     |> Map.ofList
 
 let private replayUntilEnd (cluster: MockCluster) (server: HttpRecorder.Recorder) partitions adjust =
-    let settings = ReplayProcess.settings cluster.BootstrapServers "g" "t" (ReplayProcess.route $"{server.Url}/submit/telemetry/%%k" 1.0 true true)
-    settings.UntilEnd <- true
-    adjust settings
+    let settings =
+        ReplayProcess.settings cluster.BootstrapServers "g" "t" (ReplayProcess.route $"{server.Url}/submit/telemetry/%%k" 1.0 true true)
+        |> ReplayProcess.untilEnd
+        |> adjust
     use replay = ReplayProcess.start settings
     Expect.equal (replay.Wait within) (Some 0) "until-end exits 0"
     ignore partitions
@@ -43,7 +44,7 @@ let tests =
               Broker.produce cluster.BootstrapServers "t" (Data.versioned ids versions)
               let random = Random 11
               use server = HttpRecorder.startSlow (fun _ -> TimeSpan.FromMilliseconds(float (lock random (fun () -> random.Next 4)))) (HttpRecorder.always 201)
-              replayUntilEnd cluster server 8 (fun s -> s.Concurrency <- 64) |> ignore
+              replayUntilEnd cluster server 8 (ReplayProcess.withDelivery (fun d -> { d with Concurrency = 64 })) |> ignore
               let sequences = sequencesById server
               Expect.equal sequences.Count ids "every id arrived"
               for KeyValue(path, seqs) in sequences do
@@ -54,7 +55,7 @@ let tests =
               use cluster = Broker.start "t" 4
               Broker.produce cluster.BootstrapServers "t" (Data.versioned 50 3)
               use server = HttpRecorder.start (fun _ attempt -> if attempt <= 2 then 503 else 201)
-              let stats = replayUntilEnd cluster server 4 ignore
+              let stats = replayUntilEnd cluster server 4 id
               Expect.equal server.Accepted.Length 150 "every record delivered once"
               Expect.equal stats.DeadLettered 0L "nothing dead-lettered"
               Expect.isGreaterThanOrEqual stats.Retries 300L "two retries per record"
@@ -71,7 +72,8 @@ let tests =
                       times.Enqueue DateTime.UtcNow
                       if attempt = 1 then 429 else 201)
               server.RetryAfterSeconds <- Some 1
-              replayUntilEnd cluster server 1 ignore |> ignore
+              // Retry-After is honoured up to --max-backoff (the tests' default of 500 ms would cap it).
+              replayUntilEnd cluster server 1 (ReplayProcess.withRetry (fun r -> { r with MaxBackoff = TimeSpan.FromSeconds 5.0 })) |> ignore
               let t = times.ToArray()
               Expect.equal t.Length 2 "one retry"
               Expect.isGreaterThanOrEqual (t[1] - t[0]).TotalSeconds 0.9 "waited as Retry-After asked, not the 20 ms base backoff"
@@ -84,7 +86,7 @@ let tests =
               let refused (hit: HttpRecorder.Hit) = hit.Path.EndsWith "0"
               use server = HttpRecorder.start (fun hit _ -> if refused hit then 400 else 201)
               let file = Temp.file "dead.jsonl"
-              let stats = replayUntilEnd cluster server 4 (fun s -> s.DeadLetters <- new DeadLetterFile(file))
+              let stats = replayUntilEnd cluster server 4 (fun s -> { s with DeadLetters = new DeadLetterFile(file) })
               let expectedDead = set [ for i in 10..10..n -> $"doc-{i}" ]
               let letters = DeadLetterFile.Read file |> List.ofSeq
               Expect.equal (letters |> List.map (fun l -> l.Id) |> Set.ofList) expectedDead "exactly the refused ids"
@@ -112,8 +114,8 @@ let tests =
               use server = HttpRecorder.start (fun hit _ -> if hit.Path.EndsWith "stuck" then 503 else 201)
               let file = Temp.file "dead.jsonl"
               replayUntilEnd cluster server 1 (fun s ->
-                  s.MaxRetryDuration <- Nullable(TimeSpan.FromMilliseconds 400.0)
-                  s.DeadLetters <- new DeadLetterFile(file))
+                  { ReplayProcess.withRetry (fun r -> { r with MaxRetryDuration = Some(TimeSpan.FromMilliseconds 400.0) }) s with
+                      DeadLetters = new DeadLetterFile(file) })
               |> ignore
               let letter = DeadLetterFile.Read file |> Seq.exactlyOne
               Expect.equal letter.Id "stuck" "the stuck id"
@@ -127,11 +129,12 @@ let tests =
               Broker.produce cluster.BootstrapServers "t" [ for i in 1..n -> Data.store $"id-{i}" "{\"pad\":\"0123456789\"}" ]
               let port = HttpRecorder.freePort ()
               let route = ReplayProcess.route $"http://127.0.0.1:{port}/submit/telemetry/%%k" 1.0 true true
-              let settings = ReplayProcess.settings cluster.BootstrapServers "g" "t" route
-              settings.UntilEnd <- true
-              settings.MaxInFlightRecords <- 200
+              let settings =
+                  ReplayProcess.settings cluster.BootstrapServers "g" "t" route
+                  |> ReplayProcess.untilEnd
+                  |> ReplayProcess.withBudget (fun b -> { b with MaxInFlightRecords = 200 })
               use replay = ReplayProcess.start settings
-              Expect.isTrue (Wait.until within (fun () -> replay.Consumer.IsBackpressured)) "consuming pauses"
+              Expect.isTrue (Wait.until within (fun () -> replay.Consumer.Observer.IsBackpressured)) "consuming pauses"
               let consumedWhileDown = replay.Stats.Consumed
               Expect.isLessThanOrEqual consumedWhileDown 200L "no more records taken than the in-flight budget"
               Expect.equal (Broker.committedTotal cluster.BootstrapServers "g" "t" 4) 0L "nothing committed while nothing was delivered"
@@ -149,8 +152,8 @@ let tests =
               use server = HttpRecorder.start (HttpRecorder.always 201)
               let clock = Diagnostics.Stopwatch()
               replayUntilEnd cluster server 2 (fun s ->
-                  s.MaxRate <- Nullable 40.0
-                  clock.Start())
+                  clock.Start()
+                  ReplayProcess.withDelivery (fun d -> { d with MaxRate = Some 40.0 }) s)
               |> ignore
               Expect.equal server.Accepted.Length 60 "all delivered"
               // A token bucket refilled at 40/s cannot deliver 60 requests in under ~1.4 s (2 tokens may be ready at once).
@@ -162,7 +165,7 @@ let tests =
               cluster.CreateTopic("dead", 1)
               Broker.produce cluster.BootstrapServers "t" [ Data.store "ok" "{}"; { Data.store "no" "{\"x\":1}" with Headers = [ "channel", "nightly" ] } ]
               use server = HttpRecorder.start (fun hit _ -> if hit.Path.EndsWith "/no" then 400 else 201)
-              replayUntilEnd cluster server 2 (fun s -> s.DeadLetters <- new DeadLetterTopic(s.Kafka, "dead")) |> ignore
+              replayUntilEnd cluster server 2 (fun s -> { s with DeadLetters = new DeadLetterTopic(s.Run.Kafka, "dead") }) |> ignore
               let config = Confluent.Kafka.ConsumerConfig(BootstrapServers = cluster.BootstrapServers, GroupId = "check", AutoOffsetReset = Confluent.Kafka.AutoOffsetReset.Earliest)
               use check = Confluent.Kafka.ConsumerBuilder<string, byte[]>(config).Build()
               check.Assign(Confluent.Kafka.TopicPartitionOffset("dead", Confluent.Kafka.Partition 0, Confluent.Kafka.Offset.Beginning))
@@ -235,20 +238,19 @@ let failures =
               use server = HttpRecorder.startSlow (fun _ -> TimeSpan.FromMilliseconds 5.0) (HttpRecorder.always 201)
               let route = ReplayProcess.route $"{server.Url}/submit/telemetry/%%k" 1.0 true true
               let make () =
-                  let s = ReplayProcess.settings cluster.BootstrapServers "g" "t" route
-                  s.Concurrency <- 2
-                  s.MaxInFlightRecords <- 50
-                  s
+                  ReplayProcess.settings cluster.BootstrapServers "g" "t" route
+                  |> ReplayProcess.withDelivery (fun d -> { d with Concurrency = 2 })
+                  |> ReplayProcess.withBudget (fun b -> { b with MaxInFlightRecords = 50 })
               use a = ReplayProcess.start (make ())
-              Expect.isTrue (Wait.until within (fun () -> a.Consumer.AssignedCount = 8)) "the first member takes all partitions"
+              Expect.isTrue (Wait.until within (fun () -> a.Consumer.Observer.AssignedCount = 8)) "the first member takes all partitions"
               use b = ReplayProcess.start (make ())
               Expect.isTrue
-                  (Wait.until within (fun () -> b.Consumer.AssignedCount > 0 && a.Consumer.AssignedCount + b.Consumer.AssignedCount = 8))
+                  (Wait.until within (fun () -> b.Consumer.Observer.AssignedCount > 0 && a.Consumer.Observer.AssignedCount + b.Consumer.Observer.AssignedCount = 8))
                   "the second member gets a share"
-              printfn "split: %d + %d partitions" a.Consumer.AssignedCount b.Consumer.AssignedCount
+              printfn "split: %d + %d partitions" a.Consumer.Observer.AssignedCount b.Consumer.Observer.AssignedCount
               Expect.isTrue (Wait.until within (fun () -> b.Stats.Delivered > 100L)) "the second member delivers"
               Expect.equal (b.Stop()) 0 "the second member stops cleanly"
-              Expect.isTrue (Wait.until within (fun () -> a.Consumer.AssignedCount = 8)) "the survivor takes its partitions back"
+              Expect.isTrue (Wait.until within (fun () -> a.Consumer.Observer.AssignedCount = 8)) "the survivor takes its partitions back"
               Expect.isTrue (Wait.until within (fun () -> (distinctPaths server).Count = n)) "every id arrives"
               Expect.equal (a.Stop()) 0 "the survivor stops cleanly"
               Expect.equal server.Accepted.Length n "graceful hand-overs send nothing twice"
@@ -260,8 +262,9 @@ let failures =
               Broker.produce cluster.BootstrapServers "t" [ for i in 1..n -> Data.store $"id-{i}" "{}" ]
               use server = HttpRecorder.startSlow (fun _ -> TimeSpan.FromMilliseconds 2.0) (HttpRecorder.always 201)
               let route = ReplayProcess.route $"{server.Url}/submit/telemetry/%%k" 1.0 true true
-              let s = ReplayProcess.settings cluster.BootstrapServers "g" "t" route
-              s.Concurrency <- 4
+              let s =
+                  ReplayProcess.settings cluster.BootstrapServers "g" "t" route
+                  |> ReplayProcess.withDelivery (fun d -> { d with Concurrency = 4 })
               // COORDINATOR_NOT_AVAILABLE (15) and REQUEST_TIMED_OUT (7) for the next commits.
               cluster.PushRequestErrors(KafkaApi.OffsetCommit, 15, 7, 15, 7, 15)
               use replay = ReplayProcess.start s

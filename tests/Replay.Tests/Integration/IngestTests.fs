@@ -513,8 +513,7 @@ let roundTrip =
 
               use destination = HttpRecorder.start (HttpRecorder.always 201)
               let route = ReplayProcess.route $"{destination.Url}/{{api_version}}/submit/{{namespace}}/{{id}}/{{partitions}}" 1.0 true true
-              let settings = ReplayProcess.settings ingest.Cluster.BootstrapServers "ingest-round-trip" Topic route
-              settings.UntilEnd <- true
+              let settings = ReplayProcess.settings ingest.Cluster.BootstrapServers "ingest-round-trip" Topic route |> ReplayProcess.untilEnd
               use replay = ReplayProcess.start settings
               Expect.equal (replay.Wait(TimeSpan.FromSeconds 60.0)) (Some 0) "the replay reads to the end and exits 0"
               let received =

@@ -83,16 +83,18 @@ let tests =
               let router =
                   FSharpRouter(fun (_: Record) (envelope: Envelope.Envelope) ->
                       if ruleSkips envelope.Id then SkipByRule "no-sevens" else Use route)
-              let settings = ReplayProcess.settings cluster.BootstrapServers "g" "t" route
-              settings.Router <- Func<FSharpRouter>(fun () -> router)
-              settings.DeadLetters <- new DeadLetterLog(TextWriter.Null)
-              settings.Kafka <-
-                  dict [ yield! settings.Kafka |> Seq.map (fun kv -> kv.Key, kv.Value); yield "statistics.interval.ms", "200" ]
+              let settings = { ReplayProcess.settings cluster.BootstrapServers "g" "t" route with Router = fun () -> router }
+              let kafka =
+                  dict [ yield! settings.Run.Kafka |> Seq.map (fun kv -> kv.Key, kv.Value); yield "statistics.interval.ms", "200" ]
                   |> Collections.Generic.Dictionary
-              settings.Operating.MetricsPort <- Nullable 0
-              settings.Operating.ProgressInterval <- Nullable(TimeSpan.FromMilliseconds 200.0)
+              let job =
+                  ReplayJob(
+                      { settings.Run with Kafka = kafka },
+                      settings.Services,
+                      OperatingSettings(MetricsPort = Nullable 0, ProgressInterval = Nullable(TimeSpan.FromMilliseconds 200.0))
+                  )
               let log = new StringWriter()
-              let run = OperatedRun.StartAsync(settings, TextWriter.Synchronized log, TextWriter.Null, false).GetAwaiter().GetResult()
+              let run = OperatedRun.StartAsync(job, TextWriter.Synchronized log, TextWriter.Null, false).GetAwaiter().GetResult()
               use stop = new CancellationTokenSource()
               let task = Task.Factory.StartNew((fun () -> run.Run stop.Token), TaskCreationOptions.LongRunning)
               let url = run.MetricsUrl

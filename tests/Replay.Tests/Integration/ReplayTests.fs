@@ -14,10 +14,8 @@ let private remove = Data.remove
 let private within = TimeSpan.FromSeconds 60.0
 let private text (bytes: byte[]) = Text.Encoding.UTF8.GetString bytes
 
-let private replayAll (cluster: Replay.Host.Kafka.MockCluster) topic (route: Route) (adjust: Replay.Host.Replay.ReplaySettings -> unit) =
-    let settings = ReplayProcess.settings cluster.BootstrapServers "g" topic route
-    settings.UntilEnd <- true
-    adjust settings
+let private replayAll (cluster: Replay.Host.Kafka.MockCluster) topic (route: Route) (adjust: ReplayProcess.Setup -> ReplayProcess.Setup) =
+    let settings = ReplayProcess.settings cluster.BootstrapServers "g" topic route |> ReplayProcess.untilEnd |> adjust
     use replay = ReplayProcess.start settings
     let code = replay.Wait within
     Expect.equal code (Some 0) "until-end exits 0"
@@ -35,7 +33,7 @@ let tests =
               Broker.produce cluster.BootstrapServers "t" messages
               use server = HttpRecorder.start (HttpRecorder.always 201)
               let route = ReplayProcess.route $"{server.Url}/submit/telemetry/%%k" 1.0 true true
-              replayAll cluster "t" route ignore |> ignore
+              replayAll cluster "t" route id |> ignore
               let got = server.Accepted |> List.map (fun h -> h.Method, h.Path, text h.Body) |> Set.ofList
               let expected =
                   Set.ofList (
@@ -52,7 +50,7 @@ let tests =
               use cluster = Broker.start "t" 2
               Broker.produce cluster.BootstrapServers "t" [ store "a" "{}"; remove "a"; store "b" "{}"; remove "b" ]
               use server = HttpRecorder.start (HttpRecorder.always 201)
-              let stats = replayAll cluster "t" (ReplayProcess.route $"{server.Url}/s/%%k" 1.0 false true) ignore
+              let stats = replayAll cluster "t" (ReplayProcess.route $"{server.Url}/s/%%k" 1.0 false true) id
               Expect.equal (server.Hits |> List.map (fun h -> h.Method) |> List.distinct) [ "POST" ] "only POSTs"
               Expect.equal stats.DeletesIgnored 2L "both deletes counted as ignored"
               Expect.equal (Broker.committedTotal cluster.BootstrapServers "g" "t" 2) 4L "offsets move past the ignored deletes"
@@ -62,7 +60,7 @@ let tests =
               use cluster = Broker.start "t" 1
               Broker.produce cluster.BootstrapServers "t" [ store "a" "{}"; store "b" "{}"; remove "a" ]
               use server = HttpRecorder.start (HttpRecorder.always 201)
-              replayAll cluster "t" (ReplayProcess.route $"{server.Url}/s/%%k" 1.0 true false) ignore |> ignore
+              replayAll cluster "t" (ReplayProcess.route $"{server.Url}/s/%%k" 1.0 true false) id |> ignore
               let posts = server.Accepted |> List.filter (fun h -> h.Method = "POST") |> List.map (fun h -> h.Path.Substring 3)
               Expect.equal posts.Length 2 "two stores"
               for key in posts do
@@ -78,7 +76,7 @@ let tests =
               Broker.produce cluster.BootstrapServers "t" [ for i in 1..n -> store $"id-{i}" "{}" ]
               use server = HttpRecorder.start (HttpRecorder.always 201)
               let route = ReplayProcess.route $"{server.Url}/s/%%k" 0.1 true true
-              let stats = replayAll cluster "t" route ignore
+              let stats = replayAll cluster "t" route id
               let kept = server.Accepted.Length
               let sigma = sqrt (float n * 0.1 * 0.9)
               Expect.isLessThan (abs (float kept - 300.0)) (5.0 * sigma) $"{kept} of {n} kept at rate 0.1"
@@ -95,7 +93,7 @@ let tests =
               Broker.produce cluster.BootstrapServers "t" [ store "a" "{\"x\":1}" ]
               use proxy = HttpRecorder.start (HttpRecorder.always 201)
               let route = ReplayProcess.route "http://replay-destination.invalid:8080/submit/telemetry/%k" 1.0 true true
-              replayAll cluster "t" route (fun s -> s.Proxy <- Net.WebProxy(proxy.Url)) |> ignore
+              replayAll cluster "t" route (fun s -> { s with Proxy = Net.WebProxy(proxy.Url) }) |> ignore
               let hit = Expect.wantSome (List.tryExactlyOne proxy.Accepted) "one request at the proxy"
               Expect.equal hit.RawTarget "http://replay-destination.invalid:8080/submit/telemetry/a" "absolute-form target"
               Expect.equal (text hit.Body) "{\"x\":1}" "payload forwarded"
@@ -109,7 +107,7 @@ let tests =
               let file = Temp.file "dead.jsonl"
               let stats =
                   replayAll cluster "t" (ReplayProcess.route $"{server.Url}/s/%%k" 1.0 true true) (fun s ->
-                      s.DeadLetters <- new DeadLetterFile(file))
+                      { s with DeadLetters = new DeadLetterFile(file) })
               // Different ids run in parallel: no order between them is promised.
               Expect.equal (server.Accepted |> List.map (fun h -> h.Path) |> set) (set [ "/s/a"; "/s/b" ]) "both good records"
               Expect.equal stats.DecodeErrors 1L "one decode error counted"
@@ -128,16 +126,17 @@ let tests =
               // Slow enough that the stop lands mid-stream.
               use server = HttpRecorder.startSlow (fun _ -> TimeSpan.FromMilliseconds 5.0) (HttpRecorder.always 201)
               let route = ReplayProcess.route $"{server.Url}/s/%%k" 1.0 true true
-              let settings = ReplayProcess.settings cluster.BootstrapServers "g" "t" route
-              settings.Concurrency <- 4
-              settings.MaxInFlightRecords <- 20
+              let settings =
+                  ReplayProcess.settings cluster.BootstrapServers "g" "t" route
+                  |> ReplayProcess.withDelivery (fun d -> { d with Concurrency = 4 })
+                  |> ReplayProcess.withBudget (fun b -> { b with MaxInFlightRecords = 20 })
               do
                   use first = ReplayProcess.start settings
                   Expect.isTrue (server.WaitForAccepted(100, within)) "the first run delivers some"
                   Expect.equal (first.Stop()) 0 "a graceful stop exits 0"
               let afterFirst = server.Accepted.Length
               Expect.isLessThan afterFirst n "stopped mid-stream"
-              replayAll cluster "t" route ignore |> ignore
+              replayAll cluster "t" route id |> ignore
               let paths = server.Accepted |> List.map (fun h -> h.Path)
               Expect.equal (Set.ofList paths).Count n "every record delivered across the two runs"
               Expect.equal paths.Length n "a graceful stop commits what it delivered: nothing is sent twice"

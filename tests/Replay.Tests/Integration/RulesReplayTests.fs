@@ -42,8 +42,7 @@ let private live (file: string) (log: Log) =
 /// A replay of topic "t" routed by the live rules.
 let private replay (cluster: Replay.Host.Kafka.MockCluster) (rules: LiveRules) =
     let settings = ReplayProcess.settings cluster.BootstrapServers "g" "t" (ReplayProcess.route "http://unused.example/%k" 1.0 true true)
-    settings.Router <- Func<_> rules.Router
-    ReplayProcess.start settings
+    ReplayProcess.start { settings with Router = rules.Router }
 
 let private toServer (name: string) (server: HttpRecorder.Recorder) =
     $"""defaults:
@@ -117,11 +116,15 @@ rules:
                   )
               let built = RunCommand.Build parse
               if not built.IsOk then failtestf "run settings: %s" built.Error
-              let settings = built.Value
-              use rules = settings.Rules
-              settings.Kafka <- Broker.kafkaSettings cluster.BootstrapServers "g"
-              settings.Log <- TextWriter.Null
-              use run = ReplayProcess.start settings
+              let job = built.Value
+              use rules = job.Services.Rules
+              let settings = ReplayProcess.settings cluster.BootstrapServers "g" "t" (ReplayProcess.route "http://unused.example/%k" 1.0 true true)
+              use run =
+                  ReplayProcess.start
+                      { settings with
+                          Run = { job.Run with Kafka = settings.Run.Kafka }
+                          Router = job.Services.Router.Invoke
+                          DeadLetters = job.Services.DeadLetters }
               Expect.equal (run.Wait within) (Some 0) "until-end exits 0"
 
               Expect.equal (paths serverA) [ for id in List.sort telemetry -> $"/submit/telemetry/{id}" ] "A got every telemetry document, once"
@@ -236,10 +239,11 @@ rules:
               let log = Log()
               use rules = live file log
               let deadLetters = dir.File "dead.jsonl"
-              let settings = ReplayProcess.settings cluster.BootstrapServers "g" "t" (ReplayProcess.route "http://unused.example/%k" 1.0 true true)
-              settings.Router <- Func<_> rules.Router
-              settings.UntilEnd <- true
-              settings.DeadLetters <- new DeadLetterFile(deadLetters)
+              let settings =
+                  { ReplayProcess.settings cluster.BootstrapServers "g" "t" (ReplayProcess.route "http://unused.example/%k" 1.0 true true) with
+                      Router = rules.Router
+                      DeadLetters = new DeadLetterFile(deadLetters) }
+                  |> ReplayProcess.untilEnd
               use run = ReplayProcess.start settings
               Expect.equal (run.Wait within) (Some 0) "until-end exits 0"
               settings.DeadLetters.Dispose()

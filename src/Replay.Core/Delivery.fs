@@ -1,0 +1,321 @@
+/// The delivery engine's decisions, as a state machine the host drives and a
+/// simulation can check: which job may be sent next, what an answer means for it,
+/// how long it waits, when it becomes a dead letter, and what a revoke abandons.
+///
+/// Order per document: every ordering key (document id) has one lane; only the
+/// lane's head is ever sent, retried or dead-lettered, and the next job moves up
+/// only once the head is finished. Lanes of different keys run in parallel, and a
+/// job that waits out a backoff holds nothing but its lane.
+///
+/// The engine does no I/O and keeps no clock: the host passes the time in, carries
+/// out its effects (send, wait, write a dead letter, hand a finished job to the
+/// consuming thread) and reports back. It is not thread-safe: the host serialises
+/// every call (one lock), which also guards each lease's State and Unfinished count.
+namespace Replay.Core
+
+open System
+open System.Collections.Generic
+open Replay.Core.Outcome
+
+type JobPhase =
+    /// Behind an earlier job of the same ordering key.
+    | Queued
+    /// Its lane's head, handed to a sender.
+    | Ready
+    /// An attempt is on the wire.
+    | Sending
+    /// Waiting out a backoff before the next attempt.
+    | BackingOff
+    /// Its dead letter is being written, or waits to be written again.
+    | DeadLettering
+    | Done
+
+type JobResult =
+    | Pending
+    | Delivered
+    /// The status policy ended it without delivery (`--drop-on`).
+    | Dropped of status: int
+    | DeadLettered
+    /// Not finished: fenced by a revoke, lost, or given up at shutdown. Its record stays
+    /// uncommitted and is replayed by whoever owns the partition next.
+    | Abandoned
+
+/// JobResult without its data, for the host's counters (an enum it can switch on).
+type Conclusion =
+    | Pending = 0
+    | Delivered = 1
+    | Dropped = 2
+    | DeadLettered = 3
+    | Abandoned = 4
+
+/// One consumed record on its way out: a request to send, or a rejection whose
+/// only way out is a dead letter.
+[<Sealed>]
+type Job(request: Pipeline.Request voption, lease: Lease, offset: int64, bytes: int64, source: obj) =
+    member _.HasRequest = request.IsSome
+
+    member _.Request =
+        match request with
+        | ValueSome r -> r
+        | ValueNone -> invalidOp "a rejected record has no request"
+
+    member _.Lease = lease
+    member _.Offset = offset
+    member _.Bytes = bytes
+    /// The host's own view of the record (key, value, headers), for its dead letter.
+    member _.Source = source
+    member val Phase = Queued with get, set
+    member val Result = Pending with get, set
+    /// Attempts started.
+    member val Attempts = 0 with get, set
+    member val LastAttempt: Attempt voption = ValueNone with get, set
+    member val internal Failing: RetrySchedule.Failing voption = ValueNone with get, set
+    member val internal DeadLetterFailing: RetrySchedule.Failing voption = ValueNone with get, set
+    /// Why it is a dead letter.
+    member val Reason: string = "" with get, set
+    /// The job behind this one in its lane.
+    member val internal Next: Job | null = null with get, set
+    /// On a lane's head: the lane's last job.
+    member val internal Tail: Job | null = null with get, set
+
+    member this.Conclusion =
+        match this.Result with
+        | Pending -> Conclusion.Pending
+        | Delivered -> Conclusion.Delivered
+        | Dropped _ -> Conclusion.Dropped
+        | DeadLettered -> Conclusion.DeadLettered
+        | Abandoned -> Conclusion.Abandoned
+
+    /// The last answer's status, 0 when none came.
+    member this.LastStatus =
+        match this.LastAttempt with
+        | ValueSome(Answered answer) -> answer.Status
+        | _ -> 0
+
+    override _.ToString() = $"{lease}@{offset}"
+
+/// What the host carries out for the engine. Called under the engine's lock: each
+/// must only hand the work on (a queue, a timer), never do it in place.
+type IDeliveryEffects =
+    /// The job may be sent: a sender calls Begin, sends, and reports with Complete.
+    abstract Ready: Job -> unit
+    /// Call Due after the wait.
+    abstract Backoff: Job * TimeSpan -> unit
+    /// Write the job's dead letter (Job.Reason says why), then report with
+    /// DeadLetterWritten or DeadLetterFailed.
+    abstract WriteDeadLetter: Job -> unit
+    /// Call DeadLetterDue after the wait.
+    abstract DeadLetterBackoff: Job * TimeSpan -> unit
+    /// The job is finished; Job.Result says how.
+    abstract Finished: Job -> unit
+    /// Dead letters have not been writable for longer than the run may wait: stop, with this cause.
+    abstract Fatal: string -> unit
+
+[<Sealed>]
+type DeliveryEngine(schedule: RetrySchedule.Settings, giveUpOnDeadLetters: TimeSpan option, effects: IDeliveryEffects) =
+    let schedule = RetrySchedule.bounded schedule
+    /// Ordering key -> the lane's head.
+    let lanes = Dictionary<string, Job>(StringComparer.Ordinal)
+    /// Destination -> when it last gave an answer that was not worth retrying; kept
+    /// only while some job is failing, since only a failing job asks.
+    let lastAnswer = Dictionary<string, int64>(StringComparer.Ordinal)
+    let mutable failingJobs = 0
+    let mutable inFlight = 0
+    let mutable inFlightBytes = 0L
+    let mutable stopping = false
+
+    let destination (job: Job) = job.Request.Url.Authority
+
+    let answered (job: Job) (now: int64) =
+        if failingJobs > 0 then
+            lastAnswer[destination job] <- now
+
+    let accepts (job: Job) = not stopping && job.Lease.State = Live
+
+    /// The job is done, wherever it stood; the caller sees to its lane.
+    let conclude (job: Job) (result: JobResult) =
+        job.Phase <- Done
+        job.Result <- result
+        inFlight <- inFlight - 1
+        inFlightBytes <- inFlightBytes - job.Bytes
+        job.Lease.Unfinished <- job.Lease.Unfinished - 1
+        if job.Failing.IsSome then
+            failingJobs <- failingJobs - 1
+            if failingJobs = 0 then lastAnswer.Clear()
+        effects.Finished job
+
+    /// A lane's head (or a rejected record, which has no lane) is done.
+    let rec finish (job: Job) (result: JobResult) =
+        if job.Phase <> Done then
+            conclude job result
+            if job.HasRequest then advance job
+
+    /// The head finished: the next job of its lane moves up.
+    and advance (head: Job) =
+        let key = head.Request.OrderingKey
+        match head.Next with
+        | null -> lanes.Remove key |> ignore
+        | next ->
+            next.Tail <- head.Tail
+            head.Next <- null
+            lanes[key] <- next
+            ready next
+
+    and ready (job: Job) =
+        if accepts job then
+            job.Phase <- Ready
+            effects.Ready job
+        else
+            finish job Abandoned
+
+    let deadLetter (job: Job) (reason: string) =
+        job.Reason <- reason
+        if accepts job then
+            job.Phase <- DeadLettering
+            effects.WriteDeadLetter job
+        else
+            finish job Abandoned
+
+    /// Takes every job that `belongs` and is not on the wire out of its lane, as abandoned.
+    let abandonWaiting (belongs: Job -> bool) =
+        for head in List<Job>(lanes.Values) do
+            // Queued jobs behind the head first: unlinked, they do not move up.
+            let mutable previous = head
+            let mutable current = head.Next
+            while not (isNull current) do
+                let job = nonNull current
+                let following = job.Next
+                if belongs job then
+                    previous.Next <- following
+                    if Object.ReferenceEquals(head.Tail, job) then head.Tail <- previous
+                    job.Next <- null
+                    conclude job Abandoned
+                else
+                    previous <- job
+                current <- following
+            if belongs head && head.Phase <> Sending then finish head Abandoned
+
+    /// Jobs handed in and not finished; may be read without the lock.
+    member _.InFlight = Threading.Volatile.Read(&inFlight)
+
+    /// Their payload bytes; may be read without the lock.
+    member _.InFlightBytes = Threading.Volatile.Read(&inFlightBytes)
+
+    /// A consumed record to send, in Kafka order behind earlier jobs of its key.
+    member _.Submit(job: Job) =
+        inFlight <- inFlight + 1
+        inFlightBytes <- inFlightBytes + job.Bytes
+        job.Lease.Unfinished <- job.Lease.Unfinished + 1
+        if not job.HasRequest then
+            invalidArg (nameof job) "use SubmitRejected for a record without a request"
+        let key = job.Request.OrderingKey
+        match lanes.TryGetValue key with
+        | true, head ->
+            let tail = nonNull head.Tail
+            tail.Next <- job
+            head.Tail <- job
+            job.Phase <- Queued
+        | _ ->
+            job.Tail <- job
+            lanes[key] <- job
+            ready job
+
+    /// A consumed record that can only become a dead letter (undecodable, refused).
+    /// It holds its partition's commit until the dead letter is written.
+    member _.SubmitRejected(job: Job, reason: string) =
+        inFlight <- inFlight + 1
+        inFlightBytes <- inFlightBytes + job.Bytes
+        job.Lease.Unfinished <- job.Lease.Unfinished + 1
+        deadLetter job reason
+
+    /// A sender is about to send: false when the job was fenced or abandoned meanwhile.
+    member _.Begin(job: Job) : bool =
+        if job.Phase <> Ready then
+            false
+        elif not (accepts job) then
+            finish job Abandoned
+            false
+        else
+            job.Phase <- Sending
+            job.Attempts <- job.Attempts + 1
+            true
+
+    /// The attempt started by Begin ended. `draw` is uniform in [0, 1).
+    member _.Complete(job: Job, attempt: Attempt, now: int64, draw: float) =
+        if job.Phase = Sending then
+            job.LastAttempt <- ValueSome attempt
+            let verdict = classify StatusPolicy.defaults attempt
+            match job.Lease.State, verdict with
+            | Gone, _ -> finish job Abandoned
+            | _, _ when stopping && verdict.IsRetry -> finish job Abandoned
+            | _, Verdict.Delivered ->
+                answered job now
+                finish job JobResult.Delivered
+            | _, Verdict.Dropped status ->
+                answered job now
+                finish job (JobResult.Dropped status)
+            // Draining: only what already succeeded counts; the next owner redoes the rest.
+            | Draining, _ -> finish job Abandoned
+            | _, Permanent reason ->
+                answered job now
+                deadLetter job reason
+            | _, Retry retryAfter ->
+                if job.Failing.IsNone then failingJobs <- failingJobs + 1
+                let since =
+                    match lastAnswer.TryGetValue(destination job) with
+                    | true, at -> at
+                    | _ -> Int64.MinValue
+                let failing = RetrySchedule.fail job.Failing now since
+                job.Failing <- ValueSome failing
+                match RetrySchedule.next schedule failing now draw retryAfter with
+                | RetrySchedule.WaitFor wait ->
+                    job.Phase <- BackingOff
+                    effects.Backoff(job, wait)
+                | RetrySchedule.GiveUp reason -> deadLetter job $"{reason} ({describe attempt})"
+
+    /// A backoff ended.
+    member _.Due(job: Job) =
+        if job.Phase = BackingOff then ready job
+
+    member _.DeadLetterWritten(job: Job) =
+        if job.Phase = DeadLettering then finish job JobResult.DeadLettered
+
+    /// Writing the dead letter failed: try again after a backoff, holding the record
+    /// (and so its partition's commit) meanwhile.
+    member _.DeadLetterFailed(job: Job, now: int64, draw: float) =
+        if job.Phase = DeadLettering then
+            if not (accepts job) then
+                finish job Abandoned
+            else
+                let failing = RetrySchedule.fail job.DeadLetterFailing now Int64.MinValue
+                job.DeadLetterFailing <- ValueSome failing
+                let stuckFor = TimeSpan.FromMilliseconds(float (now - failing.Since))
+                match giveUpOnDeadLetters with
+                | Some limit when stuckFor >= limit ->
+                    effects.Fatal $"dead letters could not be written for {int stuckFor.TotalSeconds} s (record {job})"
+                | _ -> effects.DeadLetterBackoff(job, RetrySchedule.backoff schedule failing.Attempts draw None)
+
+    member _.DeadLetterDue(job: Job) =
+        if job.Phase = DeadLettering then
+            if accepts job then effects.WriteDeadLetter job else finish job Abandoned
+
+    /// The lease was revoked: its waiting work is abandoned at once, its requests on
+    /// the wire may still finish (only a success counts). Returns how many are on the wire.
+    member _.Revoke(lease: Lease) : int =
+        if lease.State = Live then lease.State <- Draining
+        abandonWaiting (fun job -> Object.ReferenceEquals(job.Lease, lease))
+        lease.Unfinished
+
+    /// The lease is gone (revoke finished, or lost): nothing of it counts any more.
+    member this.Release(lease: Lease) =
+        this.Revoke lease |> ignore
+        lease.State <- Gone
+
+    /// Shutdown gave up waiting: everything not on the wire is abandoned now, and what
+    /// is on the wire is abandoned when it ends.
+    member _.Stop() =
+        stopping <- true
+        abandonWaiting (fun _ -> true)
+
+    /// Every job of the lease is finished.
+    member _.IsSettled(lease: Lease) = lease.Unfinished = 0

@@ -1,0 +1,80 @@
+/// The parameters of one replay: validated once where the command line is read,
+/// immutable afterwards. Each default is stated here and nowhere else; the flags'
+/// help shows these values.
+namespace Replay.Core
+
+open System
+open System.Collections.Generic
+
+/// How records are sent: how many at once, how long an attempt may take, when to retry.
+type DeliverySettings =
+    { /// Requests in flight at once (order is kept per document id).
+      Concurrency: int
+      /// One attempt's time limit, connecting included.
+      RequestTimeout: TimeSpan
+      Retry: RetrySchedule.Settings
+      /// Requests per second at most, retries included; None: unlimited.
+      MaxRate: float option
+      /// On a stop signal (or a revoke), how long requests already out may take to finish.
+      ShutdownTimeout: TimeSpan }
+
+[<NoEquality; NoComparison>]
+type RunSettings =
+    { /// A topic name, or a regex when it starts with '^'.
+      Topic: string
+      /// librdkafka settings, bootstrap.servers and group.id included.
+      Kafka: IReadOnlyDictionary<string, string>
+      Pipeline: Pipeline.Settings
+      Budget: Backpressure.Budget
+      Delivery: DeliverySettings
+      /// Stop once every partition reached the high-water mark it had when the run started.
+      UntilEnd: bool
+      /// Stop after this many records; 0: no limit.
+      MaxRecords: int64
+      /// Print requests instead of sending them; store and commit nothing.
+      DryRun: bool }
+
+module Settings =
+    let delivery: DeliverySettings =
+        { Concurrency = 64
+          RequestTimeout = TimeSpan.FromSeconds 30.0
+          Retry = RetrySchedule.defaults
+          MaxRate = None
+          ShutdownTimeout = TimeSpan.FromSeconds 30.0 }
+
+    let pipeline: Pipeline.Settings =
+        { Format = Pipeline.Bagheera
+          SampleMode = Sampling.ByDocument
+          ValidateJson = false
+          Escaping = Destination.Segment
+          MaxPayloadBytes = 8 <<< 20 }
+
+    /// A replay of `topic` with every other parameter at its default.
+    let run (topic: string) (kafka: IReadOnlyDictionary<string, string>) : RunSettings =
+        { Topic = topic
+          Kafka = kafka
+          Pipeline = pipeline
+          Budget = Backpressure.defaults
+          Delivery = delivery
+          UntilEnd = false
+          MaxRecords = 0L
+          DryRun = false }
+
+    /// The longest a duration from outside (a flag) may be: timers refuse more than ~49.7 days.
+    let MaxDuration = TimeSpan.FromDays 30.0
+
+    /// Why the settings cannot run, or None: the checks the flags' parsing cannot make alone.
+    let problem (settings: RunSettings) : string option =
+        let d = settings.Delivery
+        let tooLong (value: TimeSpan) = value > MaxDuration
+        if d.Concurrency < 1 then Some $"--concurrency {d.Concurrency}: must be at least 1"
+        elif d.RequestTimeout <= TimeSpan.Zero || tooLong d.RequestTimeout then Some "--request-timeout must be between 1ms and 30d"
+        elif d.ShutdownTimeout < TimeSpan.Zero || tooLong d.ShutdownTimeout then Some "--shutdown-timeout must be between 0 and 30d"
+        elif d.Retry.MaxBackoff <= TimeSpan.Zero || d.Retry.MaxBackoff > RetrySchedule.MaxWait then Some "--max-backoff must be between 1ms and 1d"
+        elif d.Retry.PoisonAfter <= TimeSpan.Zero || tooLong d.Retry.PoisonAfter then Some "--poison-after must be between 1ms and 30d"
+        elif d.Retry.MaxRetryDuration |> Option.exists (fun t -> t < TimeSpan.Zero || tooLong t) then Some "--max-retry-duration must be between 0 and 30d"
+        elif d.MaxRate |> Option.exists (fun r -> not (r > 0.0) || Double.IsInfinity r) then Some "--max-rate must be a positive number of requests per second"
+        elif settings.Budget.MaxInFlightRecords < 1 then Some "--max-in-flight-records must be at least 1"
+        elif settings.Budget.MaxInFlightBytes < 1L then Some "--max-in-flight-bytes must be at least 1"
+        elif settings.MaxRecords < 0L then Some "--max-records must be at least 1"
+        else None

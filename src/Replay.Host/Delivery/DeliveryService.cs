@@ -1,0 +1,247 @@
+// Carries out the core delivery engine's decisions (Replay.Core.DeliveryEngine): a
+// fixed pool of workers sends the jobs the engine makes ready, timers end backoffs,
+// one writer stores dead letters, and every outcome goes back to the engine under
+// one lock. The engine decides what is sent, retried, dead-lettered or abandoned;
+// nothing here does. A worker never waits out a backoff, so a failing id holds no
+// worker, and a worker that meets an unexpected exception reports it as a failed
+// attempt of that record rather than leaving the record stranded.
+using System.Diagnostics;
+using System.Runtime.CompilerServices;
+using System.Threading.Channels;
+using System.Threading.RateLimiting;
+using Replay.Core;
+using static Replay.Core.Outcome;
+
+namespace Replay.Host.Delivery;
+
+public sealed class DeliveryService : IDeliveryEffects, IDisposable
+{
+    readonly DeliveryEngine _engine;
+    readonly HttpSender _sender;
+    readonly IDeadLetterSink _deadLetters;
+    readonly ReplayStats _stats;
+    readonly Action<Job> _finished;
+    readonly Action<string> _fatal;
+    readonly Action<string> _log;
+    readonly Channel<Job> _ready = Channel.CreateUnbounded<Job>(new UnboundedChannelOptions { SingleWriter = false, SingleReader = false });
+    readonly Channel<Job> _toWrite = Channel.CreateUnbounded<Job>(new UnboundedChannelOptions { SingleReader = true });
+    readonly CancellationTokenSource _disposed = new();
+    readonly RateLimiter? _rate;
+    readonly Throttled _retrying = new(TimeSpan.FromSeconds(10));
+    readonly Throttled _unwritable = new(TimeSpan.FromSeconds(10));
+    readonly Throttled _bugs = new(TimeSpan.FromSeconds(10));
+
+    /// <param name="finished">Told of every finished job, under the engine's lock: must only hand it on.</param>
+    /// <param name="fatal">Told once the run cannot go on (dead letters unwritable past the limit, a bug in the engine).</param>
+    public DeliveryService(DeliverySettings settings, TimeSpan? giveUpOnDeadLetters, HttpSender sender, IDeadLetterSink deadLetters,
+        ReplayStats stats, Action<Job> finished, Action<string> fatal, Action<string> log)
+    {
+        _sender = sender;
+        _deadLetters = deadLetters;
+        _stats = stats;
+        _finished = finished;
+        _fatal = fatal;
+        _log = log;
+        _engine = new DeliveryEngine(settings.Retry,
+            giveUpOnDeadLetters is { } limit ? Microsoft.FSharp.Core.FSharpOption<TimeSpan>.Some(limit) : null, this);
+        _rate = settings.MaxRate is { } rate ? BuildRateLimiter(rate.Value) : null;
+        for (var i = 0; i < settings.Concurrency; i++) _ = Task.Run(WorkAsync);
+        new Thread(WriteDeadLetters) { IsBackground = true, Name = "dead letters" }.Start();
+    }
+
+    /// <summary>Records handed in and not finished.</summary>
+    public int InFlight => _engine.InFlight;
+
+    public long InFlightBytes => _engine.InFlightBytes;
+
+    /// <summary>Hands a decided record on (see Consuming.take).</summary>
+    public Consuming.Taken Take(Backpressure.Budget budget, Lease lease, long offset, long bytes, Pipeline.Decision decision, RecordRef source)
+    {
+        lock (_engine) return Consuming.take(_engine, budget, lease, offset, bytes, decision, source);
+    }
+
+    /// <summary>Fences a revoked partition: its waiting work is abandoned now. Returns the jobs still on the wire.</summary>
+    public int Revoke(Lease lease) { lock (_engine) return _engine.Revoke(lease); }
+
+    /// <summary>The partition is gone: nothing of it is sent or counted any more.</summary>
+    public void Release(Lease lease) { lock (_engine) _engine.Release(lease); }
+
+    public bool IsSettled(Lease lease) { lock (_engine) return _engine.IsSettled(lease); }
+
+    /// <summary>Gives up on everything that is not finished (shutdown past its timeout).</summary>
+    public void Stop() { lock (_engine) _engine.Stop(); }
+
+    async Task WorkAsync()
+    {
+        var ready = _ready.Reader;
+        try
+        {
+            while (await ready.WaitToReadAsync(_disposed.Token).ConfigureAwait(false))
+                while (ready.TryRead(out var job))
+                    await SendAsync(job).ConfigureAwait(false);
+        }
+        catch (OperationCanceledException) when (_disposed.IsCancellationRequested) { }
+    }
+
+    [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder))]
+    async ValueTask SendAsync(Job job)
+    {
+        try
+        {
+            lock (_engine)
+                if (!_engine.Begin(job)) return;
+            var attempt = await AttemptAsync(job).ConfigureAwait(false);
+            lock (_engine) _engine.Complete(job, attempt, Environment.TickCount64, Random.Shared.NextDouble());
+            if (job.Phase.IsBackingOff && _retrying.Due())
+                _log($"destination {job.Request.Url.Scheme}://{job.Request.Url.Authority} is failing ({describe(attempt)}); retrying with backoff, " +
+                     "undelivered records stay uncommitted (a record failing while others succeed becomes a dead letter after --poison-after)");
+        }
+        catch (Exception e)
+        {
+            // The engine itself failed: its state can no longer be trusted, so the run stops
+            // and commits nothing past this record.
+            _fatal($"internal error delivering {job}: {e}");
+        }
+    }
+
+    /// <summary>One attempt; never throws. An unexpected exception is a failed attempt (retried,
+    /// and a dead letter if it persists while others succeed), logged with its record.</summary>
+    [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder<>))]
+    async ValueTask<Attempt> AttemptAsync(Job job)
+    {
+        var abort = ((RecordRef)job.Source).Abort;
+        try
+        {
+            using var lease = _rate is null ? null : await _rate.AcquireAsync(1, abort).ConfigureAwait(false);
+            var started = Stopwatch.GetTimestamp();
+            var attempt = await _sender.SendAsync(job.Request, abort).ConfigureAwait(false);
+            var elapsed = Stopwatch.GetElapsedTime(started);
+            _stats.Latency.Record(elapsed);
+            _stats.Answered(job.Request.Method, attempt, elapsed);
+            return attempt;
+        }
+        catch (OperationCanceledException) when (abort.IsCancellationRequested)
+        {
+            return Attempt.NewUnreachable("abandoned: the partition was revoked or the run stopped");
+        }
+        catch (Exception e)
+        {
+            if (_bugs.Due()) _log($"delivery: unexpected failure sending {job}: {e}");
+            return Attempt.NewUnreachable($"internal error: {e.GetType().Name}: {e.Message}");
+        }
+    }
+
+    /// <summary>The dead-letter writer: one thread, since a write blocks until it is durable.</summary>
+    void WriteDeadLetters()
+    {
+        var reader = _toWrite.Reader;
+        try
+        {
+            while (reader.WaitToReadAsync(_disposed.Token).AsTask().GetAwaiter().GetResult())
+                while (reader.TryRead(out var job))
+                {
+                    bool written;
+                    try
+                    {
+                        _deadLetters.Write(Letters.Of(job));
+                        written = true;
+                    }
+                    catch (Exception e)
+                    {
+                        written = false;
+                        _stats.DeadLetterWriteFailed();
+                        if (_unwritable.Due())
+                            _log($"dead letters cannot be written ({e.Message}); record {job} and those after it stay uncommitted, " +
+                                 "and writing is tried again with backoff");
+                    }
+                    try
+                    {
+                        lock (_engine)
+                        {
+                            if (written) _engine.DeadLetterWritten(job);
+                            else _engine.DeadLetterFailed(job, Environment.TickCount64, Random.Shared.NextDouble());
+                        }
+                    }
+                    catch (Exception e) { _fatal($"internal error after the dead letter of {job}: {e}"); }
+                }
+        }
+        catch (OperationCanceledException) when (_disposed.IsCancellationRequested) { }
+    }
+
+    /// <summary>Runs <paramref name="then"/> under the engine's lock after <paramref name="wait"/>
+    /// (at most a day: the core bounds every wait).</summary>
+    void After(TimeSpan wait, Job job, Action<DeliveryEngine, Job> then) =>
+        Task.Delay(wait, _disposed.Token).ContinueWith((delay, state) =>
+        {
+            if (delay.IsCanceled) return;
+            var (self, job, then) = ((DeliveryService, Job, Action<DeliveryEngine, Job>))state!;
+            try
+            {
+                lock (self._engine) then(self._engine, job);
+            }
+            catch (Exception e) { self._fatal($"internal error after a backoff of {job}: {e}"); }
+        }, (this, job, then), CancellationToken.None, TaskContinuationOptions.None, TaskScheduler.Default);
+
+    void IDeliveryEffects.Ready(Job job) => _ready.Writer.TryWrite(job);
+
+    void IDeliveryEffects.Backoff(Job job, TimeSpan wait)
+    {
+        _stats.Retry();
+        After(wait, job, static (engine, j) => engine.Due(j));
+    }
+
+    void IDeliveryEffects.WriteDeadLetter(Job job) => _toWrite.Writer.TryWrite(job);
+
+    void IDeliveryEffects.DeadLetterBackoff(Job job, TimeSpan wait) => After(wait, job, static (engine, j) => engine.DeadLetterDue(j));
+
+    void IDeliveryEffects.Finished(Job job)
+    {
+        switch (job.Conclusion)
+        {
+            case Conclusion.Delivered: _stats.Deliver(); break;
+            case Conclusion.Dropped: _stats.Drop(job.LastStatus, job.Request.Route); break;
+            case Conclusion.DeadLettered: _stats.DeadLetter(); break;
+        }
+        _finished(job);
+    }
+
+    void IDeliveryEffects.Fatal(string reason) => _fatal(reason);
+
+    /// <summary>A token bucket refilled in small steps, so the rate is smooth rather than bursty.</summary>
+    static TokenBucketRateLimiter BuildRateLimiter(double perSecond)
+    {
+        var period = perSecond >= 20 ? TimeSpan.FromMilliseconds(50) : TimeSpan.FromSeconds(1 / perSecond);
+        var tokens = Math.Max(1, (int)Math.Round(perSecond * period.TotalSeconds));
+        return new TokenBucketRateLimiter(new TokenBucketRateLimiterOptions
+        {
+            TokenLimit = tokens,
+            TokensPerPeriod = tokens,
+            ReplenishmentPeriod = period,
+            QueueLimit = int.MaxValue,
+            QueueProcessingOrder = QueueProcessingOrder.OldestFirst,
+            AutoReplenishment = true,
+        });
+    }
+
+    /// <summary>Stops the workers, the timers and the writer; jobs not finished stay so (uncommitted).</summary>
+    public void Dispose()
+    {
+        _disposed.Cancel();
+        _ready.Writer.TryComplete();
+        _toWrite.Writer.TryComplete();
+        _rate?.Dispose();
+    }
+
+    /// <summary>At most one log line per interval for a condition that may repeat per record.</summary>
+    sealed class Throttled(TimeSpan every)
+    {
+        long _last = long.MinValue / 2;
+
+        public bool Due()
+        {
+            var now = Environment.TickCount64;
+            var last = Interlocked.Read(ref _last);
+            return now - last >= (long)every.TotalMilliseconds && Interlocked.CompareExchange(ref _last, now, last) == last;
+        }
+    }
+}

@@ -1,0 +1,52 @@
+// What the operating layer (progress line, metrics, readiness) reads of a running
+// replay, written by the consuming thread and the delivery service and read from
+// other threads: plain counters and clocks, no decisions.
+using Replay.Host.Delivery;
+using Replay.Host.Operating;
+
+namespace Replay.Host.Replay;
+
+public sealed class RunObserver
+{
+    DeliveryService? _delivery;
+    int _assigned, _paused, _running, _backpressured;
+    long _lastTurn = Environment.TickCount64, _lastProgress = Environment.TickCount64;
+
+    internal void Attach(DeliveryService delivery) => _delivery = delivery;
+
+    /// <summary>True between the start of the run and its return.</summary>
+    public bool IsRunning => Volatile.Read(ref _running) == 1;
+    internal bool Running { set => Volatile.Write(ref _running, value ? 1 : 0); }
+
+    /// <summary>How many partitions this member owns now.</summary>
+    public int AssignedCount => Volatile.Read(ref _assigned);
+    internal int Assigned { set => Volatile.Write(ref _assigned, value); }
+
+    /// <summary>True once the consumer has partitions (for readiness checks).</summary>
+    public bool IsAssigned => AssignedCount > 0;
+
+    /// <summary>Partitions paused now: by backpressure, at their --until-end mark, or by their span.</summary>
+    public int PausedCount => Volatile.Read(ref _paused);
+    internal int Paused { set => Volatile.Write(ref _paused, value); }
+
+    /// <summary>True while every partition is paused because the in-flight budget stayed full.</summary>
+    public bool IsBackpressured => Volatile.Read(ref _backpressured) == 1;
+    internal bool Backpressured { set => Volatile.Write(ref _backpressured, value ? 1 : 0); }
+
+    /// <summary>Records handed to the delivery engine and not yet finished.</summary>
+    public int InFlight => _delivery?.InFlight ?? 0;
+
+    public long InFlightBytes => _delivery?.InFlightBytes ?? 0;
+
+    /// <summary>Consumer lag per owned partition, from librdkafka's statistics.</summary>
+    public ConsumerLag Lag { get; } = new();
+
+    /// <summary>Time since the consume loop last turned (a handler or the broker may hold it).</summary>
+    public TimeSpan SinceLastTurn => TimeSpan.FromMilliseconds(Environment.TickCount64 - Volatile.Read(ref _lastTurn));
+
+    /// <summary>Time since a record last finished, or since work arrived while none was in flight.</summary>
+    public TimeSpan SinceLastProgress => TimeSpan.FromMilliseconds(Environment.TickCount64 - Volatile.Read(ref _lastProgress));
+
+    internal void Turned() => Volatile.Write(ref _lastTurn, Environment.TickCount64);
+    internal void Progressed() => Volatile.Write(ref _lastProgress, Environment.TickCount64);
+}
