@@ -111,24 +111,62 @@ type IDeliveryEffects =
     /// Dead letters have not been writable for longer than the run may wait: stop, with this cause.
     abstract Fatal: string -> unit
 
+/// What one destination last did, for telling a poison record from an outage.
+[<Sealed>]
+type internal Health() =
+    let mutable latest: Job | null = null
+    let mutable latestAt = Int64.MinValue
+    let mutable previousAt = Int64.MinValue
+    member val LastAnswer = Int64.MinValue with get, set
+    member this.Answered(now: int64) = this.LastAnswer <- max this.LastAnswer now
+
+    member _.Failed(job: Job, now: int64) =
+        if not (Object.ReferenceEquals(latest, job)) then
+            previousAt <- latestAt
+            latest <- job
+        latestAt <- now
+
+    /// When a record other than `job` last failed here.
+    member _.LastFailureOfOther(job: Job) =
+        if Object.ReferenceEquals(latest, job) then previousAt else latestAt
+
 [<Sealed>]
 type DeliveryEngine(schedule: RetrySchedule.Settings, giveUpOnDeadLetters: TimeSpan option, effects: IDeliveryEffects) =
     let schedule = RetrySchedule.bounded schedule
     /// Ordering key -> the lane's head.
     let lanes = Dictionary<string, Job>(StringComparer.Ordinal)
-    /// Destination -> when it last gave an answer that was not worth retrying; kept
-    /// only while some job is failing, since only a failing job asks.
-    let lastAnswer = Dictionary<string, int64>(StringComparer.Ordinal)
-    let mutable failingJobs = 0
+    /// Route -> what its destination last did for whom. A route stands for its
+    /// destination: it costs no URL parsing per record, and there are as few as rules.
+    let health = Dictionary<string, Health>(StringComparer.Ordinal)
+    let mutable lastRoute = ""
+    let mutable lastHealth = Health()
     let mutable inFlight = 0
     let mutable inFlightBytes = 0L
     let mutable stopping = false
 
-    let destination (job: Job) = job.Request.Url.Authority
+    let healthOf (job: Job) =
+        let route = job.Request.Route
+        if not (Object.ReferenceEquals(route, lastRoute)) then
+            lastRoute <- route
+            lastHealth <-
+                match health.TryGetValue route with
+                | true, h -> h
+                | _ ->
+                    let h = Health()
+                    health[route] <- h
+                    h
+        lastHealth
 
-    let answered (job: Job) (now: int64) =
-        if failingJobs > 0 then
-            lastAnswer[destination job] <- now
+    /// The destination gave an answer not worth retrying: it is serving.
+    let answered (job: Job) (now: int64) = (healthOf job).Answered now
+
+    /// The destination serves others while `job` fails: its latest answer to another
+    /// record was not worth retrying. In an outage the others fail too. A record that
+    /// fails with nothing else left to send (its partition's span full behind it)
+    /// still counts as poison: the answers just before were the destination's last word.
+    let serving (job: Job) =
+        let h = healthOf job
+        h.LastAnswer > h.LastFailureOfOther job
 
     let accepts (job: Job) = not stopping && job.Lease.State = Live
 
@@ -139,9 +177,6 @@ type DeliveryEngine(schedule: RetrySchedule.Settings, giveUpOnDeadLetters: TimeS
         inFlight <- inFlight - 1
         inFlightBytes <- inFlightBytes - job.Bytes
         job.Lease.Unfinished <- job.Lease.Unfinished - 1
-        if job.Failing.IsSome then
-            failingJobs <- failingJobs - 1
-            if failingJobs = 0 then lastAnswer.Clear()
         effects.Finished job
 
     /// A lane's head (or a rejected record, which has no lane) is done.
@@ -260,12 +295,9 @@ type DeliveryEngine(schedule: RetrySchedule.Settings, giveUpOnDeadLetters: TimeS
                 answered job now
                 deadLetter job reason
             | _, Retry retryAfter ->
-                if job.Failing.IsNone then failingJobs <- failingJobs + 1
-                let since =
-                    match lastAnswer.TryGetValue(destination job) with
-                    | true, at -> at
-                    | _ -> Int64.MinValue
-                let failing = RetrySchedule.fail job.Failing now since
+                let healthy = job.Failing.IsSome && serving job
+                (healthOf job).Failed(job, now)
+                let failing = RetrySchedule.fail job.Failing now healthy
                 job.Failing <- ValueSome failing
                 match RetrySchedule.next schedule failing now draw retryAfter with
                 | RetrySchedule.WaitFor wait ->
@@ -287,7 +319,7 @@ type DeliveryEngine(schedule: RetrySchedule.Settings, giveUpOnDeadLetters: TimeS
             if not (accepts job) then
                 finish job Abandoned
             else
-                let failing = RetrySchedule.fail job.DeadLetterFailing now Int64.MinValue
+                let failing = RetrySchedule.fail job.DeadLetterFailing now false
                 job.DeadLetterFailing <- ValueSome failing
                 let stuckFor = TimeSpan.FromMilliseconds(float (now - failing.Since))
                 match giveUpOnDeadLetters with

@@ -63,10 +63,10 @@ type Failing =
       /// Failing time during which the destination delivered other records.
       PoisonMs: int64 }
 
-/// Adds a failed attempt at `now`. `lastSuccess` is when the destination last
-/// delivered any record (Int64.MinValue when never): if that happened since this
-/// record's previous failure, the time between counts towards poison.
-let fail (previous: Failing voption) (now: int64) (lastSuccess: int64) : Failing =
+/// Adds a failed attempt at `now`. `healthy` says whether the destination is
+/// serving other records meanwhile (see DeliveryEngine): if so, the time since this
+/// record's previous failure counts towards poison.
+let fail (previous: Failing voption) (now: int64) (healthy: bool) : Failing =
     match previous with
     | ValueNone ->
         { Since = now
@@ -74,7 +74,6 @@ let fail (previous: Failing voption) (now: int64) (lastSuccess: int64) : Failing
           LastFailure = now
           PoisonMs = 0L }
     | ValueSome f ->
-        let healthy = lastSuccess > f.LastFailure
         { f with
             Attempts = f.Attempts + 1
             LastFailure = max now f.LastFailure

@@ -113,12 +113,11 @@ let private history =
     Gen.listOfLength 12 (Gen.zip (Gen.choose (0, 400_000)) (Gen.elements [ true; false ]))
     |> Gen.map (fun gaps ->
         let mutable now = 1_000L
-        let mutable failing = RetrySchedule.fail ValueNone now Int64.MinValue
+        let mutable failing = RetrySchedule.fail ValueNone now false
         let mutable healthyMs = 0L
         for gap, healthy in gaps do
-            let last = now
             now <- now + int64 gap
-            failing <- RetrySchedule.fail (ValueSome failing) now (if healthy then last + 1L else Int64.MinValue)
+            failing <- RetrySchedule.fail (ValueSome failing) now healthy
             if healthy then healthyMs <- healthyMs + int64 gap
         failing, now, healthyMs)
 
@@ -157,18 +156,18 @@ let private schedule =
               | None, RetrySchedule.WaitFor wait -> Expect.isLessThanOrEqual wait s.MaxBackoff "bounded"
               | _, RetrySchedule.GiveUp reason -> Expect.stringContains reason "poison" "only poison gives up early"
 
-          property "poison accrues only while the destination delivered other records" history (fun (failing, _, healthyMs) ->
+          property "poison accrues only over the gaps when the destination served others" history (fun (failing, _, healthyMs) ->
               Expect.equal failing.PoisonMs healthyMs "the healthy gaps, exactly")
 
           test "an outage never makes poison; a healthy destination does, after --poison-after" {
               let s = { RetrySchedule.defaults with PoisonAfter = TimeSpan.FromMinutes 10.0 }
-              let mutable outage = RetrySchedule.fail ValueNone 0L Int64.MinValue
+              let mutable outage = RetrySchedule.fail ValueNone 0L false
               for minute in 1..120 do
-                  outage <- RetrySchedule.fail (ValueSome outage) (int64 minute * 60_000L) Int64.MinValue
+                  outage <- RetrySchedule.fail (ValueSome outage) (int64 minute * 60_000L) false
               Expect.equal (RetrySchedule.next s outage (120L * 60_000L) 0.5 None |> function RetrySchedule.WaitFor _ -> true | _ -> false) true "two hours of outage: still waiting"
-              let mutable poison = RetrySchedule.fail ValueNone 0L Int64.MinValue
+              let mutable poison = RetrySchedule.fail ValueNone 0L false
               for minute in 1..10 do
-                  poison <- RetrySchedule.fail (ValueSome poison) (int64 minute * 60_000L) (int64 minute * 60_000L - 1L)
+                  poison <- RetrySchedule.fail (ValueSome poison) (int64 minute * 60_000L) true
               match RetrySchedule.next s poison (10L * 60_000L) 0.5 None with
               | RetrySchedule.GiveUp reason -> Expect.stringContains reason "poison" "given up as poison"
               | other -> failtest $"still {other}"

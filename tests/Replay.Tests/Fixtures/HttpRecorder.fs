@@ -35,7 +35,7 @@ type Recorder(responder: Responder, ?port: int, ?delay: Hit -> TimeSpan) =
     let attempts = ConcurrentDictionary<string, int>()
     let signal = new SemaphoreSlim(0)
     let mutable responder = responder
-    let mutable retryAfter: int option = None
+    let mutable retryAfter: string option = None
     let app =
         let builder = WebApplication.CreateSlimBuilder()
         builder.Logging.ClearProviders() |> ignore
@@ -67,7 +67,7 @@ type Recorder(responder: Responder, ?port: int, ?delay: Hit -> TimeSpan) =
                 if status >= 200 && status < 300 then accepted.Enqueue hit
                 ctx.Response.StatusCode <- status
                 match retryAfter with
-                | Some seconds when status = 429 || status = 503 -> ctx.Response.Headers.RetryAfter <- string seconds
+                | Some value when status = 429 || status = 503 -> ctx.Response.Headers.RetryAfter <- value
                 | _ -> ()
                 signal.Release() |> ignore
             }
@@ -85,8 +85,10 @@ type Recorder(responder: Responder, ?port: int, ?delay: Hit -> TimeSpan) =
     member _.SetResponder r = responder <- r
     /// Sent as Retry-After with 429 and 503 answers.
     member _.RetryAfterSeconds
-        with get () = retryAfter
-        and set v = retryAfter <- v
+        with set (v: int option) = retryAfter <- v |> Option.map string
+    /// Sent as Retry-After with 429 and 503 answers, as written (an HTTP date, say).
+    member _.RetryAfterText
+        with set (v: string option) = retryAfter <- v
 
     /// Waits until at least `count` requests were answered 2xx; false on timeout.
     member _.WaitForAccepted(count: int, timeout: TimeSpan) =
