@@ -192,6 +192,12 @@ let observe (observation: Observation) (tally: Tally) : Tally * Verdict =
         | Noisy -> { route with UnsignedNoisy = route.UnsignedNoisy + 1L }
     { tally with Routes = tally.Routes |> Map.add key route }, verdict
 
+/// True when `field` is noise on `route` as far as is known now.
+let isNoiseOn (route: string) (field: string) (tally: Tally) =
+    match tally.Routes.TryFind(routeKey tally route) with
+    | Some r -> isNoise r (fieldKey tally.Limits r field)
+    | None -> false
+
 /// Counts a record whose answers could not be compared (a server unreachable).
 let fail (route: string) (replayId: string) (request: string) (reason: string) (tally: Tally) : Tally =
     let key = routeKey tally route
