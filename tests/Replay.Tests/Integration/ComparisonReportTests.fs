@@ -302,6 +302,21 @@ let tests =
               Expect.isFalse (dom.Contains secret) "the known secret is masked on the page"
           }
 
+          test "report.html is rewritten while the run goes on, not only at the end" {
+              let dir = Temp.dir ()
+              let report = opened (ComparisonReport.Open(ComparisonOptions(ReportDirectory = dir, ReportInterval = TimeSpan.FromMilliseconds 50.0), Secrets()))
+              let html = Path.Combine(dir, ReportFiles.HtmlName)
+              Expect.isFalse (File.ReadAllText(html).Contains "GET /periodic") "the first page has no routes"
+              report.Failed("GET /periodic", "t/0/1", "GET /periodic/1", "refused")
+              let shows () =
+                  try
+                      File.ReadAllText(html).Contains "GET /periodic"
+                  with :? IOException ->
+                      false
+              Expect.isTrue (Wait.until (TimeSpan.FromSeconds 30.0) shows) "the route appears without a call to WriteReport"
+              Expect.isNull (report.Finish()) "written whole"
+          }
+
           test "a report directory that is a file, or cannot be created, is refused at start with the reason" {
               let file = Temp.file "not-a-dir"
               File.WriteAllText(file, "x")
