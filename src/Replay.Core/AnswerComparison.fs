@@ -59,7 +59,7 @@ let create (tolerance: float) (ignored: string seq) (unordered: string seq) (hea
         Error $"--compare-max-bytes {maxBodyBytes} must be >= 0"
     else
         match headerNames |> List.tryFind (fun h -> h = "" || h |> Seq.exists (fun c -> c <= ' ' || c > '~' || c = ':')) with
-        | Some bad -> Error $"'{Printable.show bad}' is not a header name"
+        | Some bad -> Error $"--compare-header '{Printable.show bad}' is not a header name; write e.g. Content-Type"
         | None ->
             match patterns "--ignore" ignored, patterns "--unordered" unordered with
             | Error e, _

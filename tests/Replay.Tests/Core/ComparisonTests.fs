@@ -232,6 +232,9 @@ let private hostile =
               Expect.stringContains (error 0.0 [ "$.a[" ] []) "'[' without ']'" "unclosed"
               Expect.stringContains (error 0.0 [ "$.x-y" ] []) "$['x-y']" "a name that needs brackets"
               Expect.stringContains (error 0.0 [] [ "status" ]) "only JSON arrays" "unordered status"
+              match AnswerComparison.create 0.0 [] [] [ "Bad Name" ] 1L with
+              | Error e -> Expect.stringContains e "--compare-header" "a header name with a space"
+              | Ok _ -> failtest "accepted a header name with a space"
           } ]
 
 [<Tests>]
