@@ -12,22 +12,12 @@ using Replay.Host.Operating;
 
 namespace Replay.Host.Replay;
 
-public sealed class ReplayConsumer
+public sealed partial class ReplayConsumer
 {
-    /// <summary>A partition this member owns: its lease in the core, and how to abort its requests.</summary>
-    sealed class Owned(TopicPartition partition, Lease lease)
-    {
-        public TopicPartition Partition { get; } = partition;
-        public Lease Lease { get; } = lease;
-        public CancellationTokenSource Abort { get; } = new();
-        /// <summary>What Kafka was last told: paused or not.</summary>
-        public bool Paused;
-    }
-
     readonly RunSettings _settings;
     readonly ReplayServices _services;
     readonly ReplayStats _stats;
-    readonly Dictionary<TopicPartition, Owned> _owned = new();
+    readonly OwnedPartitions _owned;
     readonly ConcurrentQueue<Job> _completions = new();
     /// <summary>Set whenever a job finishes; shutdown, revoke and a full budget wait on it.</summary>
     readonly ManualResetEventSlim _finishedSignal = new(false, spinCount: 1);
@@ -50,6 +40,7 @@ public sealed class ReplayConsumer
         _services = services;
         _stats = stats ?? new ReplayStats();
         _starts = new StartOffsets(services.Start, services.Reset, settings.Kafka, services.Log);
+        _owned = new OwnedPartitions(services.Log, _observer, settings.DryRun);
     }
 
     public ReplayStats Stats => _stats;
@@ -77,13 +68,14 @@ public sealed class ReplayConsumer
         _observer.Attach(stack.Delivery);
         using var consumer = new ConsumerBuilder<byte[]?, byte[]?>(config)
             .SetPartitionsAssignedHandler(OnAssigned)
-            .SetStatisticsHandler((_, json) => _observer.Lag.Update(json, _owned.ContainsKey))
+            .SetStatisticsHandler((_, json) => _observer.Lag.Update(json, _owned.Contains))
             .SetPartitionsRevokedHandler(OnRevoked)
             .SetPartitionsLostHandler((_, parts) => OnLost(parts))
             .SetErrorHandler((_, e) => _services.Log.WriteLine($"kafka: {e.Reason}{(e.IsFatal ? " (fatal)" : "")}"))
             .SetLogHandler((_, m) => { if (m.Level <= SyslogLevel.Warning) _services.Log.WriteLine($"kafka {m.Level}: {m.Message}"); })
             .Build();
         _consumer = consumer;
+        _owned.Consumer = consumer;
         if (_settings.UntilEnd) _untilEnd = UntilEnd.Start(consumer, _settings.Topic, _settings.DryRun);
         if (_services.Reset && !_settings.Topic.StartsWith('^'))
             _starts.RememberCommitted(consumer, Topics.Partitions(consumer, _settings.Topic));
@@ -95,7 +87,7 @@ public sealed class ReplayConsumer
             {
                 _observer.Turned();
                 Drain();
-                if (_untilEnd is { } untilEnd && untilEnd.Reached(consumer, Leases, () => { StoreAll(); Commit(); })) break;
+                if (_untilEnd is { } untilEnd && untilEnd.Reached(consumer, _owned.Leases, () => { _owned.StoreAll(); Commit(); })) break;
                 if (!Admit()) continue;
                 var result = consumer.Consume(_mode.IsPaused ? 50 : 100);
                 if (result is null) continue;
@@ -136,8 +128,6 @@ public sealed class ReplayConsumer
         if (Interlocked.CompareExchange(ref _fatal, reason, null) is null) _fatalCode = exitCode;
     }
 
-    IEnumerable<Lease> Leases => _owned.Values.Select(o => o.Lease);
-
     /// <summary>One turn of the budget (Backpressure.step); true when a record may be consumed.</summary>
     bool Admit()
     {
@@ -146,7 +136,7 @@ public sealed class ReplayConsumer
         var changed = mode.IsPaused != _mode.IsPaused;
         _mode = mode;
         _observer.Backpressured = mode.IsPaused;
-        if (changed) ReconcilePauses();
+        if (changed) _owned.Reconcile(_mode);
         if (decision != Backpressure.Decision.WaitForRoom) return true;
         // Sleep until a quarter of the budget is free rather than waking per completion:
         // on a small host a consume thread that spins here takes the CPU the requests need.
@@ -157,7 +147,7 @@ public sealed class ReplayConsumer
 
     void Handle(ConsumeResult<byte[]?, byte[]?> result)
     {
-        if (!_owned.TryGetValue(result.TopicPartition, out var owned)) return;
+        if (!_owned.TryGet(result.TopicPartition, out var owned)) return;
         var lease = owned.Lease;
         var offset = result.Offset.Value;
         if (_untilEnd is { } untilEnd && !untilEnd.EnsureMark(_consumer!, owned.Partition, lease))
@@ -168,7 +158,7 @@ public sealed class ReplayConsumer
         }
         if (LeaseModule.intake(offset, lease).IsPastEnd)
         {
-            ReconcilePauses();
+            _owned.Reconcile(_mode);
             return;
         }
         var message = result.Message;
@@ -185,7 +175,7 @@ public sealed class ReplayConsumer
         };
         var taken = _stack.Delivery.Take(_settings.Budget, lease, offset, value.Length, _stack.Decide(record), source);
         // One record held too many behind an open one: this partition waits (the others go on).
-        if (lease.SpanFull && !owned.Paused) ReconcilePauses();
+        if (lease.SpanFull && !owned.Paused) _owned.Reconcile(_mode);
         if (taken is Consuming.Taken.Skipped skipped) _stats.Skip(skipped.Item);
         else if (taken is Consuming.Taken.Rejected { Item.IsUndecodable: true }) _stats.DecodeError();
     }
@@ -202,9 +192,9 @@ public sealed class ReplayConsumer
     /// <summary>Kafka says the partition has nothing more (only with --until-end).</summary>
     void AtEnd(TopicPartition tp, long offset)
     {
-        if (!_owned.TryGetValue(tp, out var owned)) return;
+        if (!_owned.TryGet(tp, out var owned)) return;
         if (_untilEnd is { } untilEnd && untilEnd.EnsureMark(_consumer!, tp, owned.Lease)) LeaseModule.endOfPartition(offset, owned.Lease);
-        ReconcilePauses();
+        _owned.Reconcile(_mode);
     }
 
     /// <summary>Called under the engine's lock by the delivery service: hands the job to this thread.</summary>
@@ -222,34 +212,14 @@ public sealed class ReplayConsumer
         DrainCompletions();
         if (Environment.TickCount64 - _lastStore < StoreIntervalMs) return;
         _lastStore = Environment.TickCount64;
-        StoreAll();
-        Consuming.updateSpans(_settings.Budget, Leases);
-        ReconcilePauses();
+        _owned.StoreAll();
+        Consuming.updateSpans(_settings.Budget, _owned.Leases);
+        _owned.Reconcile(_mode);
     }
 
     void DrainCompletions()
     {
         while (_completions.TryDequeue(out var job)) Consuming.finished(job);
-    }
-
-    void StoreAll()
-    {
-        // --dry-run: the group's offsets stay where they were.
-        if (_settings.DryRun) return;
-        foreach (var owned in _owned.Values)
-        {
-            if (LeaseModule.storable(owned.Lease) is not { IsValueSome: true } position) continue;
-            try
-            {
-                _consumer!.StoreOffset(new TopicPartitionOffset(owned.Partition, position.Value));
-                LeaseModule.stored(position.Value, owned.Lease);
-            }
-            catch (KafkaException e)
-            {
-                // The partition left us between the check and the store: its new owner re-reads from the last commit.
-                _services.Log.WriteLine($"kafka: could not store offset {position.Value} for {owned.Partition}: {e.Error.Reason}");
-            }
-        }
     }
 
     void Commit(IEnumerable<TopicPartitionOffset>? offsets = null)
@@ -270,30 +240,6 @@ public sealed class ReplayConsumer
         }
     }
 
-    /// <summary>Tells Kafka to pause or resume each partition whose wanted state changed
-    /// (Backpressure.wantsPause: the budget, the --until-end mark, the span).</summary>
-    void ReconcilePauses()
-    {
-        List<TopicPartition>? pause = null, resume = null;
-        foreach (var owned in _owned.Values)
-        {
-            var wanted = Backpressure.wantsPause(_mode, owned.Lease);
-            if (wanted == owned.Paused) continue;
-            (wanted ? pause ??= [] : resume ??= []).Add(owned.Partition);
-            owned.Paused = wanted;
-        }
-        try
-        {
-            if (pause is not null) _consumer!.Pause(pause);
-            if (resume is not null) _consumer!.Resume(resume);
-        }
-        catch (KafkaException e)
-        {
-            _services.Log.WriteLine($"kafka: could not pause or resume partitions: {e.Error.Reason}");
-        }
-        _observer.Paused = _owned.Values.Count(o => o.Paused);
-    }
-
     /// <summary>Waits for every unfinished job (retries included) up to --shutdown-timeout, commits
     /// what finished, gives up the rest (uncommitted: replayed next time) and leaves the group.</summary>
     int Shutdown(bool wait = true)
@@ -310,10 +256,10 @@ public sealed class ReplayConsumer
             if (wait)
                 _services.Log.WriteLine($"shutdown: {delivery.InFlight} records still in flight after --shutdown-timeout; they are not committed and will be replayed next time");
             delivery.Stop();
-            foreach (var owned in _owned.Values) owned.Abort.Cancel();
+            _owned.AbortAll();
         }
         DrainCompletions();
-        StoreAll();
+        _owned.StoreAll();
         Commit();
         try { _consumer!.Close(); }
         catch (KafkaException e) { _services.Log.WriteLine($"kafka: leaving the group failed: {e.Error.Reason} (its session will time out)"); }
@@ -325,92 +271,5 @@ public sealed class ReplayConsumer
     {
         _finishedSignal.Wait(TimeSpan.FromMilliseconds(100));
         _finishedSignal.Reset();
-    }
-
-    /// <summary>Rebalance handlers run inside Consume and must not throw (Confluent.Kafka would
-    /// unassign and rethrow): every failure is logged and handled here.</summary>
-    IEnumerable<TopicPartitionOffset> OnAssigned(IConsumer<byte[]?, byte[]?> consumer, List<TopicPartition> partitions)
-    {
-        List<TopicPartitionOffset> starts;
-        try
-        {
-            // Broker calls only for --from TIME and --reset, bounded; the default resumes from commits.
-            starts = _starts.Decide(consumer, partitions);
-        }
-        catch (Exception e)
-        {
-            _services.Log.WriteLine($"could not position {string.Join(", ", partitions)} by --from ({e.Message}); they resume from the group's committed offsets");
-            starts = partitions.Select(p => new TopicPartitionOffset(p, Offset.Unset)).ToList();
-        }
-        foreach (var start in starts)
-        {
-            var lease = LeaseModule.create(start.Topic, start.Partition.Value, start.Offset.Value >= 0 ? start.Offset.Value : -1);
-            _untilEnd?.Assigned(start.TopicPartition, lease);
-            _owned[start.TopicPartition] = new Owned(start.TopicPartition, lease);
-        }
-        _observer.Assigned = _owned.Count;
-        // New partitions start unpaused; the next turn pauses them when the budget says so.
-        _lastStore = 0;
-        _services.Log.WriteLine($"assigned: {string.Join(", ", starts.Select(Describe))}");
-        return starts;
-    }
-
-    static string Describe(TopicPartitionOffset start) =>
-        $"{start.Topic}[{start.Partition.Value}]" + (start.Offset.Value >= 0 ? $" from offset {start.Offset.Value}" : "");
-
-    /// <summary>A revoke is a fence: the partitions' waiting work is abandoned at once, requests on
-    /// the wire get the bounded wait, what finished is committed, and nothing of them is sent after
-    /// this returns — so the next owner's requests for a document never cross a late one of ours.</summary>
-    void OnRevoked(IConsumer<byte[]?, byte[]?> consumer, List<TopicPartitionOffset> partitions)
-    {
-        var leaving = partitions.Select(p => _owned.GetValueOrDefault(p.TopicPartition)).OfType<Owned>().ToList();
-        try
-        {
-            var delivery = _stack!.Delivery;
-            foreach (var owned in leaving) delivery.Revoke(owned.Lease);
-            var deadline = Environment.TickCount64 + (long)_settings.Delivery.ShutdownTimeout.TotalMilliseconds;
-            while (leaving.Any(o => !delivery.IsSettled(o.Lease)) && Environment.TickCount64 < deadline)
-            {
-                WaitForFinished();
-                DrainCompletions();
-            }
-            DrainCompletions();
-            StoreAll();
-            var offsets = leaving
-                .Select(o => LeaseModule.storable(o.Lease) is { IsValueSome: true } p ? p.Value : o.Lease.Stored)
-                .Zip(leaving, (position, o) => position >= 0 ? new TopicPartitionOffset(o.Partition, position) : null)
-                .OfType<TopicPartitionOffset>()
-                .ToList();
-            if (offsets.Count > 0) Commit(offsets);
-        }
-        catch (Exception e)
-        {
-            _services.Log.WriteLine($"revoke of {string.Join(", ", partitions)}: {e.Message}; what was not committed is replayed by the next owner");
-        }
-        finally
-        {
-            Forget(leaving);
-            _services.Log.WriteLine($"revoked: {string.Join(", ", partitions.Select(p => $"{p.Topic}[{p.Partition.Value}]"))}");
-        }
-    }
-
-    void OnLost(List<TopicPartitionOffset> partitions)
-    {
-        // Another member may already own these: committing now could move its offsets backwards.
-        Forget(partitions.Select(p => _owned.GetValueOrDefault(p.TopicPartition)).OfType<Owned>().ToList());
-        _services.Log.WriteLine($"lost: {string.Join(", ", partitions.Select(p => $"{p.Topic}[{p.Partition.Value}]"))}");
-    }
-
-    /// <summary>The partitions are gone: nothing of them is sent or counted any more.</summary>
-    void Forget(List<Owned> leaving)
-    {
-        foreach (var owned in leaving)
-        {
-            _stack?.Delivery.Release(owned.Lease);
-            owned.Abort.Cancel();
-            _owned.Remove(owned.Partition);
-        }
-        _observer.Assigned = _owned.Count;
-        _observer.Paused = _owned.Values.Count(o => o.Paused);
     }
 }
