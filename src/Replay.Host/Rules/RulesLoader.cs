@@ -87,7 +87,10 @@ public static class RulesLoader
             spec.Deletes ?? flags.Deletes,
             spec.CopyKeys ?? flags.CopyKeys,
             Option(spec.Method),
-            Headers(spec, compiled));
+            Headers(spec, compiled),
+            StatusPolicy.defaults,
+            false,
+            null);
         var rules = document.Rules.Select(rule => new CoreRules.Rule<RecordView>(
             rule.Name,
             FuncConvert.FromFunc((Func<RecordView, bool>)compiled.Delegates[rule.When]),
@@ -101,7 +104,10 @@ public static class RulesLoader
             spec.Deletes is { } deletes ? FSharpOption<bool>.Some(deletes) : null,
             spec.CopyKeys is { } copyKeys ? FSharpOption<bool>.Some(copyKeys) : null,
             Option(spec.Method),
-            Headers(spec, compiled));
+            Headers(spec, compiled),
+            null,
+            false,
+            null);
 
     static CoreRules.Dest<RecordView>? Dest(SettingsSpec spec, CompiledRules compiled) =>
         spec.DestPattern is { } pattern ? CoreRules.Dest<RecordView>.NewDestPattern(pattern)
