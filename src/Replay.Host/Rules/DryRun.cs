@@ -1,6 +1,7 @@
 // How `replay rules test` prints one decision: which rule chose what, and the
 // request exactly as it would be sent, so an operator can check a rules file
-// against the records they have in mind before running it.
+// against the records they have in mind before running it: headers, and what the
+// destination's answers will mean.
 using System.Text;
 using Replay.Core;
 
@@ -17,6 +18,7 @@ public static class DryRun
                 var request = send.Item;
                 text.Append($"send by '{request.Route}': {MethodModule.name(request.Method)} {request.Url.OriginalString}");
                 foreach (var (name, value) in request.Headers) text.Append($"\n    {name}: {value}");
+                text.Append($"\n  answers: {StatusPolicy.describe(request.StatusPolicy)}");
                 break;
             case Pipeline.Decision.Skip skip:
                 text.Append($"skip: {Pipeline.describeSkip(skip.Item)}");

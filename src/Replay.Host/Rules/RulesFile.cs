@@ -44,6 +44,10 @@ public sealed class SettingsSpec
     public bool? CopyKeys { get; set; }
     public Method? Method { get; set; }
     public List<HeaderSpec> Headers { get; } = [];
+    /// <summary>`on-status:`, layered over what it inherits; null inherits as is.</summary>
+    public StatusPolicy.Policy? OnStatus { get; set; }
+    /// <summary>`drop-ip: true`; it can only be switched on.</summary>
+    public bool DropIp { get; set; }
 
     public bool HasDest => DestPattern is not null || DestCode is not null;
 }
@@ -62,7 +66,8 @@ public sealed class RulesDocument
 public static class RulesFile
 {
     static readonly string[] TopKeys = ["imports", "defaults", "rules"];
-    static readonly string[] SettingKeys = ["dest", "dest-expr", "sample", "deletes", "copy-keys", "method", "headers", "copy-headers"];
+    static readonly string[] SettingKeys = ["dest", "dest-expr", "sample", "deletes", "copy-keys", "method", "headers", "copy-headers",
+        "on-status", "drop-ip"];
     static readonly string[] RuleKeys = ["name", "when", "action", ..SettingKeys];
 
     /// <summary>Parses <paramref name="text"/>; <paramref name="path"/> names the file in diagnostics.</summary>
@@ -244,7 +249,8 @@ public static class RulesFile
                     continue;
                 }
                 if (skip && (settings.HasDest || settings.Sample is not null || settings.SampleCode is not null || settings.Headers.Count > 0
-                             || settings.Method is not null || settings.Deletes is not null || settings.CopyKeys is not null))
+                             || settings.Method is not null || settings.Deletes is not null || settings.CopyKeys is not null
+                             || settings.OnStatus is not null || settings.DropIp))
                     Error(actionNode!, $"rule '{name}' skips its records, so it sends nothing: remove its dest, sample, headers and other settings");
                 rules.Add(new RuleSpec(name, (int)mapping.Start.Line, (int)mapping.Start.Column, when, skip, settings));
             }
@@ -291,6 +297,15 @@ public static class RulesFile
                         else Error(value, "`method:` is POST, PUT or DELETE");
                         break;
                     case "headers": if (!IsEmpty(value)) ReadHeaders(value, settings.Headers); break;
+                    case "on-status": settings.OnStatus = OnStatusSpec.Read(value, Error); break;
+                    case "drop-ip":
+                        if (Bool(value, "drop-ip") is { } drop)
+                        {
+                            if (drop) settings.DropIp = true;
+                            else Error(value, "`drop-ip:` can only be true: once the address is dropped (by --drop-ip, the defaults or a rule) "
+                                + "nothing sends it again; leave the key out instead");
+                        }
+                        break;
                     case "copy-headers": if (!IsEmpty(value)) ReadCopies(value, copied); break;
                 }
             }

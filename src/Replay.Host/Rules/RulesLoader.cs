@@ -18,6 +18,16 @@ public sealed record RuleBase(Destination.Pattern? Dest, Sampling.Rate Sample, b
     /// <summary>`replay run`'s defaults when no flag is given: no destination, everything sampled,
     /// DELETEs replayed, document ids sent.</summary>
     public static RuleBase Flags => new(null, Sampling.RateModule.all, true, true);
+
+    /// <summary>--ok-on, --retry-on, --drop-on, --fail-on: what answers mean, under the file's `on-status:`.</summary>
+    public StatusPolicy.Policy StatusPolicy { get; init; } = Core.StatusPolicy.defaults;
+    /// <summary>--drop-ip: no route sends the envelope's address; no rule can take that back.</summary>
+    public bool DropIp { get; init; }
+
+    /// <summary>The route of a run without --rules.</summary>
+    public Route Route() =>
+        RouteModule.ofFlags(CoreRules.DefaultsName, Target.NewPattern(Dest ?? throw new InvalidOperationException("no --dest")),
+            Sample, Deletes, CopyKeys, StatusPolicy, DropIp);
 }
 
 public static class RulesLoader
@@ -88,8 +98,8 @@ public static class RulesLoader
             spec.CopyKeys ?? flags.CopyKeys,
             Option(spec.Method),
             Headers(spec, compiled),
-            StatusPolicy.defaults,
-            false,
+            spec.OnStatus is { } own ? StatusPolicy.layer(own, flags.StatusPolicy) : flags.StatusPolicy,
+            flags.DropIp || spec.DropIp,
             null);
         var rules = document.Rules.Select(rule => new CoreRules.Rule<RecordView>(
             rule.Name,
@@ -105,8 +115,8 @@ public static class RulesLoader
             spec.CopyKeys is { } copyKeys ? FSharpOption<bool>.Some(copyKeys) : null,
             Option(spec.Method),
             Headers(spec, compiled),
-            null,
-            false,
+            Option(spec.OnStatus),
+            spec.DropIp,
             null);
 
     static CoreRules.Dest<RecordView>? Dest(SettingsSpec spec, CompiledRules compiled) =>

@@ -1,0 +1,89 @@
+/// The route flags as an operator meets them: --ok-on, --retry-on, --drop-on and
+/// --fail-on read once into the policy every request carries, and --drop-ip; every
+/// bad value is refused with the flag's name and exit 2.
+module Replay.Tests.RouteCliTests
+
+open System
+open System.IO
+open Expecto
+open Replay.Core
+open Replay.Core.Outcome
+open Replay.Host.Commands
+open Replay.Host.Rules
+open Replay.Host.Security
+open Replay.Tests
+
+let private minimal = [ "-b"; "127.0.0.1:9"; "-gid"; "g"; "-t"; "t"; "--dest"; "http://127.0.0.1:9/s/%k" ]
+
+/// `replay run` with the minimum a run needs, plus `extra`: the settings or the message.
+let private build (secrets: Secrets) (extra: string list) =
+    let result = RunCommand.Build(RunCommand.Create().Parse(List.toArray (minimal @ extra)), secrets)
+    if result.IsOk then
+        result.Value.DeadLetters.Dispose()
+        Ok result.Value
+    else
+        Error result.Error
+
+let private fails (extra: string list) (mentions: string list) =
+    match build (Secrets()) extra with
+    | Ok _ -> failtestf "%A was accepted" extra
+    | Error message ->
+        for m in mentions do
+            Expect.stringContains message m $"the message for {extra} mentions '{m}'"
+
+/// The route the run's router gives a record.
+let private routeOf (settings: Replay.Host.Replay.ReplaySettings) =
+    let sample = SampleRecord()
+    let record = sample.ToRecord()
+    match Envelope.decode record.Value with
+    | Ok envelope ->
+        match settings.Router.Invoke().Route record envelope with
+        | Use route -> route
+        | other -> failtestf "expected a route, got %A" other
+    | Error e -> failtestf "%A" e
+
+let private verdict (route: Route) status = classify route.StatusPolicy (Answered(Answer.status status None))
+
+[<Tests>]
+let tests =
+    testList
+        "Route flags"
+        [ test "the four status flags make one policy the defaults route carries; --drop-ip too" {
+              match build (Secrets()) [ "--ok-on"; "404,409"; "--retry-on"; "423"; "--drop-on"; "410,5xx"; "--fail-on"; "503"; "--drop-ip" ] with
+              | Error message -> failtest message
+              | Ok settings ->
+                  let route = routeOf settings
+                  Expect.equal (verdict route 404) Delivered "--ok-on 404"
+                  Expect.equal (verdict route 423) (Retry None) "--retry-on 423"
+                  Expect.equal (verdict route 410) (Dropped 410) "--drop-on 410"
+                  Expect.equal (verdict route 502) (Dropped 502) "--drop-on 5xx"
+                  Expect.isTrue (verdict route 503).IsPermanent "--fail-on 503, narrower than 5xx"
+                  Expect.equal (verdict route 429) (Retry None) "what no flag names keeps the defaults"
+                  Expect.isTrue route.DropIp "--drop-ip"
+              match build (Secrets()) [] with
+              | Ok settings ->
+                  let route = routeOf settings
+                  Expect.isFalse route.DropIp "off by default"
+                  Expect.equal (StatusPolicy.describe route.StatusPolicy) (StatusPolicy.describe StatusPolicy.defaults) "defaults by default"
+              | Error message -> failtest message
+          }
+
+          test "bad status lists and clashes are refused naming the flag" {
+              fails [ "--ok-on"; "4o4" ] [ "--ok-on 4o4"; "write 404, 4xx or 500-503" ]
+              fails [ "--drop-on"; "600" ] [ "--drop-on 600"; "statuses 100-599" ]
+              fails [ "--retry-on"; "," ] [ "--retry-on"; "no status given" ]
+              fails [ "--fail-on"; "503-500" ] [ "--fail-on 503-500" ]
+              fails [ "--ok-on"; "404"; "--drop-on"; "404" ] [ "--ok-on/--retry-on/--drop-on/--fail-on"; "status 404 is given two meanings (ok and drop)" ]
+          }
+
+          test "the real program exits 2 on a bad route flag, for run and redrive alike" {
+              let code, _, stderr = ReplayProcess.run (("run" :: minimal) @ [ "--drop-on"; "gone" ]) (TimeSpan.FromSeconds 60.0)
+              Expect.equal code 2 "run: exit 2"
+              Expect.stringContains stderr "--drop-on gone" "names the flag"
+              let deadLetters = Temp.file "dead.jsonl"
+              File.WriteAllText(deadLetters, "")
+              let code, _, stderr =
+                  ReplayProcess.run [ "redrive"; "--file"; deadLetters; "--dest"; "http://127.0.0.1:9/s/%k"; "--ok-on"; "2xx,nope" ] (TimeSpan.FromSeconds 60.0)
+              Expect.equal code 2 "redrive: exit 2"
+              Expect.stringContains stderr "--ok-on 2xx,nope" "names the flag"
+          } ]
