@@ -76,6 +76,21 @@ let tests =
               fails [ "--ok-on"; "404"; "--drop-on"; "404" ] [ "--ok-on/--retry-on/--drop-on/--fail-on"; "status 404 is given two meanings (ok and drop)" ]
           }
 
+          test "what --drop-on drops is counted per route and status, finishes its record, and shows in the summary" {
+              let stats = Replay.Host.Delivery.ReplayStats()
+              stats.Consume 10
+              stats.Consume 10
+              stats.Consume 10
+              stats.Drop("defaults", 404)
+              stats.Drop("v2", 410)
+              stats.Drop("defaults", 404)
+              Expect.equal stats.Dropped 3L "three dropped"
+              Expect.equal stats.DroppedBy[struct ("defaults", 404)] 2L "per route and status"
+              Expect.equal stats.Finished stats.Consumed "a dropped record is finished"
+              Expect.stringContains (stats.Summary()) "dropped 3 (404 by 'defaults': 2, 410 by 'v2': 1)" "in the summary"
+              Expect.isFalse ((Replay.Host.Delivery.ReplayStats()).Summary().Contains "dropped") "and only when there were drops"
+          }
+
           test "the real program exits 2 on a bad route flag, for run and redrive alike" {
               let code, _, stderr = ReplayProcess.run (("run" :: minimal) @ [ "--drop-on"; "gone" ]) (TimeSpan.FromSeconds 60.0)
               Expect.equal code 2 "run: exit 2"
