@@ -36,7 +36,7 @@ public static class RulesCommand
         new("--dest", "-d") { Description = "The --dest that `replay run` would get (the base that the file's defaults refine)" };
 
     /// <summary>The base the flags of `replay run` would give, from --dest and --sample, and from
-    /// the route flags (answers, --drop-ip) where the command takes them.</summary>
+    /// the route flags (answers, --drop-ip, --scrub-key-file) where the command takes them.</summary>
     static Result<RuleBase> Base(string? dest, double sample, ParseResult? parse = null)
     {
         var rate = Sampling.RateModule.create(sample);
@@ -49,7 +49,7 @@ public static class RulesCommand
             if (RunCommand.CheckDestination(pattern.ResultValue) is { } problem) return Result<RuleBase>.Fail("--dest: " + problem);
             flags = flags with { Dest = pattern.ResultValue };
         }
-        return parse is null ? Result<RuleBase>.Ok(flags) : RouteOptions.Apply(parse, flags, Console.Error);
+        return parse is null ? Result<RuleBase>.Ok(flags) : RouteOptions.Apply(parse, flags, new Security.Secrets(), Console.Error);
     }
 
     static Command Check()

@@ -233,7 +233,7 @@ public static class RunCommand
 
         // With --rules the flags are the base the file's defaults and rules refine, and
         // each record is routed by the generation in force when it is consumed.
-        var routeBase = RouteOptions.Apply(parse, new RuleBase(destination, rate.ResultValue, parse.GetValue(Delete), parse.GetValue(CopyKeys)), Console.Error);
+        var routeBase = RouteOptions.Apply(parse, new RuleBase(destination, rate.ResultValue, parse.GetValue(Delete), parse.GetValue(CopyKeys)), secrets, Console.Error);
         if (!routeBase.IsOk) return Result<ReplaySettings>.Fail(routeBase.Error!);
         LiveRules? rules = null;
         Func<FSharpRouter> router;

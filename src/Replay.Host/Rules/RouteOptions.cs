@@ -1,10 +1,12 @@
 // The flags of `replay run` and `replay redrive` that every route inherits besides
 // --dest, --sample, --delete and --copy-keys: what the destination's answers mean
-// (--ok-on, --retry-on, --drop-on, --fail-on) and --drop-ip. Read and checked once
-// into the RuleBase; a rules file's `on-status:` and `drop-ip:` refine them per rule.
+// (--ok-on, --retry-on, --drop-on, --fail-on), --drop-ip, and the key Json.Hash uses
+// (--scrub-key-file). Read and checked once into the RuleBase; a rules file's
+// `on-status:`, `drop-ip:` and `scrub-key-file:` refine them per rule.
 using System.CommandLine;
 using Microsoft.FSharp.Collections;
 using Replay.Core;
+using Replay.Host.Security;
 
 namespace Replay.Host.Rules;
 
@@ -15,8 +17,9 @@ public static class RouteOptions
     public static readonly Option<string?> DropOn = new("--drop-on") { Description = "Statuses that end the record without delivery: counted per status and route, not dead-lettered, e.g. 410" };
     public static readonly Option<string?> FailOn = new("--fail-on") { Description = "Statuses that dead-letter the record at once (default: every status not 2xx and not retried)" };
     public static readonly Option<bool> DropIp = new("--drop-ip") { Description = "Keep the envelope's ip_addr off every request (a rule cannot send it again)" };
+    public static readonly Option<string?> ScrubKeyFile = new("--scrub-key-file") { Description = "File holding the secret key of Json.Hash in rules' body: (at least 16 bytes; e.g. openssl rand -hex 32)" };
 
-    public static IEnumerable<Option> All => [OkOn, RetryOn, DropOn, FailOn, DropIp];
+    public static IEnumerable<Option> All => [OkOn, RetryOn, DropOn, FailOn, DropIp, ScrubKeyFile];
 
     static readonly (Option<string?> Flag, StatusPolicy.Meaning Meaning)[] PolicyFlags =
     [
@@ -27,8 +30,9 @@ public static class RouteOptions
     ];
 
     /// <summary>The base with these flags applied, or one message naming the flag at fault.
-    /// A policy other than the defaults is announced on <paramref name="log"/>.</summary>
-    public static Result<RuleBase> Apply(ParseResult parse, RuleBase flags, TextWriter log)
+    /// A key file's secret goes into <paramref name="secrets"/>; a policy other than the
+    /// defaults, and a key file others can read, are announced on <paramref name="log"/>.</summary>
+    public static Result<RuleBase> Apply(ParseResult parse, RuleBase flags, Secrets secrets, TextWriter log)
     {
         var entries = new List<Tuple<StatusPolicy.StatusRange, StatusPolicy.Meaning>>();
         foreach (var (flag, meaning) in PolicyFlags)
@@ -42,11 +46,21 @@ public static class RouteOptions
         if (policy.IsError)
             return Result<RuleBase>.Fail($"{string.Join("/", PolicyFlags.Select(p => p.Flag.Name))}: {policy.ErrorValue}; give each status one meaning");
 
+        ScrubKey? key = null;
+        if (parse.GetValue(ScrubKeyFile) is { } keyPath)
+        {
+            var loaded = ScrubKey.Load(keyPath, secrets, out var warning);
+            if (!loaded.IsOk) return Result<RuleBase>.Fail($"--scrub-key-file: {loaded.Error}");
+            if (warning is not null) log.WriteLine($"replay: warning: {warning}");
+            key = loaded.Value;
+        }
         if (entries.Count > 0) log.WriteLine($"replay: answers mean: {StatusPolicy.describe(policy.ResultValue)}; other statuses keep the defaults");
         return Result<RuleBase>.Ok(flags with
         {
             StatusPolicy = policy.ResultValue,
             DropIp = parse.GetValue(DropIp),
+            ScrubKey = key,
+            Secrets = secrets,
         });
     }
 }

@@ -1,10 +1,11 @@
 /// The route flags as an operator meets them: --ok-on, --retry-on, --drop-on and
-/// --fail-on read once into the policy every request carries, and --drop-ip; every
-/// bad value is refused with the flag's name and exit 2.
+/// --fail-on read once into the policy every request carries, --drop-ip, and
+/// --scrub-key-file; every bad value is refused with the flag's name and exit 2.
 module Replay.Tests.RouteCliTests
 
 open System
 open System.IO
+open System.Text
 open Expecto
 open Replay.Core
 open Replay.Core.Outcome
@@ -44,6 +45,12 @@ let private routeOf (settings: Replay.Host.Replay.ReplaySettings) =
 
 let private verdict (route: Route) status = classify route.StatusPolicy (Answered(Answer.status status None))
 
+let private keyFile (text: string) =
+    let path = Temp.file "scrub.key"
+    File.WriteAllText(path, text)
+    File.SetUnixFileMode(path, UnixFileMode.UserRead ||| UnixFileMode.UserWrite)
+    path
+
 [<Tests>]
 let tests =
     testList
@@ -76,6 +83,16 @@ let tests =
               fails [ "--ok-on"; "404"; "--drop-on"; "404" ] [ "--ok-on/--retry-on/--drop-on/--fail-on"; "status 404 is given two meanings (ok and drop)" ]
           }
 
+          test "--scrub-key-file: missing, short and unreadable keys are refused; a good key becomes a secret" {
+              fails [ "--scrub-key-file"; Temp.file "absent.key" ] [ "--scrub-key-file"; "does not exist"; "openssl rand -hex 32" ]
+              fails [ "--scrub-key-file"; keyFile "short\n" ] [ "--scrub-key-file"; "5-byte key"; "at least 16" ]
+              fails [ "--scrub-key-file"; Temp.dir () ] [ "--scrub-key-file" ]
+              let secrets = Secrets()
+              match build secrets [ "--scrub-key-file"; keyFile "0123456789abcdef0123456789abcdef\n" ] with
+              | Ok _ -> Expect.equal (secrets.Redact "k=0123456789abcdef0123456789abcdef") "k=[redacted]" "redacted wherever it would be printed"
+              | Error message -> failtest message
+          }
+
           test "what --drop-on drops is counted per route and status, finishes its record, and shows in the summary" {
               let stats = Replay.Host.Delivery.ReplayStats()
               stats.Consume 10
@@ -98,7 +115,7 @@ let tests =
               let deadLetters = Temp.file "dead.jsonl"
               File.WriteAllText(deadLetters, "")
               let code, _, stderr =
-                  ReplayProcess.run [ "redrive"; "--file"; deadLetters; "--dest"; "http://127.0.0.1:9/s/%k"; "--ok-on"; "2xx,nope" ] (TimeSpan.FromSeconds 60.0)
+                  ReplayProcess.run [ "redrive"; "--file"; deadLetters; "--dest"; "http://127.0.0.1:9/s/%k"; "--scrub-key-file"; Temp.file "absent.key" ] (TimeSpan.FromSeconds 60.0)
               Expect.equal code 2 "redrive: exit 2"
-              Expect.stringContains stderr "--ok-on 2xx,nope" "names the flag"
+              Expect.stringContains stderr "--scrub-key-file" "names the flag"
           } ]
