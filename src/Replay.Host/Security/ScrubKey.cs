@@ -36,6 +36,8 @@ public sealed class ScrubKey
         try
         {
             var info = new FileInfo(path);
+            if (Directory.Exists(path))
+                return Result<ScrubKey>.Fail($"scrub key file {path} is a directory; name the file that holds the key");
             if (!info.Exists)
                 return Result<ScrubKey>.Fail($"scrub key file {path} does not exist; create one with `openssl rand -hex 32 > {path}` and chmod 600 it");
             if (info.Length > MaximumBytes + 2)

@@ -86,7 +86,7 @@ let tests =
           test "--scrub-key-file: missing, short and unreadable keys are refused; a good key becomes a secret" {
               fails [ "--scrub-key-file"; Temp.file "absent.key" ] [ "--scrub-key-file"; "does not exist"; "openssl rand -hex 32" ]
               fails [ "--scrub-key-file"; keyFile "short\n" ] [ "--scrub-key-file"; "5-byte key"; "at least 16" ]
-              fails [ "--scrub-key-file"; Temp.dir () ] [ "--scrub-key-file" ]
+              fails [ "--scrub-key-file"; Temp.dir () ] [ "--scrub-key-file"; "is a directory" ]
               let secrets = Secrets()
               match build secrets [ "--scrub-key-file"; keyFile "0123456789abcdef0123456789abcdef\n" ] with
               | Ok _ -> Expect.equal (secrets.Redact "k=0123456789abcdef0123456789abcdef") "k=[redacted]" "redacted wherever it would be printed"
