@@ -279,7 +279,7 @@ type DeliveryEngine(schedule: RetrySchedule.Settings, giveUpOnDeadLetters: TimeS
     member _.Complete(job: Job, attempt: Attempt, now: int64, draw: float) =
         if job.Phase = Sending then
             job.LastAttempt <- ValueSome attempt
-            let verdict = classify StatusPolicy.defaults attempt
+            let verdict = classify job.Request.StatusPolicy attempt
             match job.Lease.State, verdict with
             | Gone, _ -> finish job Abandoned
             | _, _ when stopping && verdict.IsRetry -> finish job Abandoned

@@ -266,6 +266,11 @@ let encode (envelope: Envelope) : byte[] =
     output.Flush()
     buffer.ToArray()
 
+/// The envelope with its ip_addr cleared (`--drop-ip`): what a route that must not
+/// send the client's address builds its request and values from.
+let withoutIpAddr (envelope: Envelope) =
+    if envelope.IpAddr.IsEmpty then envelope else { envelope with IpAddr = ReadOnlyMemory.Empty }
+
 /// A `raw`-format record: the Kafka key is the document id and the value the payload.
 let ofRaw (id: string) (payload: ReadOnlyMemory<byte>) =
     { Namespace = ""

@@ -29,7 +29,8 @@ type Settings =
       Escaping: Destination.Escaping
       MaxPayloadBytes: int }
 
-/// An HTTP request as plain data; the body is the consumed bytes, not a copy.
+/// An HTTP request as plain data; the body is the consumed bytes, not a copy,
+/// unless a `body:` rule rewrote them.
 [<NoEquality; NoComparison>]
 type Request =
     { Method: Method
@@ -38,7 +39,9 @@ type Request =
       Body: ReadOnlyMemory<byte>
       /// Requests sharing this key are sent strictly in Kafka order.
       OrderingKey: string
-      Route: string }
+      Route: string
+      /// What the answers to this request mean: `Outcome.classify request.StatusPolicy`.
+      StatusPolicy: StatusPolicy.Policy }
 
 type SkipReason =
     | SampledOut of route: string
@@ -162,7 +165,26 @@ let private placeholderValues (record: Record) (envelope: Envelope) key : Destin
       ApiVersion = envelope.ApiVersion
       Partitions = envelope.Partitions }
 
+/// The payload to send: none for a DELETE, else the route's rewrite of it, bounded
+/// like a consumed payload so a rule cannot make what the limit keeps out.
+let private body settings (envelope: Envelope) (route: Route) : Result<ReadOnlyMemory<byte>, RejectReason> =
+    if envelope.Operation = Delete then
+        Ok ReadOnlyMemory.Empty
+    else
+        match route.Body with
+        | None -> Ok envelope.Payload
+        | Some rewrite ->
+            match rewrite envelope.Payload with
+            | Error(rule, message) -> Error(RuleError(rule, message))
+            | Ok rewritten when rewritten.Length > settings.MaxPayloadBytes ->
+                let message = $"its body made {rewritten.Length} bytes, over --max-payload-bytes {settings.MaxPayloadBytes}"
+                Error(RuleError(route.Name, message))
+            | Ok rewritten -> Ok rewritten
+
 let private request settings entropy (record: Record) (envelope: Envelope) (route: Route) =
+    // Whatever the request carries is taken from this envelope, so a dropped address
+    // cannot reach it by any placeholder, header or body.
+    let envelope = if route.DropIp then Envelope.withoutIpAddr envelope else envelope
     let isDelete = envelope.Operation = Delete
     // Bagheera sent a fresh UUID only for stores; a delete must name the real document.
     let key = if route.CopyKeys || isDelete then envelope.Id else entropy.NewKey()
@@ -184,14 +206,20 @@ let private request settings entropy (record: Record) (envelope: Envelope) (rout
         match route.Headers |> List.tryFind (isSafeHeader >> not) with
         | Some(name, _) -> Reject(UnsafeHeader name)
         | None ->
-            let method = route.Method |> Option.defaultValue (if isDelete then Method.Delete else Post)
-            Send
-                { Method = method
-                  Url = uri
-                  Headers = (ReplayIdHeader, Record.replayId record) :: route.Headers
-                  Body = (if isDelete then ReadOnlyMemory.Empty else envelope.Payload)
-                  OrderingKey = envelope.Id
-                  Route = route.Name }
+            // The rewrite runs last: it is the costliest step, and only a request that
+            // will be sent needs it.
+            match body settings envelope route with
+            | Error reason -> Reject reason
+            | Ok payload ->
+                let method = route.Method |> Option.defaultValue (if isDelete then Method.Delete else Post)
+                Send
+                    { Method = method
+                      Url = uri
+                      Headers = (ReplayIdHeader, Record.replayId record) :: route.Headers
+                      Body = payload
+                      OrderingKey = envelope.Id
+                      Route = route.Name
+                      StatusPolicy = route.StatusPolicy }
 
 /// Decides what happens to one consumed record.
 let decide (settings: Settings) (router: Router) (entropy: Entropy) (record: Record) : Decision =

@@ -3,6 +3,7 @@
 /// chooses among more, per record.
 namespace Replay.Core
 
+open System
 open Replay.Core.Envelope
 
 type Method =
@@ -29,6 +30,11 @@ type Target =
     | Pattern of Destination.Pattern
     | Url of string
 
+/// A payload rewrite (a rules file's `body:`) bound to one record: the bytes to
+/// send instead, or the rule whose code failed and why. Built by the router, run
+/// only once the record is known to be sent, before any byte leaves the process.
+type Rewrite = ReadOnlyMemory<byte> -> Result<ReadOnlyMemory<byte>, string * string>
+
 [<NoEquality; NoComparison>]
 type Route =
     { /// "defaults", or the name of the rule that matched.
@@ -41,7 +47,14 @@ type Route =
       CopyKeys: bool
       /// Replaces the method the operation implies (POST or DELETE).
       Method: Method option
-      Headers: (string * string) list }
+      Headers: (string * string) list
+      /// What the destination's answers mean for these records (`--ok-on`, `on-status:`).
+      StatusPolicy: StatusPolicy.Policy
+      /// Keep the envelope's ip_addr off the request (`--drop-ip`, `drop-ip: true`):
+      /// the request is built from the envelope with the address cleared.
+      DropIp: bool
+      /// Rewrites the payload before it is sent; None sends it as consumed.
+      Body: Rewrite option }
 
 /// A router's answer for one record.
 [<NoEquality; NoComparison>]
@@ -63,7 +76,31 @@ module Route =
           Deletes = deletes
           CopyKeys = copyKeys
           Method = None
-          Headers = [] }
+          Headers = []
+          StatusPolicy = StatusPolicy.defaults
+          DropIp = false
+          Body = None }
+
+    /// The route the command line alone gives: `defaults` plus the answers' meaning
+    /// and `--drop-ip` (C#'s way to build it without F# record syntax).
+    let ofFlags name target sample deletes copyKeys (policy: StatusPolicy.Policy) (dropIp: bool) =
+        { defaults name target sample deletes copyKeys with
+            StatusPolicy = policy
+            DropIp = dropIp }
+
+    /// The same route, its body rewrite reporting each failure (rule, message) to
+    /// `failed` before the record is rejected: the live rules count and log them.
+    let observeBody (failed: Action<string, string>) (route: Route) : Route =
+        match route.Body with
+        | None -> route
+        | Some rewrite ->
+            let observed payload =
+                match rewrite payload with
+                | Error(rule, message) as failure ->
+                    failed.Invoke(rule, message)
+                    failure
+                | ok -> ok
+            { route with Body = Some observed }
 
     /// A router that sends everything by one route.
     let always (route: Route) : Router = fun _ _ -> Use route

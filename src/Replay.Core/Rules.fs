@@ -4,7 +4,9 @@
 /// whose predicate holds wins, a `skip` rule drops the record, no match means the
 /// defaults, and whatever a rule leaves unset it inherits from the defaults. Code
 /// supplied by the operator may throw: that becomes `RuleFailed` naming the rule,
-/// so one bad record is dead-lettered instead of stopping the replay.
+/// so one bad record is dead-lettered instead of stopping the replay. A `body:`
+/// rewrite is handed to the pipeline still unrun, so records that are sampled out
+/// never pay for it; when it runs, its failures name their rule the same way.
 module Replay.Core.Rules
 
 open System
@@ -54,6 +56,9 @@ type Header<'view> =
     | SetHeader of name: string * value: Value<'view, string | null>
     | CopyHeader of name: string * source: CopySource
 
+/// A `body:` snippet: the payload as it stands in, the payload to send out.
+type Body<'view> = 'view -> ReadOnlyMemory<byte> -> ReadOnlyMemory<byte>
+
 /// What a rule (or the defaults) sets; None inherits from the defaults.
 type Settings<'view> =
     { Dest: Dest<'view> option
@@ -62,7 +67,13 @@ type Settings<'view> =
       CopyKeys: bool option
       Method: Method option
       /// Applied after the defaults' headers; a name set here replaces the default's.
-      Headers: Header<'view> list }
+      Headers: Header<'view> list
+      /// `on-status:`, layered over the defaults' policy (the rule's entries win).
+      OnStatus: StatusPolicy.Policy option
+      /// `drop-ip: true`. Adds to the defaults' setting; nothing takes it back.
+      DropIp: bool
+      /// `body:`, run after the defaults' body, on what that body made.
+      Body: Body<'view> option }
 
 module Settings =
     let none: Settings<'view> =
@@ -71,7 +82,10 @@ module Settings =
           Deletes = None
           CopyKeys = None
           Method = None
-          Headers = [] }
+          Headers = []
+          OnStatus = None
+          DropIp = false
+          Body = None }
 
 type Action<'view> =
     | Replay of Settings<'view>
@@ -89,7 +103,12 @@ type Defaults<'view> =
       Deletes: bool
       CopyKeys: bool
       Method: Method option
-      Headers: Header<'view> list }
+      Headers: Header<'view> list
+      /// What answers mean for every route: the flags' policy with the file's `on-status:` over it.
+      StatusPolicy: StatusPolicy.Policy
+      DropIp: bool
+      /// A scrubbing `body:` every replayed record goes through, rules' records included.
+      Body: Body<'view> option }
 
 /// A rule set over a per-record view: `View` is built once per record and every
 /// predicate and selector reads that same view.
@@ -111,6 +130,10 @@ type private Resolved<'view> =
       CopyKeys: bool
       Method: Method option
       Headers: Header<'view>[]
+      StatusPolicy: StatusPolicy.Policy
+      DropIp: bool
+      /// The body rewrites in the order they run, each with the name its failures carry.
+      Bodies: (string * Body<'view>)[]
       /// The whole route when nothing in it depends on the record: built once, not per record.
       Constant: Route option }
 
@@ -142,15 +165,30 @@ let private resolve (defaults: Defaults<'view>) (name: string) (settings: Settin
     let deletes = defaultArg settings.Deletes defaults.Deletes
     let copyKeys = defaultArg settings.CopyKeys defaults.CopyKeys
     let methodOverride = settings.Method |> Option.orElse defaults.Method
+    let policy =
+        match settings.OnStatus with
+        | Some own -> StatusPolicy.layer own defaults.StatusPolicy
+        | None -> defaults.StatusPolicy
+    let dropIp = defaults.DropIp || settings.DropIp
+    // The defaults' body is the file's scrubbing floor: a rule's body runs after it, never instead.
+    let bodies =
+        [| match defaults.Body with
+           | Some body -> yield DefaultsName, body
+           | None -> ()
+           match settings.Body with
+           | Some body -> yield name, body
+           | None -> () |]
     let constant =
         match dest, sample, fixedHeaders headers with
-        | DestPattern pattern, Fixed value, Some fixedHeaders ->
+        | DestPattern pattern, Fixed value, Some fixedHeaders when bodies.Length = 0 ->
             match Sampling.Rate.create value with
             | Ok rate ->
                 Some
                     { Route.defaults name (Target.Pattern pattern) rate deletes copyKeys with
                         Method = methodOverride
-                        Headers = fixedHeaders }
+                        Headers = fixedHeaders
+                        StatusPolicy = policy
+                        DropIp = dropIp }
             | Error _ -> None
         | _ -> None
     { Name = name
@@ -160,6 +198,9 @@ let private resolve (defaults: Defaults<'view>) (name: string) (settings: Settin
       CopyKeys = copyKeys
       Method = methodOverride
       Headers = Array.ofList headers
+      StatusPolicy = policy
+      DropIp = dropIp
+      Bodies = bodies
       Constant = constant }
 
 let fieldValue (field: Field) (record: Record) (envelope: Envelope) : string =
@@ -172,6 +213,28 @@ let fieldValue (field: Field) (record: Record) (envelope: Envelope) : string =
     | Timestamp -> string envelope.Timestamp
     | ApiVersion -> envelope.ApiVersion
     | Partitions -> String.Join("/", envelope.Partitions)
+
+/// The body rewrites bound to one record's view: each runs on what the one before
+/// made, and an exception stops the chain naming the rule whose code threw.
+let private rewrite (bodies: (string * Body<'view>)[]) (view: 'view) : Rewrite option =
+    if bodies.Length = 0 then
+        None
+    else
+        Some(fun payload ->
+            let mutable current = Ok payload
+            let mutable i = 0
+            while i < bodies.Length && Result.isOk current do
+                let stage, body = bodies[i]
+                current <-
+                    match current with
+                    | Ok input ->
+                        try
+                            Ok(body view input)
+                        with error ->
+                            Error(stage, $"{error.GetType().Name}: {error.Message}")
+                    | failed -> failed
+                i <- i + 1
+            current)
 
 /// The route one rule gives one record, or why its values are unusable (a null
 /// URL, a rate outside [0, 1]). Exceptions from the rule's code pass through, to
@@ -215,7 +278,10 @@ let private build (resolved: Resolved<'view>) (view: 'view) (record: Record) (en
                   Deletes = resolved.Deletes
                   CopyKeys = resolved.CopyKeys
                   Method = resolved.Method
-                  Headers = headers }
+                  Headers = headers
+                  StatusPolicy = resolved.StatusPolicy
+                  DropIp = resolved.DropIp
+                  Body = rewrite resolved.Bodies view }
 
 /// What a matching rule does.
 type private Outcome<'view> =
@@ -224,9 +290,12 @@ type private Outcome<'view> =
 
 /// The router of a rule set. Rules are tried in order; the first whose `When`
 /// holds decides. Any exception from the rule set's code (view, predicate or
-/// selector) fails the record with the name of the rule being evaluated.
+/// selector) fails the record with the name of the rule being evaluated. With
+/// `drop-ip` in the defaults no code sees the envelope's address at all; with it
+/// in a rule, the rule's values are computed over a view without the address.
 let route (rules: RuleSet<'view>) : Router =
     let defaults = resolve rules.Defaults DefaultsName Settings.none
+    let dropEverywhere = rules.Defaults.DropIp
     let names = rules.Rules |> List.map (fun rule -> rule.Name) |> Array.ofList
     let predicates = rules.Rules |> List.map (fun rule -> rule.When) |> Array.ofList
     let outcomes =
@@ -238,6 +307,7 @@ let route (rules: RuleSet<'view>) : Router =
         |> Array.ofList
     fun record envelope ->
         let mutable stage = DefaultsName
+        let envelope = if dropEverywhere then Envelope.withoutIpAddr envelope else envelope
         try
             let view = rules.View record envelope
             let mutable chosen = -1
@@ -255,6 +325,13 @@ let route (rules: RuleSet<'view>) : Router =
             match resolved with
             | Skips skip -> skip
             | Replays rule ->
+                // The predicates only chose; what the rule computes next may reach the request.
+                let view, envelope =
+                    if rule.DropIp && not dropEverywhere && rule.Constant.IsNone && not envelope.IpAddr.IsEmpty then
+                        let stripped = Envelope.withoutIpAddr envelope
+                        rules.View record stripped, stripped
+                    else
+                        view, envelope
                 match build rule view record envelope with
                 | Ok route -> Use route
                 | Error why -> RuleFailed(stage, why)

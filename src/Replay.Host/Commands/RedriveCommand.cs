@@ -27,7 +27,7 @@ public static class RedriveCommand
         command.Options.Add(topic);
         foreach (var option in new Option[] { GroupId, Properties, Bootstrap, Dest, CopyKeys, Sample, SampleMode, Delete, NumThreads,
                      Concurrency, ValidateJson, Proxy, CaFile, ClientCert, ClientKey, InsecureSkipVerify, Format, RawKeys, RunCommand.DeadLetterFile, RunCommand.DeadLetterTopic, MaxRate, From, MaxInFlightBytes,
-                     MaxInFlightRecords, MaxPayloadBytes, RequestTimeout, MaxRetryDuration, MaxBackoff, PoisonAfter, ShutdownTimeout, RulesFile })
+                     MaxInFlightRecords, MaxPayloadBytes, RequestTimeout, MaxRetryDuration, MaxBackoff, PoisonAfter, ShutdownTimeout, RulesFile }.Concat(Rules.RouteOptions.All))
             command.Options.Add(option);
         command.SetAction((parse, cancel) => Task.FromResult(Execute(parse, file, topic, cancel)));
         return command;

@@ -35,16 +35,21 @@ public static class RulesCommand
     static Option<string?> DestOption() =>
         new("--dest", "-d") { Description = "The --dest that `replay run` would get (the base that the file's defaults refine)" };
 
-    /// <summary>The base the flags of `replay run` would give, from --dest and --sample.</summary>
-    static Result<RuleBase> Base(string? dest, double sample)
+    /// <summary>The base the flags of `replay run` would give, from --dest and --sample, and from
+    /// the route flags (answers, --drop-ip, --scrub-key-file) where the command takes them.</summary>
+    static Result<RuleBase> Base(string? dest, double sample, ParseResult? parse = null)
     {
         var rate = Sampling.RateModule.create(sample);
         if (rate.IsError) return Result<RuleBase>.Fail("--sample: " + rate.ErrorValue);
-        if (dest is null) return Result<RuleBase>.Ok(RuleBase.Flags with { Sample = rate.ResultValue });
-        var pattern = Destination.parse(dest);
-        if (pattern.IsError) return Result<RuleBase>.Fail("--dest: " + pattern.ErrorValue);
-        if (RunCommand.CheckDestination(pattern.ResultValue) is { } problem) return Result<RuleBase>.Fail("--dest: " + problem);
-        return Result<RuleBase>.Ok(RuleBase.Flags with { Dest = pattern.ResultValue, Sample = rate.ResultValue });
+        var flags = RuleBase.Flags with { Sample = rate.ResultValue };
+        if (dest is not null)
+        {
+            var pattern = Destination.parse(dest);
+            if (pattern.IsError) return Result<RuleBase>.Fail("--dest: " + pattern.ErrorValue);
+            if (RunCommand.CheckDestination(pattern.ResultValue) is { } problem) return Result<RuleBase>.Fail("--dest: " + problem);
+            flags = flags with { Dest = pattern.ResultValue };
+        }
+        return parse is null ? Result<RuleBase>.Ok(flags) : RouteOptions.Apply(parse, flags, new Security.Secrets(), Console.Error);
     }
 
     static Command Check()
@@ -54,10 +59,11 @@ public static class RulesCommand
         var command = new Command("check", "Compile a rules file and print every error and warning with its YAML line; exit 1 on errors, 0 when clean.");
         command.Arguments.Add(file);
         command.Options.Add(dest);
+        foreach (var option in RouteOptions.All) command.Options.Add(option);
         command.SetAction(parse =>
         {
             var path = parse.GetValue(file)!;
-            var flags = Base(parse.GetValue(dest), 1.0);
+            var flags = Base(parse.GetValue(dest), 1.0, parse);
             if (!flags.IsOk)
             {
                 Console.Error.WriteLine($"replay rules check: {flags.Error}");
@@ -102,12 +108,13 @@ public static class RulesCommand
             Records come from --records FILE, or one record is made from the other options.
             """);
         command.Arguments.Add(file);
-        foreach (var o in new Option[] { dest, sample, sampleMode, records, ns, id, header, payload, payloadSize, topic, partition, offset, apiVersion, bagheeraPartition, delete })
+        foreach (var o in new Option[] { dest, sample, sampleMode, records, ns, id, header, payload, payloadSize, topic, partition, offset, apiVersion, bagheeraPartition, delete }
+                     .Concat(RouteOptions.All))
             command.Options.Add(o);
         command.SetAction(parse =>
         {
             var path = parse.GetValue(file)!;
-            var flags = Base(parse.GetValue(dest), parse.GetValue(sample));
+            var flags = Base(parse.GetValue(dest), parse.GetValue(sample), parse);
             var mode = Sampling.parseMode(parse.GetValue(sampleMode)!);
             if (!flags.IsOk || mode.IsError)
             {

@@ -75,7 +75,7 @@ public static class RunCommand
                      NumThreads, Concurrency, ValidateJson, Proxy, CaFile, ClientCert, ClientKey, InsecureSkipVerify, Format, RawKeys, DeadLetterFile, DeadLetterTopic, MaxRate, From, UntilEnd, MaxRecords,
                      MaxInFlightBytes, MaxInFlightRecords, MaxPayloadBytes, RequestTimeout, MaxRetryDuration, MaxBackoff, PoisonAfter, ShutdownTimeout, RulesFile })
             command.Options.Add(option);
-        foreach (var option in OperatingOptions.All)
+        foreach (var option in OperatingOptions.All.Concat(RouteOptions.All))
             command.Options.Add(option);
         command.SetAction((parse, cancel) => Task.FromResult(Execute(parse, cancel)));
         return command;
@@ -255,20 +255,20 @@ public static class RunCommand
 
         // With --rules the flags are the base the file's defaults and rules refine, and
         // each record is routed by the generation in force when it is consumed.
+        var routeBase = RouteOptions.Apply(parse, new RuleBase(destination, rate.ResultValue, parse.GetValue(Delete), parse.GetValue(CopyKeys)), secrets, Console.Error);
+        if (!routeBase.IsOk) return Result<ReplayJob>.Fail(routeBase.Error!);
         LiveRules? rules = null;
         Func<FSharpRouter> router;
         if (parse.GetValue(RulesFile) is { } rulesPath)
         {
-            var started = LiveRules.Start(rulesPath,
-                new RuleBase(destination, rate.ResultValue, parse.GetValue(Delete), parse.GetValue(CopyKeys)), Console.Error);
+            var started = LiveRules.Start(rulesPath, routeBase.Value!, Console.Error);
             if (!started.IsOk) return Result<ReplayJob>.Fail($"--rules {rulesPath}: {started.Error}");
             rules = started.Value!;
             router = rules.Router;
         }
         else
         {
-            var always = FSharpRouter.Always(RouteModule.defaults("defaults", Target.NewPattern(destination!), rate.ResultValue,
-                parse.GetValue(Delete), parse.GetValue(CopyKeys)));
+            var always = FSharpRouter.Always(routeBase.Value!.Route());
             router = () => always;
         }
         var sinks = new List<IDeadLetterSink>();

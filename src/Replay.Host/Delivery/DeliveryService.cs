@@ -199,7 +199,7 @@ public sealed class DeliveryService : IDeliveryEffects, IDisposable
         switch (job.Conclusion)
         {
             case Conclusion.Delivered: _stats.Deliver(); break;
-            case Conclusion.Dropped: _stats.Drop(job.LastStatus, job.Request.Route); break;
+            case Conclusion.Dropped: _stats.Drop(job.Request.Route, job.LastStatus); break;
             case Conclusion.DeadLettered: _stats.DeadLetter(); break;
         }
         _finished(job);

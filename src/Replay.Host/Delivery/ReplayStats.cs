@@ -1,5 +1,6 @@
 // Counters for one replay, bumped with Interlocked on the hot path and read by the
 // summary, the progress line and the metrics endpoint. Never a log line per record.
+using System.Collections.Concurrent;
 using Replay.Core;
 using static Replay.Core.Outcome;
 
@@ -9,6 +10,7 @@ public sealed class ReplayStats
 {
     long _consumed, _delivered, _sampledOut, _deletesIgnored, _notJson, _skippedByRule, _deadLettered,
         _decodeErrors, _retries, _status2xx, _status4xx, _status5xx, _failedAttempts, _bytesConsumed, _dropped, _deadLetterWriteFailures;
+    readonly ConcurrentDictionary<(string Route, int Status), long> _droppedBy = new();
 
     public long Consumed => Volatile.Read(ref _consumed);
     public long Delivered => Volatile.Read(ref _delivered);
@@ -17,8 +19,10 @@ public sealed class ReplayStats
     public long NotJson => Volatile.Read(ref _notJson);
     public long SkippedByRule => Volatile.Read(ref _skippedByRule);
     public long DeadLettered => Volatile.Read(ref _deadLettered);
-    /// <summary>Records the status policy ended without delivery (--drop-on).</summary>
+    /// <summary>Records the status policy ended without delivery (--drop-on, `on-status: {404: drop}`).</summary>
     public long Dropped => Volatile.Read(ref _dropped);
+    /// <summary><see cref="Dropped"/> by route and status.</summary>
+    public IReadOnlyDictionary<(string Route, int Status), long> DroppedBy => _droppedBy;
     /// <summary>Attempts to write a dead letter that failed (the record waits and is tried again).</summary>
     public long DeadLetterWriteFailures => Volatile.Read(ref _deadLetterWriteFailures);
     public long DecodeErrors => Volatile.Read(ref _decodeErrors);
@@ -31,23 +35,23 @@ public sealed class ReplayStats
     public LatencyHistogram Latency { get; } = new();
 
     /// <summary>Every consumed record ends in exactly one of these.</summary>
-    public long Finished => Delivered + Dropped + SampledOut + DeletesIgnored + NotJson + SkippedByRule + DeadLettered;
+    public long Finished => Delivered + SampledOut + DeletesIgnored + NotJson + SkippedByRule + DeadLettered + Dropped;
 
     public void Consume(int bytes) { Interlocked.Increment(ref _consumed); Interlocked.Add(ref _bytesConsumed, bytes); }
     public void Deliver() => Interlocked.Increment(ref _delivered);
     public void DeadLetter() => Interlocked.Increment(ref _deadLettered);
     public void DeadLetterWriteFailed() => Interlocked.Increment(ref _deadLetterWriteFailures);
 
-    public void Drop(int status, string route)
-    {
-        Interlocked.Increment(ref _dropped);
-        DropObserved?.Invoke(status, route);
-    }
-
-    /// <summary>Lets the metrics layer count drops per status and route.</summary>
-    public event Action<int, string>? DropObserved;
     public void DecodeError() => Interlocked.Increment(ref _decodeErrors);
     public void Retry() => Interlocked.Increment(ref _retries);
+
+    /// <summary>A record finished without delivery because its route's status policy drops
+    /// <paramref name="status"/> (Outcome.Verdict.Dropped): counted, never dead-lettered.</summary>
+    public void Drop(string route, int status)
+    {
+        Interlocked.Increment(ref _dropped);
+        _droppedBy.AddOrUpdate((route, status), 1, static (_, n) => n + 1);
+    }
 
     public void Skip(Pipeline.SkipReason reason)
     {
@@ -90,6 +94,8 @@ public sealed class ReplayStats
     }
 
     public string Summary() =>
-        $"consumed {Consumed}, delivered {Delivered}, dropped {Dropped}, sampled out {SampledOut}, deletes ignored {DeletesIgnored}, " +
-        $"not JSON {NotJson}, skipped by rule {SkippedByRule}, dead-lettered {DeadLettered} (undecodable {DecodeErrors}), retries {Retries}";
+        $"consumed {Consumed}, delivered {Delivered}, sampled out {SampledOut}, deletes ignored {DeletesIgnored}, " +
+        $"not JSON {NotJson}, skipped by rule {SkippedByRule}, dead-lettered {DeadLettered} (undecodable {DecodeErrors}), retries {Retries}" +
+        (Dropped == 0 ? "" : $", dropped {Dropped} (" + string.Join(", ", _droppedBy.OrderBy(kv => kv.Key.Route, StringComparer.Ordinal).ThenBy(kv => kv.Key.Status)
+            .Select(kv => $"{kv.Key.Status} by '{kv.Key.Route}': {kv.Value}")) + ")");
 }

@@ -1,6 +1,7 @@
 // How `replay rules test` prints one decision: which rule chose what, and the
 // request exactly as it would be sent, so an operator can check a rules file
-// against the records they have in mind before running it.
+// against the records they have in mind before running it: headers, what the
+// destination's answers will mean, and the body before and after a `body:` rule.
 using System.Text;
 using Replay.Core;
 
@@ -17,6 +18,13 @@ public static class DryRun
                 var request = send.Item;
                 text.Append($"send by '{request.Route}': {MethodModule.name(request.Method)} {request.Url.OriginalString}");
                 foreach (var (name, value) in request.Headers) text.Append($"\n    {name}: {value}");
+                text.Append($"\n  answers: {StatusPolicy.describe(request.StatusPolicy)}");
+                var before = Encoding.UTF8.GetBytes(sample.Payload);
+                if (sample.Delete) break;
+                if (request.Body.Span.SequenceEqual(before))
+                    text.Append($"\n  body (unchanged): {Shown(before)}");
+                else
+                    text.Append($"\n  body before: {Shown(before)}\n  body after:  {Shown(request.Body.Span)}");
                 break;
             case Pipeline.Decision.Skip skip:
                 text.Append($"skip: {Pipeline.describeSkip(skip.Item)}");
@@ -27,4 +35,12 @@ public static class DryRun
         }
         return text.ToString();
     }
+
+    /// <summary>How many characters of a body are shown before it is cut.</summary>
+    const int BodyShown = 2000;
+
+    static string Shown(ReadOnlySpan<byte> body) =>
+        body.Length == 0 ? "(empty)"
+        : System.Text.Unicode.Utf8.IsValid(body) ? Printable.showUpTo(BodyShown, Encoding.UTF8.GetString(body))
+        : $"({body.Length} bytes, not UTF-8 text)";
 }

@@ -5,7 +5,8 @@
 // the router once per record, so every record is routed by exactly one generation,
 // consuming never pauses, and nothing is lost or sent twice by a swap. A broken
 // edit keeps the running generation and logs the diagnostics; the replaced
-// generation's code is unloaded. Records on which a rule throws are counted here.
+// generation's code is unloaded. Records on which a rule throws are counted here,
+// including those whose `body:` fails later, when the pipeline runs it.
 using System.Collections.Concurrent;
 using Microsoft.FSharp.Core;
 using Replay.Core;
@@ -159,20 +160,22 @@ public sealed class LiveRules : IDisposable
         active.Router = new FSharpRouter(FuncConvert.FromFunc<Record, Envelope, Choice>((record, envelope) =>
         {
             var choice = FSharpFunc<Record, Envelope>.InvokeFast(inner, record, envelope);
-            if (choice is Choice.RuleFailed failed) Count(active, failed, record);
+            if (choice is Choice.RuleFailed failed) Count(active, failed.rule, failed.message, record);
+            else if (choice is Choice.Use { Item.Body: not null } use)
+                return Choice.NewUse(RouteModule.observeBody((rule, message) => Count(active, rule, message, record), use.Item));
             return choice;
         }));
         return active;
     }
 
-    void Count(Active active, Choice.RuleFailed failed, Record record)
+    void Count(Active active, string rule, string message, Record record)
     {
         Interlocked.Increment(ref _failures);
-        _failuresByRule.AddOrUpdate(failed.rule, 1, (_, n) => n + 1);
+        _failuresByRule.AddOrUpdate(rule, 1, (_, n) => n + 1);
         // One line per rule and generation: a rule failing on every record must not flood the log.
-        if (active.Reported.TryAdd(failed.rule, true))
-            _log.WriteLine($"rules: rule '{failed.rule}' (generation {active.Generation.Number}) failed on {RecordModule.replayId(record)}: "
-                + $"{failed.message}; such records are dead-lettered and counted (further failures of this rule are not logged)");
+        if (active.Reported.TryAdd(rule, true))
+            _log.WriteLine($"rules: rule '{rule}' (generation {active.Generation.Number}) failed on {RecordModule.replayId(record)}: "
+                + $"{message}; such records are dead-lettered and counted (further failures of this rule are not logged)");
     }
 
     /// <summary>A one-line account for the end of a run.</summary>

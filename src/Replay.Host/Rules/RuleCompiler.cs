@@ -5,12 +5,17 @@
 // padding before it at its YAML column, so Roslyn's own diagnostics come out as
 // `rules.yaml(12,9): error CS0103: ...`. The assembly is loaded into a fresh
 // collectible AssemblyLoadContext, so a replaced generation can be unloaded.
+// A `body:` snippet gets the JSON helper as a parameter named `Json`, which hides
+// the view's `Json(path)` reader inside that snippet only; its calls are checked
+// here too, since Roslyn's model sees what YAML cannot: a path constant that is
+// not a path, a body of a type that cannot be sent, and whether Json.Hash is used.
 using System.Globalization;
 using System.Reflection;
 using System.Runtime.Loader;
 using System.Text;
 using Microsoft.CodeAnalysis;
 using Microsoft.CodeAnalysis.CSharp;
+using Microsoft.CodeAnalysis.CSharp.Syntax;
 
 namespace Replay.Host.Rules;
 
@@ -21,9 +26,12 @@ public sealed class CompiledRules
     /// <summary>A fresh view of the generated type, bound per record by the router.</summary>
     public required Func<RecordView> NewView { get; init; }
     /// <summary>The delegate of each snippet (by reference): Func&lt;RecordView, bool&gt; for
-    /// `when`, Func&lt;RecordView, double&gt; for `sample`, Func&lt;RecordView, string?&gt; otherwise.</summary>
+    /// `when`, Func&lt;RecordView, double&gt; for `sample`, Func&lt;RecordView, JsonBody, object?&gt; for
+    /// `body`, Func&lt;RecordView, string?&gt; otherwise.</summary>
     public required IReadOnlyDictionary<Snippet, Delegate> Delegates { get; init; }
     public required IReadOnlyList<RuleDiagnostic> Warnings { get; init; }
+    /// <summary>Where the snippets call Json.Hash, which needs a scrub key (path, line, column).</summary>
+    public required IReadOnlyList<RuleDiagnostic> HashCalls { get; init; }
 }
 
 public static class RuleCompiler
@@ -32,6 +40,9 @@ public static class RuleCompiler
     const string LineMarker = "rules.yaml";
     const string ClassName = "__Rules";
     const string ViewType = "global::Replay.Host.Rules.RecordView";
+    const string BodyType = "global::Replay.Host.Rules.JsonBody";
+    /// <summary>The JsonBody methods whose string arguments are paths.</summary>
+    static readonly string[] PathMethods = ["Remove", "Set", "Hash", "Keep", "Get", "Has"];
 
     public static readonly string[] DefaultImports = ["System", "System.Collections.Generic", "System.Linq", "System.Text"];
 
@@ -114,6 +125,12 @@ public static class RuleCompiler
             .OrderBy(d => d.Line).ThenBy(d => d.Column)
             .ToList();
         if (!emitted.Success) return (null, diagnostics);
+        var (problems, hashCalls) = CheckBodies(path, compilation, snippets, ranges);
+        if (problems.Count > 0)
+        {
+            diagnostics.AddRange(problems);
+            return (null, diagnostics.OrderBy(d => d.Line).ThenBy(d => d.Column).ToList());
+        }
 
         image.Position = 0;
         var context = new AssemblyLoadContext($"replay rules {number} ({Path.GetFileName(path)})", isCollectible: true);
@@ -127,11 +144,12 @@ public static class RuleCompiler
             {
                 SnippetKind.When => method.CreateDelegate<Func<RecordView, bool>>(),
                 SnippetKind.Sample => method.CreateDelegate<Func<RecordView, double>>(),
+                SnippetKind.Body => method.CreateDelegate<Func<RecordView, JsonBody, object?>>(),
                 _ => method.CreateDelegate<Func<RecordView, string?>>(),
             };
         }
         var newView = type.GetMethod("__New", BindingFlags.Public | BindingFlags.Static)!.CreateDelegate<Func<RecordView>>();
-        return (new CompiledRules { Context = context, NewView = newView, Delegates = delegates, Warnings = diagnostics }, diagnostics);
+        return (new CompiledRules { Context = context, NewView = newView, Delegates = delegates, Warnings = diagnostics, HashCalls = hashCalls }, diagnostics);
     }
 
     /// <summary>Every snippet of the file, defaults first, then rule by rule.</summary>
@@ -151,6 +169,7 @@ public static class RuleCompiler
         if (settings.SampleCode is { } sample) yield return sample;
         foreach (var header in settings.Headers)
             if (header.Code is { } code) yield return code;
+        if (settings.Body is { } body) yield return body;
     }
 
     static string Adapter(int index) => $"__s{index}";
@@ -197,12 +216,15 @@ public static class RuleCompiler
                 SnippetKind.When => ("bool", "{0}"),
                 SnippetKind.Sample => ("double", "{0}"),
                 SnippetKind.Dest => ("string?", "{0}"),
+                SnippetKind.Body => ("object?", "{0}"),
                 _ => ("object?", "global::Replay.Host.Rules.RuleRuntime.HeaderText({0})"),
             };
-            var returned = string.Format(CultureInfo.InvariantCulture, adapt, $"(({ClassName})view).__e{i}()");
+            // A body snippet's `Json` is its parameter: the helper, not the view's reader.
+            var (parameter, argument) = snippet.Kind == SnippetKind.Body ? ($", {BodyType} Json", "Json") : ("", "");
+            var returned = string.Format(CultureInfo.InvariantCulture, adapt, $"(({ClassName})view).__e{i}({argument})");
             var adapterType = snippet.Kind == SnippetKind.Header ? "string?" : type;
-            Line($"    public static {adapterType} {Adapter(i)}({ViewType} view) => {returned};");
-            Line($"    {type} __e{i}() =>");
+            Line($"    public static {adapterType} {Adapter(i)}({ViewType} view{parameter}) => {returned};");
+            Line($"    {type} __e{i}({parameter.TrimStart(',', ' ')}) =>");
             var first = lines;
             Mapped(snippet.Line, snippet.Column, snippet.Code);
             Line("    ;");
@@ -212,18 +234,74 @@ public static class RuleCompiler
         return (source.ToString(), ranges);
     }
 
+    /// <summary>What Roslyn's model shows about the `body:` snippets: path constants that are not
+    /// paths and bodies of a type that cannot be sent (errors), and every Json.Hash call.</summary>
+    static (List<RuleDiagnostic> Problems, List<RuleDiagnostic> HashCalls) CheckBodies(
+        string path, CSharpCompilation compilation, List<Snippet> snippets, List<Range> ranges)
+    {
+        var problems = new List<RuleDiagnostic>();
+        var hashCalls = new List<RuleDiagnostic>();
+        if (!snippets.Exists(s => s.Kind == SnippetKind.Body)) return (problems, hashCalls);
+        var tree = compilation.SyntaxTrees[0];
+        var model = compilation.GetSemanticModel(tree);
+        var root = tree.GetRoot();
+        RuleDiagnostic At(SyntaxNode node, string message)
+        {
+            var span = node.GetLocation().GetMappedLineSpan();
+            if (span.HasMappedPath && span.Path == LineMarker)
+                return RuleDiagnostic.Error(path, span.StartLinePosition.Line + 1, span.StartLinePosition.Character + 1, message);
+            var owner = ranges.LastOrDefault(r => r.First <= node.GetLocation().GetLineSpan().StartLinePosition.Line)?.Snippet;
+            return RuleDiagnostic.Error(path, owner?.Line ?? 0, owner?.Column ?? 0, message);
+        }
+
+        foreach (var invocation in root.DescendantNodes().OfType<InvocationExpressionSyntax>())
+        {
+            if (model.GetSymbolInfo(invocation).Symbol is not IMethodSymbol method
+                || method.ContainingType?.ToDisplayString() != "Replay.Host.Rules.JsonBody"
+                || !PathMethods.Contains(method.Name))
+                continue;
+            // At the method's name: in a chain the invocation itself starts at `Json`.
+            if (method.Name == "Hash")
+                hashCalls.Add(At(invocation.Expression is MemberAccessExpressionSyntax access ? access.Name : invocation, "Json.Hash"));
+            var arguments = invocation.ArgumentList.Arguments;
+            // Set's second argument is the value, not a path.
+            foreach (var argument in method.Name == "Set" ? arguments.Take(1) : arguments)
+                if (model.GetConstantValue(argument.Expression) is { HasValue: true, Value: string constant }
+                    && JsonPath.Problem(constant) is { } problem)
+                    problems.Add(At(argument, $"Json.{method.Name}: {problem}"));
+        }
+
+        var sendable = new[] { "Replay.Host.Rules.JsonBody", "string", "byte[]", "System.ReadOnlyMemory<byte>", "System.Memory<byte>", "object" };
+        foreach (var member in root.DescendantNodes().OfType<MethodDeclarationSyntax>())
+        {
+            if (member.ParameterList.Parameters is not [{ Identifier.Text: "Json" }] || member.ExpressionBody is not { } body) continue;
+            var type = model.GetTypeInfo(body.Expression).Type;
+            if (type is null || type.TypeKind == TypeKind.Error) continue;
+            var name = type.ToDisplayString(NullableFlowState.NotNull);
+            var isNode = false;
+            for (var t = type; t is not null; t = t.BaseType)
+                if (t.ToDisplayString() == "System.Text.Json.Nodes.JsonNode") isNode = true;
+            if (!isNode && !sendable.Contains(name.TrimEnd('?')))
+                problems.Add(At(body.Expression, $"body: gives a {name}; give Json (after its edits, e.g. Json.Remove(\"clientId\")), a JsonNode, a string or bytes"));
+        }
+        return (problems, hashCalls);
+    }
+
     static RuleDiagnostic Map(string path, Diagnostic diagnostic, List<Range> ranges)
     {
         var message = diagnostic.GetMessage(CultureInfo.InvariantCulture);
         var isError = diagnostic.Severity == DiagnosticSeverity.Error;
         if (!diagnostic.Location.IsInSource)
             return new RuleDiagnostic(path, 0, 0, isError, diagnostic.Id, message);
+        // `Json("a")` in a body calls the helper parameter, which Roslyn words obscurely.
+        var generatedLine = diagnostic.Location.GetLineSpan().StartLinePosition.Line;
+        if (diagnostic.Id == "CS0149" && ranges.LastOrDefault(r => r.First <= generatedLine)?.Snippet.Kind == SnippetKind.Body)
+            message += " (in a body, Json is the helper: read a field with Json.Get(\"a.b\"), or the payload as consumed with this.Json(\"a.b\"))";
         var mapped = diagnostic.Location.GetMappedLineSpan();
         if (mapped.HasMappedPath && mapped.Path == LineMarker)
             return new RuleDiagnostic(path, mapped.StartLinePosition.Line + 1, mapped.StartLinePosition.Character + 1, isError, diagnostic.Id, message);
         // Outside any snippet (e.g. unbalanced parentheses spilling over): blame the snippet it follows.
-        var line = diagnostic.Location.GetLineSpan().StartLinePosition.Line;
-        var owner = ranges.LastOrDefault(r => r.First <= line)?.Snippet;
+        var owner = ranges.LastOrDefault(r => r.First <= generatedLine)?.Snippet;
         return owner is null
             ? new RuleDiagnostic(path, 0, 0, isError, diagnostic.Id, message)
             : new RuleDiagnostic(path, owner.Line, owner.Column, isError, diagnostic.Id, message);

@@ -23,6 +23,8 @@ public enum SnippetKind
     Dest,
     /// <summary>A `headers:` value: any object, sent as invariant text; null sends no header.</summary>
     Header,
+    /// <summary>`body:` the payload to send: Json (after its edits), a JsonNode, a string or bytes.</summary>
+    Body,
 }
 
 /// <summary>C# code from the file. Line k of <see cref="Code"/> was written on YAML line
@@ -44,6 +46,11 @@ public sealed class SettingsSpec
     public bool? CopyKeys { get; set; }
     public Method? Method { get; set; }
     public List<HeaderSpec> Headers { get; } = [];
+    /// <summary>`on-status:`, layered over what it inherits; null inherits as is.</summary>
+    public StatusPolicy.Policy? OnStatus { get; set; }
+    /// <summary>`drop-ip: true`; it can only be switched on.</summary>
+    public bool DropIp { get; set; }
+    public Snippet? Body { get; set; }
 
     public bool HasDest => DestPattern is not null || DestCode is not null;
 }
@@ -52,17 +59,22 @@ public sealed record RuleSpec(string Name, int Line, int Column, Snippet When, b
 
 public sealed record ImportSpec(string Namespace, int Line, int Column);
 
+/// <summary>`scrub-key-file:` as written, and where, for errors about the file.</summary>
+public sealed record KeyFileSpec(string Path, int Line, int Column);
+
 public sealed class RulesDocument
 {
     public List<ImportSpec> Imports { get; } = [];
+    public KeyFileSpec? ScrubKeyFile { get; set; }
     public SettingsSpec Defaults { get; } = new();
     public List<RuleSpec> Rules { get; } = [];
 }
 
 public static class RulesFile
 {
-    static readonly string[] TopKeys = ["imports", "defaults", "rules"];
-    static readonly string[] SettingKeys = ["dest", "dest-expr", "sample", "deletes", "copy-keys", "method", "headers", "copy-headers"];
+    static readonly string[] TopKeys = ["imports", "scrub-key-file", "defaults", "rules"];
+    static readonly string[] SettingKeys = ["dest", "dest-expr", "sample", "deletes", "copy-keys", "method", "headers", "copy-headers",
+        "on-status", "drop-ip", "body"];
     static readonly string[] RuleKeys = ["name", "when", "action", ..SettingKeys];
 
     /// <summary>Parses <paramref name="text"/>; <paramref name="path"/> names the file in diagnostics.</summary>
@@ -121,6 +133,11 @@ public static class RulesFile
                 switch (key)
                 {
                     case "imports": ReadImports(value, document.Imports); break;
+                    case "scrub-key-file":
+                        if (value is YamlScalarNode { Value: { Length: > 0 } keyPath } keyNode)
+                            document.ScrubKeyFile = new KeyFileSpec(keyPath, (int)keyNode.Start.Line, (int)keyNode.Start.Column);
+                        else Error(value, "`scrub-key-file:` is the path of the file holding Json.Hash's key (relative to the rules file)");
+                        break;
                     case "defaults":
                         if (value is YamlMappingNode defaults) ReadSettings(defaults, document.Defaults, SettingKeys, "in defaults");
                         else Error(value, "`defaults:` must be a mapping of settings (dest, sample, deletes, copy-keys, ...)");
@@ -244,8 +261,9 @@ public static class RulesFile
                     continue;
                 }
                 if (skip && (settings.HasDest || settings.Sample is not null || settings.SampleCode is not null || settings.Headers.Count > 0
-                             || settings.Method is not null || settings.Deletes is not null || settings.CopyKeys is not null))
-                    Error(actionNode!, $"rule '{name}' skips its records, so it sends nothing: remove its dest, sample, headers and other settings");
+                             || settings.Method is not null || settings.Deletes is not null || settings.CopyKeys is not null
+                             || settings.OnStatus is not null || settings.DropIp || settings.Body is not null))
+                    Error(actionNode!, $"rule '{name}' skips its records, so it sends nothing: remove its dest, sample, headers, body and other settings");
                 rules.Add(new RuleSpec(name, (int)mapping.Start.Line, (int)mapping.Start.Column, when, skip, settings));
             }
         }
@@ -291,6 +309,18 @@ public static class RulesFile
                         else Error(value, "`method:` is POST, PUT or DELETE");
                         break;
                     case "headers": if (!IsEmpty(value)) ReadHeaders(value, settings.Headers); break;
+                    case "on-status": settings.OnStatus = OnStatusSpec.Read(value, Error); break;
+                    case "drop-ip":
+                        if (Bool(value, "drop-ip") is { } drop)
+                        {
+                            if (drop) settings.DropIp = true;
+                            else Error(value, "`drop-ip:` can only be true: once the address is dropped (by --drop-ip, the defaults or a rule) "
+                                + "nothing sends it again; leave the key out instead");
+                        }
+                        break;
+                    case "body":
+                        settings.Body = Code(value, SnippetKind.Body, "`body:` is a C# expression giving the payload to send, e.g. Json.Remove(\"clientId\")");
+                        break;
                     case "copy-headers": if (!IsEmpty(value)) ReadCopies(value, copied); break;
                 }
             }

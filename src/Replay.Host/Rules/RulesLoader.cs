@@ -1,12 +1,13 @@
 // From a rules file on disk to a ready generation: refuse unsafe permissions, parse
-// the YAML, compile the snippets, then hand the core a rule set of plain functions
-// and take back its router. Any problem stops the load with diagnostics naming the
-// file and line; nothing half-loaded is ever returned.
+// the YAML, read the scrub key it names, compile the snippets, then hand the core a
+// rule set of plain functions and take back its router. Any problem stops the load
+// with diagnostics naming the file and line; nothing half-loaded is ever returned.
 using System.Diagnostics;
 using Microsoft.FSharp.Collections;
 using Microsoft.FSharp.Core;
 using Replay.Core;
 using Replay.Host.Replay;
+using Replay.Host.Security;
 using CoreRules = Replay.Core.Rules;
 using Envelope = Replay.Core.Envelope.Envelope;
 
@@ -18,6 +19,20 @@ public sealed record RuleBase(Destination.Pattern? Dest, Sampling.Rate Sample, b
     /// <summary>`replay run`'s defaults when no flag is given: no destination, everything sampled,
     /// DELETEs replayed, document ids sent.</summary>
     public static RuleBase Flags => new(null, Sampling.RateModule.all, true, true);
+
+    /// <summary>--ok-on, --retry-on, --drop-on, --fail-on: what answers mean, under the file's `on-status:`.</summary>
+    public StatusPolicy.Policy StatusPolicy { get; init; } = Core.StatusPolicy.defaults;
+    /// <summary>--drop-ip: no route sends the envelope's address; no rule can take that back.</summary>
+    public bool DropIp { get; init; }
+    /// <summary>--scrub-key-file: Json.Hash's key unless the file names its own.</summary>
+    public ScrubKey? ScrubKey { get; init; }
+    /// <summary>Where a key the rules file names is registered, so nothing prints it.</summary>
+    public Secrets? Secrets { get; init; }
+
+    /// <summary>The route of a run without --rules.</summary>
+    public Route Route() =>
+        RouteModule.ofFlags(CoreRules.DefaultsName, Target.NewPattern(Dest ?? throw new InvalidOperationException("no --dest")),
+            Sample, Deletes, CopyKeys, StatusPolicy, DropIp);
 }
 
 public static class RulesLoader
@@ -55,10 +70,31 @@ public static class RulesLoader
         if (document.Defaults.DestPattern is null && document.Defaults.DestCode is null && flags.Dest is null)
             return (null, [RuleDiagnostic.File(path, "no destination for records that match no rule: set `dest:` under `defaults:`, or pass --dest")]);
 
-        var (compiled, diagnostics) = RuleCompiler.Compile(path, document);
-        if (compiled is null) return (null, diagnostics);
+        var key = flags.ScrubKey;
+        if (document.ScrubKeyFile is { } keyFile)
+        {
+            // Relative to the rules file, which is where its author sees it.
+            var keyPath = Path.Combine(Path.GetDirectoryName(Path.GetFullPath(path)) ?? "", keyFile.Path);
+            var loaded = ScrubKey.Load(keyPath, flags.Secrets, out var warning);
+            if (!loaded.IsOk) return (null, [RuleDiagnostic.Error(path, keyFile.Line, keyFile.Column, $"scrub-key-file: {loaded.Error}")]);
+            key = loaded.Value;
+            if (warning is not null) problems.Add(new RuleDiagnostic(path, keyFile.Line, keyFile.Column, false, "", warning));
+        }
 
-        var router = CoreRules.route(RuleSet(document, compiled, flags));
+        var (compiled, diagnostics) = RuleCompiler.Compile(path, document);
+        if (compiled is null) return (null, [.. problems, .. diagnostics]);
+        diagnostics.InsertRange(0, problems);
+        if (key is null && compiled.HashCalls.Count > 0)
+        {
+            compiled.Context.Unload();
+            return (null, [.. diagnostics, .. compiled.HashCalls.Select(call => call with
+            {
+                Message = "Json.Hash needs a secret key: pass --scrub-key-file FILE or set scrub-key-file: in the rules file "
+                    + "(without a key, anyone can hash candidate ids until one matches)",
+            })]);
+        }
+
+        var router = CoreRules.route(RuleSet(document, compiled, flags, key));
         var generation = new RuleGeneration
         {
             Number = number,
@@ -71,7 +107,7 @@ public static class RulesLoader
         return (generation, diagnostics);
     }
 
-    static CoreRules.RuleSet<RecordView> RuleSet(RulesDocument document, CompiledRules compiled, RuleBase flags)
+    static CoreRules.RuleSet<RecordView> RuleSet(RulesDocument document, CompiledRules compiled, RuleBase flags, ScrubKey? key)
     {
         var newView = compiled.NewView;
         var view = FuncConvert.FromFunc<Record, Envelope, RecordView>((record, envelope) =>
@@ -87,21 +123,37 @@ public static class RulesLoader
             spec.Deletes ?? flags.Deletes,
             spec.CopyKeys ?? flags.CopyKeys,
             Option(spec.Method),
-            Headers(spec, compiled));
+            Headers(spec, compiled),
+            spec.OnStatus is { } own ? StatusPolicy.layer(own, flags.StatusPolicy) : flags.StatusPolicy,
+            flags.DropIp || spec.DropIp,
+            Option(Body(spec, compiled, key)));
         var rules = document.Rules.Select(rule => new CoreRules.Rule<RecordView>(
             rule.Name,
             FuncConvert.FromFunc((Func<RecordView, bool>)compiled.Delegates[rule.When]),
-            rule.Skip ? CoreRules.Action<RecordView>.Skip : CoreRules.Action<RecordView>.NewReplay(Settings(rule.Settings, compiled))));
+            rule.Skip ? CoreRules.Action<RecordView>.Skip : CoreRules.Action<RecordView>.NewReplay(Settings(rule.Settings, compiled, key))));
         return new CoreRules.RuleSet<RecordView>(view, defaults, ListModule.OfSeq(rules));
     }
 
-    static CoreRules.Settings<RecordView> Settings(SettingsSpec spec, CompiledRules compiled) =>
+    static CoreRules.Settings<RecordView> Settings(SettingsSpec spec, CompiledRules compiled, ScrubKey? key) =>
         new(Option(Dest(spec, compiled)),
             Option(Sample(spec, compiled)),
             spec.Deletes is { } deletes ? FSharpOption<bool>.Some(deletes) : null,
             spec.CopyKeys is { } copyKeys ? FSharpOption<bool>.Some(copyKeys) : null,
             Option(spec.Method),
-            Headers(spec, compiled));
+            Headers(spec, compiled),
+            Option(spec.OnStatus),
+            spec.DropIp,
+            Option(Body(spec, compiled, key)));
+
+    /// <summary>A `body:` snippet as the core's rewrite: the helper over the payload as it stands,
+    /// the snippet's value turned into the bytes to send.</summary>
+    static FSharpFunc<RecordView, FSharpFunc<ReadOnlyMemory<byte>, ReadOnlyMemory<byte>>>? Body(SettingsSpec spec, CompiledRules compiled, ScrubKey? key)
+    {
+        if (spec.Body is not { } code) return null;
+        var body = (Func<RecordView, JsonBody, object?>)compiled.Delegates[code];
+        return FuncConvert.FromFunc<RecordView, ReadOnlyMemory<byte>, ReadOnlyMemory<byte>>(
+            (view, payload) => JsonBody.BytesOf(body(view, new JsonBody(payload, key))));
+    }
 
     static CoreRules.Dest<RecordView>? Dest(SettingsSpec spec, CompiledRules compiled) =>
         spec.DestPattern is { } pattern ? CoreRules.Dest<RecordView>.NewDestPattern(pattern)

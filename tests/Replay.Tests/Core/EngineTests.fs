@@ -41,7 +41,8 @@ let private request (id: string) : Pipeline.Request =
       Headers = []
       Body = ReadOnlyMemory.Empty
       OrderingKey = id
-      Route = "defaults" }
+      Route = "defaults"
+      StatusPolicy = StatusPolicy.defaults }
 
 let private job lease offset id = Job(ValueSome(request id), lease, offset, 10L, obj ())
 let private answer status = Answered(Answer.status status None)

@@ -112,7 +112,10 @@ let private ruleSet (scenario: Scenario) : RuleSet<Record * Envelope> =
           Deletes = true
           CopyKeys = true
           Method = None
-          Headers = copies scenario.DefaultCopies }
+          Headers = copies scenario.DefaultCopies
+          StatusPolicy = StatusPolicy.defaults
+          DropIp = false
+          Body = None }
       Rules =
         [ for model in scenario.Rules ->
               { Name = model.Name
@@ -264,7 +267,10 @@ let tests =
                             Deletes = true
                             CopyKeys = true
                             Method = None
-                            Headers = [] }
+                            Headers = []
+                            StatusPolicy = StatusPolicy.defaults
+                            DropIp = false
+                            Body = None }
                         Rules =
                           [ { Name = "per key"
                               When = fun _ -> true
@@ -301,7 +307,10 @@ let tests =
                             Deletes = true
                             CopyKeys = true
                             Method = None
-                            Headers = [] }
+                            Headers = []
+                            StatusPolicy = StatusPolicy.defaults
+                            DropIp = false
+                            Body = None }
                         Rules = [ { Name = "computed"; When = (fun () -> true); Action = Replay settings } ] }
                       record
                       envelope

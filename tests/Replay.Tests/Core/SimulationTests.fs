@@ -131,7 +131,8 @@ let private request (id: string) (op: Op) : Pipeline.Request =
       Headers = []
       Body = ReadOnlyMemory.Empty
       OrderingKey = id
-      Route = "defaults" }
+      Route = "defaults"
+      StatusPolicy = StatusPolicy.defaults }
 
 let private fail (world: World) (message: string) =
     failwith $"step {world.Steps}: {message}"

@@ -92,6 +92,17 @@ let settings bootstrap group topic (route: Route) : Setup =
       Start = Replay.Host.Operating.StartPosition.Latest
       Reset = false }
 
+/// A Setup from what `replay run`'s own flag handling built, on `kafka` (the test broker's settings).
+let ofJob (job: ReplayJob) (kafka: Collections.Generic.IReadOnlyDictionary<string, string>) : Setup =
+    { Run = { job.Run with Kafka = kafka }
+      Router = job.Services.Router.Invoke
+      DeadLetters = job.Services.DeadLetters
+      Proxy = job.Services.Proxy
+      Handler = job.Services.Handler
+      Log = TextWriter.Null
+      Start = job.Services.Start
+      Reset = job.Services.Reset }
+
 let untilEnd (setup: Setup) = { setup with Run = { setup.Run with UntilEnd = true } }
 
 let withDelivery (change: DeliverySettings -> DeliverySettings) (setup: Setup) =

@@ -18,7 +18,8 @@ let private request (url: string) method (headers: (string * string) list) (body
       Headers = headers
       Body = ReadOnlyMemory body
       OrderingKey = "doc"
-      Route = "test" }
+      Route = "test"
+      StatusPolicy = StatusPolicy.defaults }
 
 let private post url = request url Method.Post [ "X-Replay-Id", "t/0/1" ] (ascii "{\"a\":1}")
 
