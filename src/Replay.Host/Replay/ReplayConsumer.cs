@@ -9,6 +9,7 @@ using Confluent.Kafka;
 using Microsoft.FSharp.Core;
 using Replay.Core;
 using Replay.Host.Delivery;
+using Replay.Host.Kafka;
 using Replay.Host.Operating;
 using static Replay.Core.Pipeline;
 
@@ -159,13 +160,13 @@ public sealed class ReplayConsumer
             _settings.Log.WriteLine);
         _engine = engine;
 
+        using var kafkaLog = new KafkaDiagnostics(_settings.Log);
         using var consumer = new ConsumerBuilder<byte[]?, byte[]?>(config)
             .SetPartitionsAssignedHandler((c, parts) => OnAssigned(c, parts))
             .SetStatisticsHandler((_, json) => _lag.Update(json, _partitions.ContainsKey))
             .SetPartitionsRevokedHandler((c, parts) => OnRevoked(c, parts))
             .SetPartitionsLostHandler((c, parts) => OnLost(parts))
-            .SetErrorHandler((_, e) => _settings.Log.WriteLine($"kafka: {e.Reason}{(e.IsFatal ? " (fatal)" : "")}"))
-            .SetLogHandler((_, m) => { if (m.Level <= SyslogLevel.Warning) _settings.Log.WriteLine($"kafka {m.Level}: {m.Message}"); })
+            .WithDiagnostics(kafkaLog)
             .Build();
         _consumer = consumer;
         if (_settings.UntilEnd && !_settings.Topic.StartsWith('^'))
