@@ -9,7 +9,11 @@ namespace Replay.Host.Kafka;
 
 public sealed class MockCluster : IDisposable
 {
-    const string Library = "rdkafka-mock";
+    internal const string Library = "rdkafka-mock";
+
+    /// <summary>Makes the native calls of this assembly (here and in <see cref="LibrdkafkaSettings"/>) reach
+    /// the librdkafka build Confluent.Kafka uses.</summary>
+    internal static void EnsureResolver() { }
 
     static MockCluster()
     {
