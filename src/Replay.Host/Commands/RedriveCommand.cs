@@ -15,18 +15,21 @@ public static class RedriveCommand
     {
         var file = new Option<string?>("--file", "-f") { Description = "A dead-letter file written by --dead-letter" };
         var topic = new Option<string?>("--topic", "-t") { Description = "A dead-letter topic written by --dead-letter-topic (needs -b/-p and -gid)" };
-        var command = new Command("redrive", """
-            Send dead letters again, once the destination accepts them. Records that fail again go to
-            this run's --dead-letter / --dead-letter-topic (use a new file), so nothing is lost.
-
-            Examples:
-              replay redrive --file dead.jsonl --dest "http://proto.example/submit/telemetry/%k" --dead-letter dead-2.jsonl
-              replay redrive --topic replay-dead -b 127.0.0.1:9092 -gid redrive-1 --dest "http://proto.example/submit/telemetry/%k"
-            """);
+        var command = new Command("redrive", "Send dead letters again, from a --dead-letter file or a --dead-letter-topic.");
+        HelpText.Describe(command,
+            details: """
+                Records that fail again go to this run's --dead-letter / --dead-letter-topic (use a new file), so nothing is
+                lost. Exit 0 when every record was sent, 1 when some failed again.
+                """,
+            examples: """
+                  replay redrive --file dead.jsonl --dest "http://proto.example/submit/telemetry/%k" --dead-letter dead-2.jsonl
+                  replay redrive --topic replay-dead -b 127.0.0.1:9092 -gid redrive-1 --dest "http://proto.example/submit/telemetry/%k"
+                """);
+        Signals.Stops(command, "stopping: finishing in-flight requests, then committing", "undelivered records stay uncommitted");
         command.Options.Add(file);
         command.Options.Add(topic);
         foreach (var option in new Option[] { GroupId, Properties, Bootstrap, Dest, CopyKeys, Sample, SampleMode, Delete, NumThreads,
-                     Concurrency, ValidateJson, Proxy, CaFile, ClientCert, ClientKey, InsecureSkipVerify, Format, RawKeys, RunCommand.DeadLetterFile, RunCommand.DeadLetterTopic, MaxRate, From, MaxInFlightBytes,
+                     Concurrency, ValidateJson, Proxy, RunCommand.NoProxy, CaFile, ClientCert, ClientKey, InsecureSkipVerify, Format, RawKeys, RunCommand.DeadLetterFile, RunCommand.DeadLetterTopic, MaxRate, From, MaxInFlightBytes,
                      MaxInFlightRecords, MaxPayloadBytes, RequestTimeout, MaxRetryDuration, ShutdownTimeout, RulesFile })
             command.Options.Add(option);
         command.SetAction((parse, cancel) => Task.FromResult(Execute(parse, file, topic, cancel)));
@@ -50,6 +53,7 @@ public static class RedriveCommand
         {
             var settings = DeliverySettings(parse, new Dictionary<string, string>(), "", secrets);
             if (!settings.IsOk) { Console.Error.WriteLine($"replay redrive: {settings.Error}"); return ExitCodes.Usage; }
+            if (NoProxyProblem(parse, settings.Value!) is { } noProxy) { Console.Error.WriteLine($"replay redrive: {noProxy}"); return ExitCodes.Usage; }
             using var deadLetters = settings.Value!.DeadLetters;
             return FileRedrive.Run(settings.Value!, file, stats, cancel);
         }
@@ -59,6 +63,7 @@ public static class RedriveCommand
         if (parse.GetResult(From) is null or { Implicit: true }) kafka.Value!["auto.offset.reset"] = "earliest";
         var built = DeliverySettings(parse, kafka.Value!, topic!, secrets);
         if (!built.IsOk) { Console.Error.WriteLine($"replay redrive: {built.Error}"); return ExitCodes.Usage; }
+        if (NoProxyProblem(parse, built.Value!) is { } bypass) { Console.Error.WriteLine($"replay redrive: {bypass}"); return ExitCodes.Usage; }
         built.Value!.UntilEnd = true;
         // --from may be a time here too: the dead letters written since then.
         built.Value!.Start = Operating.StartPosition.Parse(parse.GetValue(From)!, DateTimeOffset.UtcNow).Value!;
@@ -67,5 +72,13 @@ public static class RedriveCommand
         var code = consumer.Run(cancel);
         Console.Error.WriteLine($"replay redrive: {stats.Summary()}");
         return code != 0 ? code : stats.DeadLettered == 0 ? 0 : ExitCodes.Failure;
+    }
+
+    static string? NoProxyProblem(ParseResult parse, ReplaySettings settings)
+    {
+        if (parse.GetValue(RunCommand.NoProxy) is not { } hosts) return null;
+        var problem = ProxySettings.Bypass(settings.Proxy, hosts);
+        if (problem is not null) settings.DeadLetters.Dispose();
+        return problem;
     }
 }

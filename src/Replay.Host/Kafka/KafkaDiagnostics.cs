@@ -141,7 +141,8 @@ public sealed partial class KafkaDiagnostics : IDisposable
     private static partial Regex Thread();
     [GeneratedRegex(@"\s*\((after \d+ms in state \w+)?(, )?(\d+ identical error\(s\) suppressed)?\)$")]
     private static partial Regex Timing();
-    [GeneratedRegex(@"^(?<broker>[^\s/]+)/(?<id>bootstrap|\d+|GroupCoordinator): (?<rest>.*)$", RegexOptions.Singleline)]
+    /// <summary>librdkafka's prefixes naming a broker: "host:port/bootstrap: ", "host:port/1: ", "GroupCoordinator: ", "host:port: ".</summary>
+    [GeneratedRegex(@"^(?<broker>GroupCoordinator|([a-z]+://)?[A-Za-z0-9.\-\[\]:]+:\d+(/(bootstrap|\d+|GroupCoordinator))?): (?<rest>.*)$", RegexOptions.Singleline)]
     private static partial Regex Broker();
     [GeneratedRegex(@"^Connect to (ipv4|ipv6)#(?<address>\S+) failed: (?<why>.*)$", RegexOptions.Singleline)]
     private static partial Regex Connect();
@@ -156,9 +157,10 @@ public sealed partial class KafkaDiagnostics : IDisposable
     {
         var text = Timing().Replace(Thread().Replace(raw.Trim(), ""), "");
         string? broker = null;
-        if (Broker().Match(text) is { Success: true } b)
+        for (var prefixes = 0; prefixes < 3 && Broker().Match(text) is { Success: true } b; prefixes++)
         {
-            broker = b.Groups["broker"].Value;
+            var name = b.Groups["broker"].Value;
+            if (name != "GroupCoordinator") broker = Regex.Replace(name, "^[a-z]+://", "").Split('/')[0];
             text = b.Groups["rest"].Value;
         }
         if (Connect().Match(text) is { Success: true } c)

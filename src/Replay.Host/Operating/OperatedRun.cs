@@ -1,7 +1,10 @@
-// One `replay run` as an operator sees it: the replay itself, wrapped in the log
-// format, the metrics and health endpoint, the live progress report, the dry-run
-// printer, and the closing summary. The replay does not know any of these exist.
+// One `replay run` as an operator sees it: the replay itself, wrapped in the log format, the
+// start banner and the pre-flight checks, the metrics and health endpoint, the live progress
+// report, the dry-run printer, and the closing summary. The replay does not know any of these exist.
+using System.Diagnostics;
+using Replay.Host.Cli;
 using Replay.Host.Delivery;
+using Replay.Host.Kafka;
 using Replay.Host.Replay;
 
 namespace Replay.Host.Operating;
@@ -13,14 +16,19 @@ public sealed class OperatedRun : IAsyncDisposable
     readonly ReplayMetrics? _metrics;
     readonly OperatingEndpoint? _endpoint;
     readonly DryRunHandler? _dryRun;
+    readonly HttpMessageHandler? _proxyNaming;
     readonly TextWriter? _consoleError;
 
     public ReplayConsumer Consumer { get; }
     /// <summary>Where /metrics, /healthz and /readyz are served; null without --metrics-port.</summary>
     public Uri? MetricsUrl => _endpoint is null ? null : new Uri(_endpoint.Url, "/metrics");
+    /// <summary>What the start banner says beyond the settings (set by `replay run`).</summary>
+    public BannerFacts? Facts { get; set; }
+    /// <summary>Whether --from was given, so that the pre-flight can say it does not apply where the group has commits.</summary>
+    public bool FromGiven { get; set; }
 
     OperatedRun(ReplaySettings settings, OperatorLog log, ReplayConsumer consumer, ReplayMetrics? metrics, OperatingEndpoint? endpoint,
-        DryRunHandler? dryRun, TextWriter? consoleError)
+        DryRunHandler? dryRun, HttpMessageHandler? proxyNaming, TextWriter? consoleError)
     {
         _consoleError = consoleError;
         _settings = settings;
@@ -29,6 +37,7 @@ public sealed class OperatedRun : IAsyncDisposable
         _metrics = metrics;
         _endpoint = endpoint;
         _dryRun = dryRun;
+        _proxyNaming = proxyNaming;
     }
 
     /// <summary>Prepares the run: log, dry run, metrics endpoint (listening once this returns).</summary>
@@ -38,29 +47,37 @@ public sealed class OperatedRun : IAsyncDisposable
     /// <param name="captureConsoleError">Route every other Console.Error line of the process (signal
     /// messages, dead letters logged without a sink) through the log too, so --log-format json holds
     /// for every line; undone when the run is disposed.</param>
-    public static async Task<OperatedRun> StartAsync(ReplaySettings settings, TextWriter log, TextWriter output, bool terminal,
-        bool captureConsoleError = false)
+    public static Task<OperatedRun> StartAsync(ReplaySettings settings, TextWriter log, TextWriter output, bool terminal,
+        bool captureConsoleError = false) =>
+        StartAsync(settings, new OperatorLog(log, output, settings.Operating.LogFormat, terminal), captureConsoleError);
+
+    /// <summary>As above, with the operator log the command already writes to.</summary>
+    public static async Task<OperatedRun> StartAsync(ReplaySettings settings, OperatorLog operatorLog, bool captureConsoleError = false)
     {
         var operating = settings.Operating;
-        var operatorLog = new OperatorLog(log, output, operating.LogFormat, terminal);
         settings.Log = operatorLog;
         TextWriter? consoleError = null;
-        if (captureConsoleError)
+        if (captureConsoleError && Console.Error != operatorLog)
         {
             consoleError = Console.Error;
             Console.SetError(operatorLog);
         }
         DryRunHandler? dryRun = null;
+        HttpMessageHandler? proxyNaming = null;
         if (settings.DryRun)
         {
             dryRun = new DryRunHandler(operatorLog);
             settings.Handler = dryRun;
             // A dry run leaves nothing behind: dead letters are printed, not written to a file or topic.
             settings.DeadLetters.Dispose();
-            settings.DeadLetters = new DeadLetterLog(operatorLog);
+            settings.DeadLetters = new DeadLetterEvents(operatorLog);
         }
-        else if (settings.DeadLetters is DeadLetterLog)
-            settings.DeadLetters = new DeadLetterLog(operatorLog);
+        else
+        {
+            settings.DeadLetters = DeadLetterEvents.InPlaceOf(settings.DeadLetters, operatorLog);
+            if (settings.Handler is null && ProxyNaming.Applies(settings.Proxy))
+                settings.Handler = proxyNaming = new ProxyNaming(HttpSender.CreateHandler(settings.Concurrency, settings.Proxy, settings.Tls), settings.Proxy);
+        }
         var consumer = new ReplayConsumer(settings);
         ReplayMetrics? metrics = null;
         OperatingEndpoint? endpoint = null;
@@ -71,31 +88,56 @@ public sealed class OperatedRun : IAsyncDisposable
                 () => Readiness.Problem(consumer, operating.StuckAfter));
             operatorLog.Message($"metrics: {new Uri(endpoint.Url, "/metrics")} (health: /healthz, /readyz)");
         }
-        return new OperatedRun(settings, operatorLog, consumer, metrics, endpoint, dryRun, consoleError);
+        return new OperatedRun(settings, operatorLog, consumer, metrics, endpoint, dryRun, proxyNaming, consoleError);
     }
 
-    /// <summary>Runs the replay to its end and prints the summary; returns the exit code.</summary>
+    /// <summary>Says what the run will do, checks Kafka, runs the replay to its end and prints
+    /// the summary; returns the exit code.</summary>
     public int Run(CancellationToken cancel)
     {
+        foreach (var note in StartupNotes.Drain()) _log.Write(Severity.Warn, $"replay run: {note}");
+        StartBanner.Write(_log, _settings, Facts);
         if (_settings.DryRun)
             _log.Message("dry run: printing requests instead of sending them; no offsets are committed");
+        var preflight = Preflight.Check(new PreflightRequest(_settings.Kafka, _settings.Topic, _settings.Start, FromGiven, _settings.Reset,
+            _settings.UntilEnd, _settings.Operating.ConnectTimeout), _log, cancel);
+        if (preflight.ExitCode is { } stopped)
+        {
+            if (stopped != ExitCodes.Ok) _log.Write(Severity.Error, $"replay run: {preflight.Problem}", [new("event", "preflight"), new("exit_code", stopped)]);
+            return stopped;
+        }
+        var clock = Stopwatch.StartNew();
         int code;
-        using (new Progress(Consumer, _log, _settings.Operating.ProgressInterval ?? Progress.DefaultInterval(_log)))
+        var context = new ProgressContext(preflight.RecordsAhead, _settings.DryRun, WaitingHint());
+        using (new Progress(Consumer, _log, _settings.Operating.ProgressInterval ?? Progress.DefaultInterval(_log), context))
             code = Consumer.Run(cancel);
-        Summarize(code);
+        Summarize(code, clock.Elapsed);
         return code;
     }
 
-    void Summarize(int code)
+    /// <summary>Why partitions may be slow to come, in this group's terms.</summary>
+    string WaitingHint()
+    {
+        var session = _settings.Kafka.TryGetValue("session.timeout.ms", out var ms) && int.TryParse(ms, out var n) ? n / 1000 : 45;
+        return _settings.Topic.StartsWith('^')
+            ? $"no partitions until a topic matches {_settings.Topic}; or a previous member's session may hold them up to {session} s"
+            : $"a previous member's session may hold them up to {session} s; with more members than partitions, some members stay idle";
+    }
+
+    void Summarize(int code, TimeSpan elapsed)
     {
         var s = Consumer.Stats;
+        var seconds = Math.Max(0.001, elapsed.TotalSeconds);
+        var rate = s.Consumed / seconds;
         if (_log.Format == LogFormat.Json)
         {
             _log.Event("summary",
             [
                 new("exit_code", code),
                 new("consumed", s.Consumed),
-                new("sent", s.Delivered),
+                new("sent", _settings.DryRun ? 0L : s.Delivered),
+                new("would_send", _settings.DryRun ? s.Delivered : 0L),
+                new("skipped", s.SampledOut + s.DeletesIgnored + s.NotJson + s.SkippedByRule),
                 new("sampled_out", s.SampledOut),
                 new("deletes_ignored", s.DeletesIgnored),
                 new("not_json", s.NotJson),
@@ -103,11 +145,13 @@ public sealed class OperatedRun : IAsyncDisposable
                 new("dead_letters", s.DeadLettered),
                 new("decode_errors", s.DecodeErrors),
                 new("retries", s.Retries),
+                new("elapsed_s", Math.Round(seconds, 1)),
+                new("records_per_s", rate),
                 new("dry_run", _settings.DryRun),
-            ]);
+            ], code == ExitCodes.Ok ? Severity.Info : Severity.Error);
             return;
         }
-        _log.Message($"replay: {s.Summary()}");
+        _log.Message($"replay: {s.Summary(_settings.DryRun ? "would send" : null)}; in {seconds:F1} s ({rate:F0} records/s)");
         _log.Message($"replay: {s.ProcessSummary()}");
         if (_dryRun is not null)
             _log.Message($"dry run: {_dryRun.Printed} requests printed, none sent, no offsets committed");
@@ -117,6 +161,7 @@ public sealed class OperatedRun : IAsyncDisposable
     {
         if (_endpoint is not null) await _endpoint.DisposeAsync();
         _metrics?.Dispose();
+        _proxyNaming?.Dispose();
         if (_consoleError is not null) Console.SetError(_consoleError);
     }
 }

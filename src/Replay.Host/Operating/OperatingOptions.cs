@@ -13,13 +13,15 @@ public static class OperatingOptions
 {
     public static readonly Option<bool> Reset = new("--reset") { Description = "Start at --from even where the group has committed offsets (once per partition; prints a warning)" };
     public static readonly Option<bool> DryRun = new("--dry-run") { Description = "Print each request (method, URL, headers, body size) instead of sending it; commit nothing" };
-    public static readonly Option<int?> MetricsPort = new("--metrics-port") { Description = "Serve Prometheus /metrics, /healthz and /readyz on this port (0 picks a free one)" };
-    public static readonly Option<string> MetricsHost = new("--metrics-host") { Description = "Address the metrics port listens on; 0.0.0.0 or :: to let other machines scrape", DefaultValueFactory = _ => "127.0.0.1" };
-    public static readonly Option<string> LogFormat = new("--log-format") { Description = "text, or json (one object per line, for log shippers)", DefaultValueFactory = _ => "text" };
+    public static readonly Option<int?> MetricsPort = new("--metrics-port") { HelpName = "port", Description = "Serve Prometheus /metrics, /healthz and /readyz on this port (0 picks a free one)" };
+    public static readonly Option<string> MetricsHost = new("--metrics-host") { HelpName = "address", Description = "Address the metrics port listens on; 0.0.0.0 or :: to let other machines scrape", DefaultValueFactory = _ => "127.0.0.1" };
+    public static readonly Option<string> LogFormat = new("--log-format") { HelpName = "text|json", Description = "text, or json (one object per line, for log shippers)", DefaultValueFactory = _ => "text" };
     public static readonly Option<TimeSpan?> ProgressInterval = Duration.Option("--progress-interval", "How often progress is reported (default: 2s on a terminal, 10s in a log)");
     public static readonly Option<TimeSpan?> StuckAfter = Duration.Option("--stuck-after", "/readyz fails when records are in flight and none finished for this long", TimeSpan.FromMinutes(2));
 
-    public static IEnumerable<Option> All => [Reset, DryRun, MetricsPort, MetricsHost, LogFormat, ProgressInterval, StuckAfter];
+    public static readonly Option<TimeSpan?> ConnectTimeout = Duration.Option("--connect-timeout", $"How long start-up waits for Kafka to answer; then exit {ExitCodes.KafkaUnreachable} (a supervisor retries)", TimeSpan.FromSeconds(30));
+
+    public static IEnumerable<Option> All => [Reset, DryRun, MetricsPort, MetricsHost, LogFormat, ProgressInterval, StuckAfter, ConnectTimeout];
 
     /// <summary>Validates the operating flags and <c>--from</c> into <paramref name="settings"/>, or one clear message.</summary>
     public static string? Apply(ParseResult parse, Option<string> from, ReplaySettings settings, DateTimeOffset now)
@@ -58,6 +60,8 @@ public static class OperatingOptions
             operating.ProgressInterval = interval;
         }
         operating.StuckAfter = parse.GetValue(StuckAfter) ?? operating.StuckAfter;
+        operating.ConnectTimeout = parse.GetValue(ConnectTimeout) ?? operating.ConnectTimeout;
+        if (operating.ConnectTimeout <= TimeSpan.Zero) return "--connect-timeout must be longer than 0 (e.g. 30s)";
         if (operating.StuckAfter <= TimeSpan.Zero) return "--stuck-after must be longer than 0 (e.g. 2m)";
         return null;
     }

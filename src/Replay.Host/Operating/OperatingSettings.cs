@@ -17,4 +17,6 @@ public sealed class OperatingSettings
     public TimeSpan? ProgressInterval { get; set; }
     /// <summary>--stuck-after: /readyz fails when records are in flight and none finished for this long.</summary>
     public TimeSpan StuckAfter { get; set; } = TimeSpan.FromMinutes(2);
+    /// <summary>--connect-timeout: how long start-up waits for Kafka to answer before exiting 69.</summary>
+    public TimeSpan ConnectTimeout { get; set; } = TimeSpan.FromSeconds(30);
 }

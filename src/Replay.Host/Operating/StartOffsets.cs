@@ -17,7 +17,6 @@ public sealed class StartOffsets(StartPosition start, bool reset, IReadOnlyDicti
     Dictionary<TopicPartition, long>? _before;
     /// <summary>Partitions this run has positioned once; --reset applies only the first time.</summary>
     readonly HashSet<TopicPartition> _resetDone = [];
-    bool _toldCommittedWin;
 
     /// <summary>True when librdkafka's own positioning (committed, else auto.offset.reset) is all that is needed.</summary>
     public bool IsPassive => !reset && start.Kind is not StartKind.Time;
@@ -42,7 +41,6 @@ public sealed class StartOffsets(StartPosition start, bool reset, IReadOnlyDicti
 
         var result = new List<TopicPartitionOffset>();
         var overridden = new List<string>();
-        var resumed = new List<string>();
         foreach (var p in partitions)
         {
             var had = committed.GetValueOrDefault(p, Offset.Unset.Value);
@@ -52,19 +50,13 @@ public sealed class StartOffsets(StartPosition start, bool reset, IReadOnlyDicti
                 if (had >= 0) overridden.Add($"{Name(p)} {had} -> {offset}");
             }
             else
-            {
                 result.Add(new TopicPartitionOffset(p, Offset.Unset));
-                if (had >= 0) resumed.Add(Name(p));
-            }
         }
         if (overridden.Count > 0)
             log.WriteLine($"warning: --reset: starting at --from {start} instead of the group's committed offsets ({string.Join(", ", overridden)}); " +
                 "records before the new start are not replayed, records after it may be replayed again");
-        if (resumed.Count > 0 && !reset && !_toldCommittedWin)
-        {
-            _toldCommittedWin = true;
-            log.WriteLine($"--from {start} applies only to partitions without a committed offset; {string.Join(", ", resumed)} resume where the group left off (add --reset to start them at --from too)");
-        }
+        // Partitions that resume from a commit although --from was given are announced before the
+        // run starts (Kafka.Preflight), for every kind of --from, not here in the rebalance handler.
         return result;
     }
 

@@ -1,0 +1,59 @@
+// The first line of every run: what this replay is about to do, in one line (one JSON
+// "start" event): group, topic(s), where it starts, where it sends, through which proxy, how
+// much, what an answer means, where dead letters go, and which rules. An operator reading a
+// log of many runs sees each run's settings without looking anything up.
+using System.Net;
+using Replay.Host.Replay;
+
+namespace Replay.Host.Operating;
+
+/// <summary>What the banner says that the settings do not hold as text (they hold it as objects).</summary>
+public sealed record BannerFacts(
+    IReadOnlyList<string> Destinations,
+    string Sample,
+    IReadOnlyList<string> DeadLetters,
+    string? RulesFile);
+
+public static class StartBanner
+{
+    /// <summary>What an answer means. Fixed today (Replay.Core's Outcome); a status-policy flag would describe itself here.</summary>
+    public const string StatusPolicy = "2xx sent; 408, 429, 5xx, time-outs and connection failures retried; other 4xx dead-lettered";
+
+    public static void Write(OperatorLog log, ReplaySettings settings, BannerFacts? facts)
+    {
+        var group = settings.Kafka.TryGetValue("group.id", out var g) ? g : "-";
+        var from = settings.Reset ? $"{settings.Start} (--reset)" : $"{settings.Start} (committed offsets first)";
+        var destinations = facts?.Destinations is { Count: > 0 } d ? d : ["as the router decides"];
+        var proxy = Proxy(settings.Proxy);
+        var deadLetters = settings.DryRun ? ["printed (dry run)"] : facts?.DeadLetters is { Count: > 0 } dl ? dl : ["the log"];
+        var rules = settings.Rules is { } r && facts?.RulesFile is { } file ? $"{file} (generation {r.Generation})" : "none";
+        var text = $"replay: group {group}, topic {settings.Topic}, from {from}, to {string.Join(" | ", destinations)}, proxy {proxy}, " +
+                   $"sample {facts?.Sample ?? "-"}, status {StatusPolicy}, dead letters to {string.Join(" and ", deadLetters)}, rules {rules}" +
+                   (settings.DryRun ? ", DRY RUN (nothing sent or committed)" : "");
+        log.Write(Severity.Info, text,
+        [
+            new("event", "start"),
+            new("group", group),
+            new("topic", settings.Topic),
+            new("bootstrap_servers", settings.Kafka.TryGetValue("bootstrap.servers", out var b) ? b : null),
+            new("from", settings.Start.ToString()),
+            new("reset", settings.Reset),
+            new("destinations", destinations),
+            new("proxy", proxy),
+            new("sample", facts?.Sample),
+            new("status_policy", StatusPolicy),
+            new("dead_letters", deadLetters),
+            new("rules", settings.Rules is null ? null : facts?.RulesFile),
+            new("rules_generation", settings.Rules?.Generation),
+            new("dry_run", settings.DryRun),
+        ]);
+    }
+
+    static string Proxy(IWebProxy? proxy)
+    {
+        if (proxy is WebProxy { Address: { } address } web)
+            return Cli.ProxySettings.Redact(address.GetLeftPart(UriPartial.Authority)) + (web.BypassList.Length > 0 ? " (--no-proxy exceptions)" : "");
+        var fromEnvironment = HttpClient.DefaultProxy.GetProxy(new Uri("http://replay.invalid/"));
+        return fromEnvironment is null ? "none" : Cli.ProxySettings.Redact(fromEnvironment.GetLeftPart(UriPartial.Authority)) + " (from the environment)";
+    }
+}
