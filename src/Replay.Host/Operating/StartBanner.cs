@@ -25,10 +25,10 @@ public static class StartBanner
         var from = settings.Reset ? $"{settings.Start} (--reset)" : $"{settings.Start} (committed offsets first)";
         var destinations = facts?.Destinations is { Count: > 0 } d ? d : ["as the router decides"];
         var proxy = Proxy(settings.Proxy);
-        var deadLetters = settings.DryRun ? ["printed (dry run)"] : facts?.DeadLetters is { Count: > 0 } dl ? dl : ["the log"];
+        var deadLetters = settings.DryRun ? ["printed (dry run)"] : facts?.DeadLetters is { Count: > 0 } dl ? dl.Select(d => "to " + d).ToList() : ["to the log"];
         var rules = settings.Rules is { } r && facts?.RulesFile is { } file ? $"{file} (generation {r.Generation})" : "none";
         var text = $"replay: group {group}, topic {settings.Topic}, from {from}, to {string.Join(" | ", destinations)}, proxy {proxy}, " +
-                   $"sample {facts?.Sample ?? "-"}, status {StatusPolicy}, dead letters to {string.Join(" and ", deadLetters)}, rules {rules}" +
+                   $"sample {facts?.Sample ?? "-"}, status {StatusPolicy}, dead letters {string.Join(" and ", deadLetters)}, rules {rules}" +
                    (settings.DryRun ? ", DRY RUN (nothing sent or committed)" : "");
         log.Write(Severity.Info, text,
         [

@@ -74,7 +74,11 @@ public sealed class StartOffsets(StartPosition start, bool reset, IReadOnlyDicti
     {
         if (partitions.Count == 0) return [];
         if (start.Kind == StartKind.Time)
+        {
+            // Said before it happens: on a broker without a time index this reads records and takes a while.
+            log.WriteLine($"--from {start}: finding the first record at or after that time in {Names(partitions)}");
             return _times.Find(consumer, partitions, start.Time!.Value);
+        }
         // Concrete offsets rather than Beginning/End, so that the start can be stored and committed at once.
         return partitions.ToDictionary(p => p, p =>
         {
@@ -84,4 +88,7 @@ public sealed class StartOffsets(StartPosition start, bool reset, IReadOnlyDicti
     }
 
     static string Name(TopicPartition p) => $"{p.Topic}[{p.Partition.Value}]";
+
+    static string Names(IReadOnlyCollection<TopicPartition> partitions) =>
+        partitions.Count <= 4 ? string.Join(", ", partitions.Select(Name)) : $"{partitions.Count} partitions";
 }
