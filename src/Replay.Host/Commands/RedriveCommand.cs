@@ -68,6 +68,14 @@ public static class RedriveCommand
         // --from may be a time here too: the dead letters written since then.
         built.Value!.Start = Operating.StartPosition.Parse(parse.GetValue(From)!, DateTimeOffset.UtcNow).Value!;
         using var sinks = built.Value!.DeadLetters;
+        // The same checks as `replay run` before joining the group: Kafka answers, the topic exists.
+        var preflight = Kafka.Preflight.Check(new Kafka.PreflightRequest(built.Value!.Kafka, topic!, built.Value!.Start,
+            parse.GetResult(From) is { Implicit: false }, false, true, TimeSpan.FromSeconds(30)), Console.Error, cancel);
+        if (preflight.ExitCode is { } stopped)
+        {
+            if (stopped != ExitCodes.Ok) Console.Error.WriteLine($"replay redrive: {preflight.Problem}");
+            return stopped;
+        }
         var consumer = new ReplayConsumer(built.Value!, stats);
         var code = consumer.Run(cancel);
         Console.Error.WriteLine($"replay redrive: {stats.Summary()}");

@@ -75,7 +75,7 @@ public static class Preflight
                 var nearest = Suggest.Nearest(request.Topic, names);
                 return PreflightResult.Stop(ExitCodes.Usage,
                     $"topic '{request.Topic}' does not exist on {request.Kafka["bootstrap.servers"]}" +
-                    (nearest is null ? "" : $"; did you mean {nearest}?") + $" Topics there: {List(names)}");
+                    (nearest is null ? "" : $"; did you mean {nearest}?") + $" (topics there: {List(names)})");
             }
         }
 

@@ -138,8 +138,14 @@ let tests =
               Expect.equal code 2 $"exit 2: {stderr}"
               Expect.stringContains stderr "topic 'telemtry' does not exist" "what is wrong"
               Expect.stringContains stderr "did you mean telemetry?" "the nearest name"
-              Expect.stringContains stderr "Topics there: crash, telemetry" "the topics"
+              Expect.stringContains stderr "(topics there: crash, telemetry)" "the topics"
               Expect.isFalse (stderr.Contains "Subscribed topic not available") "not librdkafka's words"
+              let code, _, stderr =
+                  ReplayProcess.run
+                      [ "redrive"; "--topic"; "telemtry"; "-b"; cluster.BootstrapServers; "-gid"; "g"; "--dest"; "http://127.0.0.1:9/%k" ]
+                      within
+              Expect.equal code 2 $"redrive: exit 2 too: {stderr}"
+              Expect.stringContains stderr "did you mean telemetry?" "redrive: the nearest name too"
           }
 
           test "a ^regex that matches no topic yet waits, says so, and replays once one appears" {
