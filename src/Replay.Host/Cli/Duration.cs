@@ -2,7 +2,7 @@ using System.Globalization;
 
 namespace Replay.Host.Cli;
 
-/// <summary>Durations on the command line: 500ms, 30s, 5m, 2h, 1d; a bare number is seconds.</summary>
+/// <summary>Durations on the command line: 500ms, 30s, 5m, 2h, 1d; a bare number is seconds; hh:mm:ss too.</summary>
 public static class Duration
 {
     public static bool TryParse(string text, out TimeSpan value)
@@ -24,7 +24,17 @@ public static class Duration
             value = TimeSpan.FromSeconds(plain);
             return true;
         }
-        return false;
+        // hh:mm:ss, as .NET prints a TimeSpan (and as older help showed defaults).
+        return text.Contains(':') && TimeSpan.TryParse(text, CultureInfo.InvariantCulture, out value) && value >= TimeSpan.Zero;
+    }
+
+    /// <summary>The way a duration is written on the command line: 500ms, 30s, 5m, 2h, 1d, 90s.</summary>
+    public static string Format(TimeSpan value)
+    {
+        if (value == TimeSpan.Zero) return "0s";
+        foreach (var (suffix, unit) in new[] { ("d", TimeSpan.FromDays(1)), ("h", TimeSpan.FromHours(1)), ("m", TimeSpan.FromMinutes(1)), ("s", TimeSpan.FromSeconds(1)) })
+            if (value.Ticks % unit.Ticks == 0) return $"{value.Ticks / unit.Ticks}{suffix}";
+        return $"{value.TotalMilliseconds.ToString("0.###", CultureInfo.InvariantCulture)}ms";
     }
 
     public static System.CommandLine.Option<TimeSpan?> Option(string name, string description, TimeSpan? fallback = null)
@@ -32,6 +42,7 @@ public static class Duration
         var option = new System.CommandLine.Option<TimeSpan?>(name)
         {
             Description = description,
+            HelpName = "duration",
             CustomParser = result =>
             {
                 var token = result.Tokens.Count > 0 ? result.Tokens[0].Value : "";

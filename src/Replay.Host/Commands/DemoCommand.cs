@@ -4,6 +4,7 @@
 using System.CommandLine;
 using System.Diagnostics;
 using Replay.Core;
+using Replay.Host.Cli;
 using Replay.Host.Ingest;
 using Replay.Host.Kafka;
 using Replay.Host.Replay;
@@ -17,15 +18,18 @@ public static class DemoCommand
     {
         var count = new Option<int>("--count", "-n") { Description = "HTTP submissions to send", DefaultValueFactory = _ => 5000 };
         var sample = new Option<double>("--sample", "-s") { Description = "Fraction of documents to replay", DefaultValueFactory = _ => 0.25 };
-        var command = new Command("demo", """
-            Run the full pipeline in this process: HTTP submissions -> ingest -> embedded Kafka ->
-            replay (sampled by document, deletes on) -> sink, and print a summary whose numbers must
-            add up (exit 0) or do not (exit 1). Submissions: stores under /1.0/submit/telemetry/{id}/...,
-            5% replacing an earlier document (X-Obsolete-Document), 2% DELETEs.
-
-            Example:
-              replay demo --count 5000 --sample 0.25
-            """);
+        var command = new Command("demo", "The whole pipeline in this process, with a summary whose numbers must add up.");
+        HelpText.Describe(command,
+            details: """
+                HTTP submissions -> ingest -> embedded Kafka -> replay (sampled by document, deletes on) -> sink. Exit 0 when
+                the numbers add up, 1 when they do not. Submissions: stores under /1.0/submit/telemetry/{id}/..., 5% replacing
+                an earlier document (X-Obsolete-Document), 2% DELETEs.
+                """,
+            examples: """
+                  replay demo
+                  replay demo --count 300 --sample 1
+                """);
+        Signals.Stops(command, "stopping the demo");
         command.Options.Add(count);
         command.Options.Add(sample);
         command.SetAction(async (parse, cancel) =>

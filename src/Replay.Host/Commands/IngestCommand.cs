@@ -17,26 +17,29 @@ public static class IngestCommand
     static readonly Option<string?> Namespaces = new("--namespaces") { Description = "Accepted namespaces, comma-separated (others get 404); default with --topic: any" };
     static readonly Option<string> Host = new("--host") { Description = "Address to listen on; widen deliberately, e.g. 0.0.0.0", DefaultValueFactory = _ => "127.0.0.1" };
     static readonly Option<int> Port = new("--port") { Description = "Port to listen on (0 picks a free one)", DefaultValueFactory = _ => 8080 };
-    static readonly Option<int> MaxContentLength = new("--max-content-length") { Description = "Largest body in bytes, after decompression; larger gets 413", DefaultValueFactory = _ => 1 << 20 };
+    static readonly Option<int> MaxContentLength = Flags.Size32("--max-content-length", "Largest body, after decompression; larger gets 413", 1 << 20);
     static readonly Option<string?> TrustedProxies = new("--trusted-proxies") { Description = "Addresses/CIDR ranges whose X-Forwarded-For is believed, e.g. 10.0.0.0/8; default: none" };
     static readonly Option<TimeSpan?> KafkaTimeout = Duration.Option("--kafka-timeout", "Longest wait for Kafka's acknowledgement before answering 503", TimeSpan.FromSeconds(5));
 
     public static Command Create()
     {
-        var command = new Command("ingest", """
-            Accept Bagheera submissions over HTTP and write them to Kafka as BagheeraMessage envelopes
-            (key = document id, acks=all, idempotent). 201 and 200 are answered only after Kafka
-            acknowledged the write; 503 when it did not within --kafka-timeout.
+        var command = new Command("ingest", "A Bagheera-compatible submission endpoint that writes envelopes to Kafka.");
+        HelpText.Describe(command,
+            details: """
+                Writes BagheeraMessage envelopes (key = document id, acks=all, idempotent). 201 and 200 are answered
+                only after Kafka acknowledged the write; 503 when it did not within --kafka-timeout.
 
-              POST|PUT [/{apiVersion}]/submit/{namespace}[/{id}[/{partition}...]]  -> 201, body: the id
-                X-Obsolete-Document: id1, id2                                      -> also DELETE those ids
-              DELETE   [/{apiVersion}]/submit/{namespace}/{id}[/...]               -> 200
-              GET -> 405; unknown path or namespace -> 404; empty body -> 400; too large -> 413
-
-            Example (with `replay broker --topic telemetry` running):
-              replay ingest -b 127.0.0.1:9092 -t telemetry --namespaces telemetry --port 8080
-              curl -X POST --data '{"a":1}' http://127.0.0.1:8080/submit/telemetry/doc-1
-            """);
+                  POST|PUT [/{apiVersion}]/submit/{namespace}[/{id}[/{partition}...]]  -> 201, body: the id
+                    X-Obsolete-Document: id1, id2                                      -> also DELETE those ids
+                  DELETE   [/{apiVersion}]/submit/{namespace}/{id}[/...]               -> 200
+                  GET -> 405; unknown path or namespace -> 404; empty body -> 400; too large -> 413
+                """,
+            examples: """
+                  # with `replay broker --topic telemetry --port 9092` running:
+                  replay ingest -b 127.0.0.1:9092 -t telemetry --namespaces telemetry --port 8080
+                  curl -X POST --data '{"a":1}' http://127.0.0.1:8080/submit/telemetry/doc-1
+                """);
+        Signals.Stops(command, "stopping: answering the submissions in flight, then closing the Kafka writer");
         foreach (var option in new Option[] { Bootstrap, Properties, Topic, TopicPerNamespace, Namespaces, Host, Port, MaxContentLength, TrustedProxies, KafkaTimeout })
             command.Options.Add(option);
         command.SetAction(async (parse, cancel) =>
@@ -95,10 +98,10 @@ public static class IngestCommand
         {
             await server.StartAsync(cancel);
         }
-        catch (IOException e)
+        catch (Exception e) when (Listening.IsListenFailure(e))
         {
-            Console.Error.WriteLine($"replay ingest: cannot listen on {settings.Host}:{settings.Port}: {e.Message}; choose another --port or --host");
-            return ExitCodes.Failure;
+            Console.Error.WriteLine($"replay ingest: {Listening.Problem("--port or --host", settings.Host, settings.Port, e)}");
+            return ExitCodes.Usage;
         }
         var accepted = settings.Namespaces is null ? "any namespace" : "namespaces " + string.Join(", ", settings.Namespaces.Order());
         var target = settings.Topic is { } t ? $"topic '{t}'" : "the topic named after each namespace";

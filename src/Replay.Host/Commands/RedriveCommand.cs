@@ -15,18 +15,21 @@ public static class RedriveCommand
     {
         var file = new Option<string?>("--file", "-f") { Description = "A dead-letter file written by --dead-letter" };
         var topic = new Option<string?>("--topic", "-t") { Description = "A dead-letter topic written by --dead-letter-topic (needs -b/-p and -gid)" };
-        var command = new Command("redrive", """
-            Send dead letters again, once the destination accepts them. Records that fail again go to
-            this run's --dead-letter / --dead-letter-topic (use a new file), so nothing is lost.
-
-            Examples:
-              replay redrive --file dead.jsonl --dest "http://proto.example/submit/telemetry/%k" --dead-letter dead-2.jsonl
-              replay redrive --topic replay-dead -b 127.0.0.1:9092 -gid redrive-1 --dest "http://proto.example/submit/telemetry/%k"
-            """);
+        var command = new Command("redrive", "Send dead letters again, from a --dead-letter file or a --dead-letter-topic.");
+        HelpText.Describe(command,
+            details: """
+                Records that fail again go to this run's --dead-letter / --dead-letter-topic (use a new file), so nothing is
+                lost. Exit 0 when every record was sent, 1 when some failed again.
+                """,
+            examples: """
+                  replay redrive --file dead.jsonl --dest "http://proto.example/submit/telemetry/%k" --dead-letter dead-2.jsonl
+                  replay redrive --topic replay-dead -b 127.0.0.1:9092 -gid redrive-1 --dest "http://proto.example/submit/telemetry/%k"
+                """);
+        Signals.Stops(command, "stopping: finishing in-flight requests, then committing", "undelivered records stay uncommitted");
         command.Options.Add(file);
         command.Options.Add(topic);
         foreach (var option in new Option[] { GroupId, Properties, Bootstrap, Dest, CopyKeys, Sample, SampleMode, Delete, NumThreads,
-                     Concurrency, ValidateJson, Proxy, CaFile, ClientCert, ClientKey, InsecureSkipVerify, Format, RawKeys, RunCommand.DeadLetterFile, RunCommand.DeadLetterTopic, MaxRate, From, MaxInFlightBytes,
+                     Concurrency, ValidateJson, Proxy, RunCommand.NoProxy, CaFile, ClientCert, ClientKey, InsecureSkipVerify, Format, RawKeys, RunCommand.DeadLetterFile, RunCommand.DeadLetterTopic, MaxRate, From, MaxInFlightBytes,
                      MaxInFlightRecords, MaxPayloadBytes, RequestTimeout, MaxRetryDuration, MaxBackoff, PoisonAfter, ShutdownTimeout, RulesFile }.Concat(Rules.RouteOptions.All))
             command.Options.Add(option);
         command.SetAction((parse, cancel) => Task.FromResult(Execute(parse, file, topic, cancel)));
@@ -51,6 +54,7 @@ public static class RedriveCommand
             var built = DeliverySettings(parse, new Dictionary<string, string>(), "", secrets);
             if (!built.IsOk) { Console.Error.WriteLine($"replay redrive: {built.Error}"); return ExitCodes.Usage; }
             var job = built.Value!;
+            if (NoProxyProblem(parse, job) is { } noProxy) { Console.Error.WriteLine($"replay redrive: {noProxy}"); return ExitCodes.Usage; }
             using var deadLetters = job.Services.DeadLetters;
             return FileRedrive.Run(job.Run, job.Services, file, stats, cancel);
         }
@@ -62,10 +66,28 @@ public static class RedriveCommand
         var start = Operating.StartPosition.Parse(parse.GetValue(From)!, DateTimeOffset.UtcNow).Value!;
         var fromTopic = DeliverySettings(parse, kafka.Value!, topic!, secrets, untilEnd: true, start: start);
         if (!fromTopic.IsOk) { Console.Error.WriteLine($"replay redrive: {fromTopic.Error}"); return ExitCodes.Usage; }
-        using var sinks = fromTopic.Value!.Services.DeadLetters;
-        var consumer = new ReplayConsumer(fromTopic.Value!.Run, fromTopic.Value!.Services, stats);
+        var redrive = fromTopic.Value!;
+        if (NoProxyProblem(parse, redrive) is { } bypass) { Console.Error.WriteLine($"replay redrive: {bypass}"); return ExitCodes.Usage; }
+        using var sinks = redrive.Services.DeadLetters;
+        // The same checks as `replay run` before joining the group: Kafka answers, the topic exists.
+        var preflight = Kafka.Preflight.Check(new Kafka.PreflightRequest(redrive.Run.Kafka, topic!, start,
+            parse.GetResult(From) is { Implicit: false }, false, true, TimeSpan.FromSeconds(30)), Console.Error, cancel);
+        if (preflight.ExitCode is { } stopped)
+        {
+            if (stopped != ExitCodes.Ok) Console.Error.WriteLine($"replay redrive: {preflight.Problem}");
+            return stopped;
+        }
+        var consumer = new ReplayConsumer(redrive.Run, redrive.Services, stats);
         var code = consumer.Run(cancel);
         Console.Error.WriteLine($"replay redrive: {stats.Summary()}");
         return code != 0 ? code : stats.DeadLettered == 0 ? 0 : ExitCodes.Failure;
+    }
+
+    static string? NoProxyProblem(ParseResult parse, ReplayJob job)
+    {
+        if (parse.GetValue(RunCommand.NoProxy) is not { } hosts) return null;
+        var problem = ProxySettings.Bypass(job.Services.Proxy, hosts);
+        if (problem is not null) job.Services.DeadLetters.Dispose();
+        return problem;
     }
 }

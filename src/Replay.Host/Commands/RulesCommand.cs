@@ -15,10 +15,8 @@ public static class RulesCommand
 {
     public static Command Create()
     {
-        var command = new Command("rules", """
-            Check, dry-run and measure a rules file (YAML with C# snippets; see rules/README.md).
-
-            Examples:
+        var command = new Command("rules", "Check, dry-run and measure a rules file (YAML with C# snippets; see rules/README.md).");
+        HelpText.Describe(command, examples: """
               replay rules check rules/mozilla-telemetry.yaml
               replay rules test rules/mozilla-telemetry.yaml --namespace telemetry --id abc --header channel=nightly
               replay rules test rules/mozilla-telemetry.yaml --records samples.jsonl

@@ -16,120 +16,76 @@ namespace Replay.Host.Commands;
 
 public static class RunCommand
 {
-    internal static readonly Option<string> Topic = new("--topic", "-t") { Description = "Topic to replay; a regex when it starts with '^'", Required = true };
-    internal static readonly Option<string?> GroupId = new("--groupid", "-gid") { Description = "Consumer group of this replay (use its own, never production's)" };
-    internal static readonly Option<string?> Properties = new("--properties", "-p") { Description = "Java .properties file with librdkafka settings (bootstrap.servers, security, ...)" };
-    internal static readonly Option<string?> Bootstrap = new("--bootstrap-servers", "-b") { Description = "HOST:PORT[,...]; overrides bootstrap.servers from the properties file" };
-    internal static readonly Option<string?> Dest = new("--dest", "-d") { Description = "Destination pattern; %k (or {id}) is the document id, e.g. http://host/submit/telemetry/%k (required unless --rules sets defaults.dest)" };
+    internal static readonly Option<string> Topic = new("--topic", "-t") { HelpName = "topic", Description = "Topic to replay; a regex when it starts with '^'", Required = true };
+    internal static readonly Option<string?> GroupId = new("--groupid", "-gid") { HelpName = "group", Description = "Consumer group of this replay (use its own, never production's)" };
+    internal static readonly Option<string?> Properties = new("--properties", "-p") { HelpName = "file", Description = "Java .properties file with librdkafka settings (bootstrap.servers, security, ...)" };
+    internal static readonly Option<string?> Bootstrap = new("--bootstrap-servers", "-b") { HelpName = "host:port,...", Description = "HOST:PORT[,...]; overrides bootstrap.servers from the properties file" };
+    internal static readonly Option<string?> Dest = new("--dest", "-d") { HelpName = "pattern", Description = "Destination pattern; %k (or {id}) is the document id, e.g. http://host/submit/telemetry/%k (required unless --rules sets defaults.dest)" };
     internal static readonly Option<bool> CopyKeys = new("--copy-keys") { Description = "Send the document id (true) or a fresh UUID (false); DELETEs always use the id", DefaultValueFactory = _ => true };
-    internal static readonly Option<double> Sample = new("--sample", "-s") { Description = "Fraction of documents to replay, in [0, 1]", DefaultValueFactory = _ => 1.0 };
-    internal static readonly Option<string> SampleMode = new("--sample-mode") { Description = "document (deterministic by id, default) or random (Bagheera's coin flip)", DefaultValueFactory = _ => "document" };
+    internal static readonly Option<double> Sample = new("--sample", "-s") { HelpName = "rate", Description = "Fraction of documents to replay, in [0, 1]", DefaultValueFactory = _ => 1.0 };
+    internal static readonly Option<string> SampleMode = new("--sample-mode") { HelpName = "document|random", Description = "document (deterministic by id, default) or random (Bagheera's coin flip)", DefaultValueFactory = _ => "document" };
     internal static readonly Option<bool> Delete = new("--delete", "-D") { Description = "Replay DELETEs (true, Bagheera's default) or ignore them", DefaultValueFactory = _ => true };
-    internal static readonly Option<int?> NumThreads = new("--numthreads", "-nt") { Description = "Bagheera's thread count; sets --concurrency" };
-    internal static readonly Option<int> Concurrency = new("--concurrency", "-c") { Description = "Requests in flight at once (order is kept per document id)", DefaultValueFactory = _ => Settings.delivery.Concurrency };
+    internal static readonly Option<int?> NumThreads = new("--numthreads", "-nt") { HelpName = "n", Description = "Bagheera's thread count; sets --concurrency" };
+    internal static readonly Option<int> Concurrency = new("--concurrency", "-c") { HelpName = "n", Description = "Requests in flight at once (order is kept per document id)", DefaultValueFactory = _ => Settings.delivery.Concurrency };
     internal static readonly Option<bool> ValidateJson = new("--validatejson", "-vj") { Description = "Skip (and count) payloads that are not JSON" };
-    internal static readonly Option<string?> Proxy = new("--proxy") { Description = "HTTP proxy for outbound requests (http://[user:pass@]host:port); default: HTTP_PROXY/HTTPS_PROXY/NO_PROXY" };
-    internal static readonly Option<string?> CaFile = new("--ca-file") { Description = "PEM file of the CA(s) to trust for https destinations, instead of the system's roots" };
-    internal static readonly Option<string?> ClientCert = new("--client-cert") { Description = "PEM client certificate for mutual TLS (intermediates may follow it; the key too)" };
-    internal static readonly Option<string?> ClientKey = new("--client-key") { Description = "PEM private key of --client-cert (unencrypted: protect the file)" };
+    internal static readonly Option<string?> Proxy = new("--proxy") { HelpName = "url", Description = "HTTP proxy for outbound requests (http://[user:pass@]host:port); default: HTTP_PROXY/HTTPS_PROXY/NO_PROXY" };
+    internal static readonly Option<string?> NoProxy = new("--no-proxy") { HelpName = "hosts", Description = "Hosts reached directly rather than through --proxy: comma-separated, * for any characters (localhost,*.internal,127.*); -Dhttp.nonProxyHosts sets it" };
+    internal static readonly Option<string?> CaFile = new("--ca-file") { HelpName = "file", Description = "PEM file of the CA(s) to trust for https destinations, instead of the system's roots" };
+    internal static readonly Option<string?> ClientCert = new("--client-cert") { HelpName = "file", Description = "PEM client certificate for mutual TLS (intermediates may follow it; the key too)" };
+    internal static readonly Option<string?> ClientKey = new("--client-key") { HelpName = "file", Description = "PEM private key of --client-cert (unencrypted: protect the file)" };
     internal static readonly Option<bool> InsecureSkipVerify = new("--insecure-skip-verify") { Description = "Do not verify destination certificates (tests only: anyone on the path can read and change the replay)" };
-    internal static readonly Option<string> Format = new("--format") { Description = "bagheera (protobuf envelopes) or raw (key = id, value = payload)", DefaultValueFactory = _ => "bagheera" };
+    internal static readonly Option<string> Format = new("--format") { HelpName = "bagheera|raw", Description = "bagheera (protobuf envelopes) or raw (key = id, value = payload)", DefaultValueFactory = _ => "bagheera" };
     internal static readonly Option<bool> RawKeys = new("--raw-keys") { Description = "Insert ids verbatim into the URL as Bagheera did (default: escaped as one path segment)" };
-    internal static readonly Option<string?> DeadLetterFile = new("--dead-letter") { Description = "Append records that cannot be delivered to this JSON-lines file" };
-    internal static readonly Option<string> From = new("--from") { Description = "Where partitions without a committed offset start: earliest, latest, committed (resume only), an ISO-8601 time or -DURATION (-2h); committed offsets win unless --reset", DefaultValueFactory = _ => "latest" };
+    internal static readonly Option<string?> DeadLetterFile = new("--dead-letter") { HelpName = "file", Description = "Append records that cannot be delivered to this JSON-lines file" };
+    internal static readonly Option<string> From = new("--from") { HelpName = "position", Description = "Where partitions without a committed offset start: earliest, latest, committed (resume only), an ISO-8601 time or -DURATION (-2h); committed offsets win unless --reset", DefaultValueFactory = _ => "latest" };
     internal static readonly Option<bool> UntilEnd = new("--until-end") { Description = "Stop after the records present at start, then commit and exit 0" };
-    internal static readonly Option<long?> MaxRecords = new("--max-records") { Description = "Stop after N records, then commit and exit 0" };
-    internal static readonly Option<long> MaxInFlightBytes = new("--max-in-flight-bytes") { Description = "Payload bytes in flight before consuming stops (and, after a second full, pauses)", DefaultValueFactory = _ => Backpressure.defaults.MaxInFlightBytes };
-    internal static readonly Option<int> MaxInFlightRecords = new("--max-in-flight-records") { Description = "Records in flight before consuming stops (and, after a second full, pauses)", DefaultValueFactory = _ => Backpressure.defaults.MaxInFlightRecords };
-    internal static readonly Option<int> MaxPayloadBytes = new("--max-payload-bytes") { Description = "Larger records are dead-lettered, not sent", DefaultValueFactory = _ => Settings.pipeline.MaxPayloadBytes };
+    internal static readonly Option<long?> MaxRecords = new("--max-records") { HelpName = "n", Description = "Stop after N records, then commit and exit 0" };
+    internal static readonly Option<long> MaxInFlightBytes = Flags.Size("--max-in-flight-bytes", "Payload bytes in flight before consuming stops (and, after a second full, pauses)", Backpressure.defaults.MaxInFlightBytes);
+    internal static readonly Option<int> MaxInFlightRecords = new("--max-in-flight-records") { HelpName = "n", Description = "Records in flight before consuming stops (and, after a second full, pauses)", DefaultValueFactory = _ => Backpressure.defaults.MaxInFlightRecords };
+    internal static readonly Option<int> MaxPayloadBytes = Flags.Size32("--max-payload-bytes", "Larger records are dead-lettered, not sent", Settings.pipeline.MaxPayloadBytes);
     internal static readonly Option<TimeSpan?> RequestTimeout = Duration.Option("--request-timeout", "Time one HTTP attempt may take", Settings.delivery.RequestTimeout);
     internal static readonly Option<TimeSpan?> MaxRetryDuration = Duration.Option("--max-retry-duration", "Give up (dead-letter) after retrying a record this long, outage or not; default: retry until delivered");
     internal static readonly Option<TimeSpan?> MaxBackoff = Duration.Option("--max-backoff", "Longest wait between two attempts of a record, a server's Retry-After included", RetrySchedule.defaults.MaxBackoff);
     internal static readonly Option<TimeSpan?> PoisonAfter = Duration.Option("--poison-after", "Dead-letter a record that keeps failing this long while the destination accepts others (an outage never counts)", RetrySchedule.defaults.PoisonAfter);
-    internal static readonly Option<string?> DeadLetterTopic = new("--dead-letter-topic") { Description = "Write records that cannot be delivered to this Kafka topic (original key, value and headers kept)" };
-    internal static readonly Option<double?> MaxRate = new("--max-rate") { Description = "At most N requests per second to the destination (retries included)" };
-    internal static readonly Option<string?> RulesFile = new("--rules") { Description = "YAML rules file (C# snippets) refining the flags per record; reloaded when it changes. See rules/README.md" };
+    internal static readonly Option<string?> DeadLetterTopic = new("--dead-letter-topic") { HelpName = "topic", Description = "Write records that cannot be delivered to this Kafka topic (original key, value and headers kept)" };
+    internal static readonly Option<double?> MaxRate = new("--max-rate") { HelpName = "per-second", Description = "At most N requests per second to the destination (retries included)" };
+    internal static readonly Option<string?> RulesFile = new("--rules") { HelpName = "file", Description = "YAML rules file (C# snippets) refining the flags per record; reloaded when it changes. See rules/README.md" };
     internal static readonly Option<TimeSpan?> ShutdownTimeout = Duration.Option("--shutdown-timeout", "On Ctrl+C/SIGTERM (and on a revoke), wait this long for in-flight requests", Settings.delivery.ShutdownTimeout);
 
     public static Command Create()
     {
-        var command = new Command("run", """
-            Replay a topic to an HTTP destination (the main job).
-
-            Examples:
-              replay run -t telemetry -gid replay-proto -p kafka.properties --copy-keys true \
-                --dest "http://proto.example/submit/telemetry/%k" --sample 0.01 --delete false
-              replay run -b 127.0.0.1:9092 -t telemetry -gid demo --from earliest --until-end \
-                --dest "http://127.0.0.1:8080/submit/telemetry/%k" --dead-letter dead.jsonl
-
-            Operating it:
-              # the last two hours again, even if this group already went past them
-              replay run -p kafka.properties -t telemetry -gid replay-proto --from -2h --reset --until-end --dest ...
-              # see what would be sent, without sending or committing anything
-              replay run -p kafka.properties -t telemetry -gid replay-proto --from earliest --max-records 20 --dry-run --dest ...
-              # Prometheus metrics and health on :9464 (all interfaces), JSON logs for the log shipper
-              replay run -p kafka.properties -t telemetry -gid replay-proto --metrics-port 9464 --metrics-host 0.0.0.0 \
-                --log-format json --dest ...
-            """);
+        var command = new Command("run", "Replay a topic to an HTTP destination (the main job; Bagheera's flags work).");
+        HelpText.Describe(command,
+            details: """
+                Committed offsets win over --from unless --reset. Ctrl+C/SIGTERM drains in-flight requests and commits
+                (exit 0); a second signal exits at once (130). Exit codes: 0 done, 1 failure, 2 bad flags or settings,
+                3 destination TLS, 69 Kafka unreachable (--connect-timeout), 130 interrupted.
+                """,
+            examples: """
+                  replay run -t telemetry -gid replay-proto -p kafka.properties --copy-keys true \
+                    --dest "http://proto.example/submit/telemetry/%k" --sample 0.01 --delete false
+                  replay run -b 127.0.0.1:9092 -t telemetry -gid demo --from earliest --until-end \
+                    --dest "http://127.0.0.1:8080/submit/telemetry/%k" --dead-letter dead.jsonl
+                  # Bagheera's own command line, JVM properties and all:
+                  replay -Dhttp.proxyHost=proxy -Dhttp.proxyPort=3128 com.mozilla.bagheera.consumer.KafkaReplayConsumer \
+                    -t telemetry -gid replay-proto -p kafka.properties --dest "http://proto.example/submit/telemetry/%k"
+                  # the last two hours again, even if this group already went past them
+                  replay run -p kafka.properties -t telemetry -gid replay-proto --from -2h --reset --until-end --dest ...
+                  # see what would be sent, without sending or committing anything
+                  replay run -p kafka.properties -t telemetry -gid replay-proto --from earliest --max-records 20 --dry-run --dest ...
+                  # Prometheus metrics and health on :9464 (all interfaces), JSON logs for the log shipper
+                  replay run -p kafka.properties -t telemetry -gid replay-proto --metrics-port 9464 --metrics-host 0.0.0.0 \
+                    --log-format json --dest ...
+                """);
+        Signals.Stops(command, "stopping: finishing in-flight requests, then committing", "undelivered records stay uncommitted");
         foreach (var option in new Option[] { Topic, GroupId, Properties, Bootstrap, Dest, CopyKeys, Sample, SampleMode, Delete,
-                     NumThreads, Concurrency, ValidateJson, Proxy, CaFile, ClientCert, ClientKey, InsecureSkipVerify, Format, RawKeys, DeadLetterFile, DeadLetterTopic, MaxRate, From, UntilEnd, MaxRecords,
+                     NumThreads, Concurrency, ValidateJson, Proxy, NoProxy, CaFile, ClientCert, ClientKey, InsecureSkipVerify, Format, RawKeys, DeadLetterFile, DeadLetterTopic, MaxRate, From, UntilEnd, MaxRecords,
                      MaxInFlightBytes, MaxInFlightRecords, MaxPayloadBytes, RequestTimeout, MaxRetryDuration, MaxBackoff, PoisonAfter, ShutdownTimeout, RulesFile })
             command.Options.Add(option);
         foreach (var option in OperatingOptions.All.Concat(RouteOptions.All))
             command.Options.Add(option);
-        command.SetAction((parse, cancel) => Task.FromResult(Execute(parse, cancel)));
+        command.SetAction((parse, cancel) => Task.FromResult(RunExecution.Execute(parse, cancel)));
         return command;
-    }
-
-    static int Execute(ParseResult parse, CancellationToken cancel)
-    {
-        // Everything this command prints goes through the redactor, so a secret met
-        // while reading the settings stays hidden whoever prints it later (librdkafka included).
-        var secrets = new Secrets();
-        Console.SetOut(new RedactingWriter(Console.Out, secrets));
-        Console.SetError(new RedactingWriter(Console.Error, secrets));
-        var settings = Build(parse, secrets);
-        if (!settings.IsOk)
-        {
-            Console.Error.WriteLine($"replay run: {settings.Error}");
-            return ExitCodes.Usage;
-        }
-        var job = settings.Value!;
-        WarnIfInsecure(job.Services, "replay run");
-        try
-        {
-            OperatedRun run;
-            try { run = OperatedRun.StartAsync(job, Console.Error, Console.Out, terminal: !Console.IsErrorRedirected, captureConsoleError: true).GetAwaiter().GetResult(); }
-            catch (Exception e) when (e is IOException or System.Net.Sockets.SocketException)
-            {
-                Console.Error.WriteLine($"replay run: --metrics-port/--metrics-host: cannot listen ({e.Message}); pick a free port, or 0 for any");
-                return ExitCodes.Usage;
-            }
-            try
-            {
-                var code = run.Run(cancel);
-                if (job.Services.Rules is { } rules) Console.Error.WriteLine($"replay: {rules.Summary()}");
-                return code;
-            }
-            finally { run.DisposeAsync().AsTask().GetAwaiter().GetResult(); }
-        }
-        catch (Confluent.Kafka.KafkaException e)
-        {
-            Console.Error.WriteLine($"replay run: Kafka refused the settings: {e.Error.Reason}");
-            return ExitCodes.Usage;
-        }
-        catch (Exception e) when (e is ArgumentException or InvalidOperationException && e.Source == "Confluent.Kafka")
-        {
-            // librdkafka rejected a key or value of the properties file (unknown key, invalid
-            // value, unreadable certificate or key): its reason, not a stack trace.
-            Console.Error.WriteLine($"replay run: Kafka refused the settings: {e.Message}");
-            return ExitCodes.Usage;
-        }
-        finally
-        {
-            job.Services.DeadLetters.Dispose();
-            job.Services.Rules?.Dispose();
-        }
     }
 
     public static void WarnIfInsecure(ReplayServices services, string command)
@@ -159,8 +115,14 @@ public static class RunCommand
         var o = operating.Value!;
         var maxRecords = parse.GetValue(MaxRecords);
         if (maxRecords is < 1) return Result<ReplayJob>.Fail($"--max-records {maxRecords}: must be at least 1");
-        return DeliverySettings(parse, kafka.Value!, parse.GetValue(Topic)!, secrets, untilEnd: parse.GetValue(UntilEnd),
+        var built = DeliverySettings(parse, kafka.Value!, parse.GetValue(Topic)!, secrets, untilEnd: parse.GetValue(UntilEnd),
             maxRecords: maxRecords ?? 0, dryRun: o.DryRun, start: o.Start, reset: o.Reset, operating: o.Operating);
+        if (built.IsOk && parse.GetValue(NoProxy) is { } noProxy && ProxySettings.Bypass(built.Value!.Services.Proxy, noProxy) is { } bypassProblem)
+        {
+            built.Value!.Services.DeadLetters.Dispose();
+            return Result<ReplayJob>.Fail(bypassProblem);
+        }
+        return built;
     }
 
     /// <summary>librdkafka settings from -p, --bootstrap-servers, -gid and --from.</summary>
@@ -297,6 +259,9 @@ public static class RunCommand
     /// <summary>A pattern must make an absolute http(s) URL, and record data must not pick the host.</summary>
     public static string? CheckDestination(Destination.Pattern pattern)
     {
+        // Before the host check: "127.0.0.1:8080/submit/%k" reads as scheme "127.0.0.1" to a URL parser.
+        if (!System.Text.RegularExpressions.Regex.IsMatch(pattern.Text, "^[A-Za-z][A-Za-z0-9+.-]*://"))
+            return $"'{pattern.Text}' has no scheme: write http://{pattern.Text} (or https://...)";
         if (Destination.placesValueInAuthority(pattern))
             return $"'{pattern.Text}' puts a record value in the scheme or host; record data may only fill the path or query";
         var sample = Destination.expand(Destination.Escaping.Segment,

@@ -4,6 +4,7 @@
 // broker acknowledged it, so the record it stands for may then count as finished.
 using System.Text;
 using Confluent.Kafka;
+using Replay.Host.Kafka;
 
 namespace Replay.Host.Delivery;
 
@@ -18,7 +19,8 @@ public sealed class DeadLetterTopic : IDeadLetterSink
     readonly IProducer<byte[]?, byte[]?> _producer;
     readonly string _topic;
 
-    public DeadLetterTopic(IReadOnlyDictionary<string, string> kafka, string topic)
+    /// <param name="log">Where Kafka's complaints go (deduplicated); standard error by default.</param>
+    public DeadLetterTopic(IReadOnlyDictionary<string, string> kafka, string topic, TextWriter? log = null)
     {
         _topic = topic;
         var config = new ProducerConfig(kafka
@@ -28,8 +30,11 @@ public sealed class DeadLetterTopic : IDeadLetterSink
             Acks = Acks.All,
             EnableIdempotence = true,
         };
-        _producer = new ProducerBuilder<byte[]?, byte[]?>(config).Build();
+        _diagnostics = new KafkaDiagnostics(log ?? Console.Error);
+        _producer = new ProducerBuilder<byte[]?, byte[]?>(config).WithDiagnostics(_diagnostics).Build();
     }
+
+    readonly KafkaDiagnostics _diagnostics;
 
     /// <summary>Consumer settings that a producer would reject.</summary>
     static readonly HashSet<string> ConsumerOnly = new(StringComparer.Ordinal)
@@ -71,5 +76,6 @@ public sealed class DeadLetterTopic : IDeadLetterSink
     {
         _producer.Flush(TimeSpan.FromSeconds(10));
         _producer.Dispose();
+        _diagnostics.Dispose();
     }
 }

@@ -93,9 +93,12 @@ public sealed class ReplayStats
                $"latency p50 {Latency.Quantile(0.5).TotalMilliseconds:F2} ms p99 {Latency.Quantile(0.99).TotalMilliseconds:F2} ms";
     }
 
-    public string Summary() =>
-        $"consumed {Consumed}, delivered {Delivered}, sampled out {SampledOut}, deletes ignored {DeletesIgnored}, " +
-        $"not JSON {NotJson}, skipped by rule {SkippedByRule}, dead-lettered {DeadLettered} (undecodable {DecodeErrors}), retries {Retries}" +
+    /// <summary>The closing account, in the words of the progress line and the metrics: sent, dropped, skipped, dead letters.</summary>
+    /// <param name="sentAs">What "sent" is called, e.g. "would send" for a dry run.</param>
+    public string Summary(string? sentAs = null) =>
+        $"consumed {Consumed}, {sentAs ?? "sent"} {Delivered}, skipped {SampledOut + DeletesIgnored + NotJson + SkippedByRule} " +
+        $"(sampled out {SampledOut}, deletes ignored {DeletesIgnored}, not JSON {NotJson}, by rule {SkippedByRule}), " +
+        $"dead letters {DeadLettered} (undecodable {DecodeErrors}), retries {Retries}" +
         (Dropped == 0 ? "" : $", dropped {Dropped} (" + string.Join(", ", _droppedBy.OrderBy(kv => kv.Key.Route, StringComparer.Ordinal).ThenBy(kv => kv.Key.Status)
             .Select(kv => $"{kv.Key.Status} by '{kv.Key.Route}': {kv.Value}")) + ")");
 }

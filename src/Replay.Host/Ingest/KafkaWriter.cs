@@ -6,6 +6,7 @@
 // for librdkafka's default five minutes.
 using Confluent.Kafka;
 using Replay.Core;
+using Replay.Host.Kafka;
 
 namespace Replay.Host.Ingest;
 
@@ -30,7 +31,6 @@ public sealed class KafkaWriter : IDisposable
     readonly TextWriter _log;
     readonly CancellationTokenSource _fatal = new();
     string _lastError = "";
-    DateTime _lastErrorLogged = DateTime.MinValue;
 
     /// <summary>Cancelled when the producer hit a fatal error: nothing more can be written.</summary>
     public CancellationToken Fatal => _fatal.Token;
@@ -40,9 +40,10 @@ public sealed class KafkaWriter : IDisposable
     public KafkaWriter(IReadOnlyDictionary<string, string> kafka, TimeSpan timeout, int maxContentLength, TextWriter log)
     {
         _log = log;
+        _diagnostics = new KafkaDiagnostics(log);
         _producer = new ProducerBuilder<string, byte[]>(BuildConfig(kafka, timeout, maxContentLength))
             .SetErrorHandler((_, e) => OnError(e))
-            .SetLogHandler((_, m) => { if (m.Level <= SyslogLevel.Warning) Report($"kafka {m.Level}: {m.Message}"); })
+            .SetLogHandler((_, m) => _diagnostics.OnLog(m))
             .Build();
     }
 
@@ -125,30 +126,20 @@ public sealed class KafkaWriter : IDisposable
             _fatal.Cancel();
             return;
         }
-        Report($"kafka: {error.Reason}");
+        _diagnostics.OnError(error);
     }
 
-    /// <summary>Logs a message unless the same one was logged in the last few seconds:
+    readonly KafkaDiagnostics _diagnostics;
+
+    /// <summary>Logs a failed write, once per kind of failure and window, with a count after:
     /// an outage must not print a line per request.</summary>
-    void Report(string message)
-    {
-        lock (_reportLock)
-        {
-            var now = DateTime.UtcNow;
-            if (message == _lastLogged && now - _lastErrorLogged < TimeSpan.FromSeconds(5)) return;
-            _lastLogged = message;
-            _lastErrorLogged = now;
-        }
-        _log.WriteLine(message);
-    }
-
-    readonly object _reportLock = new();
-    string _lastLogged = "";
+    void Report(string message) => _diagnostics.Report(message);
 
     /// <summary>Waits for records still in flight, then closes the producer.</summary>
     public void Dispose()
     {
         _producer.Flush(TimeSpan.FromSeconds(10));
         _producer.Dispose();
+        _diagnostics.Dispose();
     }
 }

@@ -9,7 +9,11 @@ namespace Replay.Host.Kafka;
 
 public sealed class MockCluster : IDisposable
 {
-    const string Library = "rdkafka-mock";
+    internal const string Library = "rdkafka-mock";
+
+    /// <summary>Makes the native calls of this assembly (here and in <see cref="LibrdkafkaSettings"/>) reach
+    /// the librdkafka build Confluent.Kafka uses.</summary>
+    internal static void EnsureResolver() { }
 
     static MockCluster()
     {
@@ -58,6 +62,7 @@ public sealed class MockCluster : IDisposable
     [DllImport(Library)] static extern void rd_kafka_mock_push_request_errors_array(IntPtr mc, short apiKey, UIntPtr count, int[] errors);
     [DllImport(Library)] static extern void rd_kafka_mock_clear_request_errors(IntPtr mc, short apiKey);
     [DllImport(Library)] static extern int rd_kafka_mock_set_group_consumer_session_timeout_ms(IntPtr mc, int ms);
+    [DllImport(Library)] static extern void rd_kafka_mock_broker_set_host_port(IntPtr mc, int brokerId, string host, int port);
 
     readonly IntPtr _handle;
     readonly IntPtr _cluster;
@@ -90,6 +95,10 @@ public sealed class MockCluster : IDisposable
         if (error != 0)
             throw new InvalidOperationException($"could not create topic '{topic}' on the embedded broker (Kafka error {error})");
     }
+
+    /// <summary>Makes broker <paramref name="brokerId"/> (1-based) tell clients to connect to host:port
+    /// instead of where it listens; something must then relay that address to it.</summary>
+    public void Advertise(int brokerId, string host, int port) => rd_kafka_mock_broker_set_host_port(_cluster, brokerId, host, port);
 
     public void SetBrokerDown(int brokerId) => rd_kafka_mock_broker_set_down(_cluster, brokerId);
     public void SetBrokerUp(int brokerId) => rd_kafka_mock_broker_set_up(_cluster, brokerId);

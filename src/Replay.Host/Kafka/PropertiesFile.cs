@@ -26,6 +26,28 @@ public static class PropertiesFile
         ["autocommit.enable"] = "delete it: Replay commits only what was delivered",
         ["auto.commit.enable"] = "delete it: Replay commits only what was delivered",
         ["enable.auto.offset.store"] = "delete it: Replay stores offsets only after delivery, always",
+        ["autocommit.interval.ms"] = "rename it to auto.commit.interval.ms (Replay commits what is finished every 1 s unless that says otherwise)",
+        ["consumer.timeout.ms"] = "delete it: Replay waits for records itself; to end a run, use --until-end or --max-records",
+        ["consumer.id"] = "delete it: to name this client to the brokers, set client.id",
+        ["num.consumer.fetchers"] = "delete it: librdkafka fetches from every broker in parallel by itself",
+        ["queued.max.message.chunks"] = "replace it with queued.max.messages.kbytes (the prefetch size; 16384 by default)",
+        ["queuedchunks.max"] = "replace it with queued.max.messages.kbytes (the prefetch size; 16384 by default)",
+        ["rebalance.max.retries"] = "delete it: the group coordinator runs rebalances now",
+        ["rebalance.retries.max"] = "delete it: the group coordinator runs rebalances now",
+        ["rebalance.backoff.ms"] = "delete it: the group coordinator runs rebalances now",
+        ["refresh.leader.backoff.ms"] = "delete it: librdkafka finds new leaders by itself (topic.metadata.refresh.interval.ms)",
+        ["backoff.increment.ms"] = "rename it to fetch.error.backoff.ms",
+        ["exclude.internal.topics"] = "delete it: a ^regex --topic matches internal topics only if it names them",
+        ["zookeeper.sync.time.ms"] = "delete it: there is no ZooKeeper connection any more",
+        ["zk.synctime.ms"] = "delete it: there is no ZooKeeper connection any more",
+        ["offsets.storage"] = "delete it: offsets are always stored in Kafka now",
+        ["dual.commit.enabled"] = "delete it: offsets are always stored in Kafka now",
+        ["offsets.channel.backoff.ms"] = "delete it: the group coordinator handles commits (retry.backoff.ms)",
+        ["offsets.channel.socket.timeout.ms"] = "delete it: the group coordinator handles commits (socket.timeout.ms)",
+        ["offsets.commit.max.retries"] = "delete it: the group coordinator handles commits; a failed commit is retried by the next one",
+        ["mirror.topics.whitelist"] = "delete it: a MirrorMaker setting; --topic takes a ^regex for several topics",
+        ["mirror.topics.blacklist"] = "delete it: a MirrorMaker setting; --topic takes a ^regex for several topics",
+        ["mirror.consumer.numthreads"] = "delete it: a MirrorMaker setting; --concurrency sets how many requests run at once",
     };
 
     /// <summary>Keys whose values are secrets: never printed.</summary>
@@ -111,22 +133,41 @@ public static class PropertiesFile
         return sb.ToString();
     }
 
-    /// <summary>Reads a properties file into librdkafka settings, or explains what is wrong.</summary>
+    /// <summary>Reads a properties file into librdkafka settings, or explains everything that is wrong
+    /// with it at once: Kafka 0.8 keys with what to write instead, then every key or value librdkafka
+    /// itself refuses, each with its line.</summary>
     public static Result<Dictionary<string, string>> Load(string path)
     {
         if (!File.Exists(path))
             return Result<Dictionary<string, string>>.Fail($"properties file '{path}' does not exist (-p/--properties)");
+        string text;
+        try { text = File.ReadAllText(path); }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            return Result<Dictionary<string, string>>.Fail($"properties file '{path}' cannot be read: {e.Message}");
+        }
         var settings = new Dictionary<string, string>(StringComparer.Ordinal);
-        var problems = new List<string>();
-        foreach (var entry in Parse(File.ReadAllText(path)))
+        var lines = new Dictionary<string, int>(StringComparer.Ordinal);
+        var problems = new List<(int Line, string Text)>();
+        foreach (var entry in Parse(text))
         {
             if (LegacyKeys.TryGetValue(entry.Key, out var advice))
-                problems.Add($"{path}({entry.Line}): '{entry.Key}' is a Kafka 0.8 setting: {advice}");
+                problems.Add((entry.Line, $"{path}({entry.Line}): '{entry.Key}' is a Kafka 0.8 setting: {advice}"));
             else
+            {
                 settings[entry.Key] = entry.Value;
+                lines[entry.Key] = entry.Line;
+            }
         }
-        return problems.Count > 0
-            ? Result<Dictionary<string, string>>.Fail(string.Join(Environment.NewLine, problems))
-            : Result<Dictionary<string, string>>.Ok(settings);
+        foreach (var (key, problem) in LibrdkafkaSettings.Check(settings))
+        {
+            // The value is not repeated: it may be a password.
+            problems.Add((lines[key], $"{path}({lines[key]}): '{key}': {problem}"));
+        }
+        if (problems.Count == 0) return Result<Dictionary<string, string>>.Ok(settings);
+        var all = problems.OrderBy(p => p.Line).Select(p => p.Text).ToList();
+        return Result<Dictionary<string, string>>.Fail(all.Count == 1
+            ? all[0]
+            : $"{path}: {all.Count} settings Kafka cannot use:{Environment.NewLine}  " + string.Join(Environment.NewLine + "  ", all));
     }
 }

@@ -51,25 +51,46 @@ public static class SampleData
     /// <summary>Writes records keyed by document id (as Bagheera did), waiting for every acknowledgement.</summary>
     public static void Produce(string bootstrapServers, string topic, IEnumerable<SampleRecord> records, IReadOnlyList<Headers>? headers = null)
     {
+        using var diagnostics = new KafkaDiagnostics(TextWriter.Null);
+        var written = Produce(bootstrapServers, topic, records, diagnostics, CancellationToken.None, headers);
+        if (written.Failure is { } failure) throw new KafkaException(failure);
+    }
+
+    /// <summary>What a produce run did: how many records Kafka acknowledged, and the first error.</summary>
+    public sealed record Produced(long Acknowledged, Error? Failure, bool Stopped);
+
+    /// <summary>Writes records keyed by document id until done or <paramref name="stop"/>; then waits
+    /// (a bounded time once stopped) for the acknowledgements of what was handed over.</summary>
+    public static Produced Produce(string bootstrapServers, string topic, IEnumerable<SampleRecord> records, KafkaDiagnostics diagnostics,
+        CancellationToken stop, IReadOnlyList<Headers>? headers = null, TimeSpan? messageTimeout = null)
+    {
         var config = new ProducerConfig
         {
             BootstrapServers = bootstrapServers,
             Acks = Acks.All,
             EnableIdempotence = true,
             LingerMs = 5,
+            // librdkafka's default is five minutes per record: a broker gone for that long is an answer too.
+            MessageTimeoutMs = (int)(messageTimeout ?? TimeSpan.FromMinutes(5)).TotalMilliseconds,
         };
-        using var producer = new ProducerBuilder<string, byte[]>(config).Build();
-        Exception? failure = null;
+        using var producer = new ProducerBuilder<string, byte[]>(config).WithDiagnostics(diagnostics).Build();
+        Error? failure = null;
+        long acknowledged = 0;
         var i = 0;
         foreach (var record in records)
         {
+            if (stop.IsCancellationRequested) break;
             var message = new Message<string, byte[]> { Key = record.Id, Value = record.Value, Headers = headers?[i % headers.Count] };
             i++;
-            while (true)
+            while (!stop.IsCancellationRequested)
             {
                 try
                 {
-                    producer.Produce(topic, message, report => { if (report.Error.IsError) failure ??= new KafkaException(report.Error); });
+                    producer.Produce(topic, message, report =>
+                    {
+                        if (report.Error.IsError) failure ??= report.Error;
+                        else Interlocked.Increment(ref acknowledged);
+                    });
                     break;
                 }
                 catch (ProduceException<string, byte[]> e) when (e.Error.Code == ErrorCode.Local_QueueFull)
@@ -78,7 +99,13 @@ public static class SampleData
                 }
             }
         }
-        producer.Flush(Timeout.InfiniteTimeSpan);
-        if (failure is not null) throw failure;
+        // Flushed in slices, so that a signal is heard; once stopped, a few seconds more at most.
+        var giveUp = DateTime.MaxValue;
+        while (producer.Flush(TimeSpan.FromMilliseconds(200)) > 0)
+        {
+            if (stop.IsCancellationRequested && giveUp == DateTime.MaxValue) giveUp = DateTime.UtcNow + TimeSpan.FromSeconds(5);
+            if (DateTime.UtcNow > giveUp) break;
+        }
+        return new Produced(Interlocked.Read(ref acknowledged), failure, stop.IsCancellationRequested);
     }
 }

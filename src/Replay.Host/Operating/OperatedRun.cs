@@ -1,7 +1,10 @@
-// One `replay run` as an operator sees it: the replay itself, wrapped in the log
-// format, the metrics and health endpoint, the live progress report, the dry-run
-// printer, and the closing summary. The replay does not know any of these exist.
+// One `replay run` as an operator sees it: the replay itself, wrapped in the log format, the
+// start banner and the pre-flight checks, the metrics and health endpoint, the live progress
+// report, the dry-run printer, and the closing summary. The replay does not know any of these exist.
+using System.Diagnostics;
+using Replay.Host.Cli;
 using Replay.Host.Delivery;
+using Replay.Host.Kafka;
 using Replay.Host.Replay;
 
 namespace Replay.Host.Operating;
@@ -13,14 +16,19 @@ public sealed class OperatedRun : IAsyncDisposable
     readonly ReplayMetrics? _metrics;
     readonly OperatingEndpoint? _endpoint;
     readonly DryRunHandler? _dryRun;
+    readonly HttpMessageHandler? _proxyNaming;
     readonly TextWriter? _consoleError;
 
     public ReplayConsumer Consumer { get; }
     /// <summary>Where /metrics, /healthz and /readyz are served; null without --metrics-port.</summary>
     public Uri? MetricsUrl => _endpoint is null ? null : new Uri(_endpoint.Url, "/metrics");
+    /// <summary>What the start banner says beyond the settings (set by `replay run`).</summary>
+    public BannerFacts? Facts { get; set; }
+    /// <summary>Whether --from was given, so that the pre-flight can say it does not apply where the group has commits.</summary>
+    public bool FromGiven { get; set; }
 
     OperatedRun(ReplayJob job, OperatorLog log, ReplayConsumer consumer, ReplayMetrics? metrics, OperatingEndpoint? endpoint,
-        DryRunHandler? dryRun, TextWriter? consoleError)
+        DryRunHandler? dryRun, HttpMessageHandler? proxyNaming, TextWriter? consoleError)
     {
         _consoleError = consoleError;
         _job = job;
@@ -29,6 +37,7 @@ public sealed class OperatedRun : IAsyncDisposable
         _metrics = metrics;
         _endpoint = endpoint;
         _dryRun = dryRun;
+        _proxyNaming = proxyNaming;
     }
 
     /// <summary>Prepares the run: log, dry run, metrics endpoint (listening once this returns).</summary>
@@ -38,28 +47,39 @@ public sealed class OperatedRun : IAsyncDisposable
     /// <param name="captureConsoleError">Route every other Console.Error line of the process (signal
     /// messages, dead letters logged without a sink) through the log too, so --log-format json holds
     /// for every line; undone when the run is disposed.</param>
-    public static async Task<OperatedRun> StartAsync(ReplayJob job, TextWriter log, TextWriter output, bool terminal,
-        bool captureConsoleError = false)
+    public static Task<OperatedRun> StartAsync(ReplayJob job, TextWriter log, TextWriter output, bool terminal,
+        bool captureConsoleError = false) =>
+        StartAsync(job, new OperatorLog(log, output, job.Operating.LogFormat, terminal), captureConsoleError);
+
+    /// <summary>As above, with the operator log the command already writes to.</summary>
+    public static async Task<OperatedRun> StartAsync(ReplayJob job, OperatorLog operatorLog, bool captureConsoleError = false)
     {
         var operating = job.Operating;
-        var operatorLog = new OperatorLog(log, output, operating.LogFormat, terminal);
         var services = job.Services with { Log = operatorLog };
         TextWriter? consoleError = null;
-        if (captureConsoleError)
+        if (captureConsoleError && Console.Error != operatorLog)
         {
             consoleError = Console.Error;
             Console.SetError(operatorLog);
         }
         DryRunHandler? dryRun = null;
+        HttpMessageHandler? proxyNaming = null;
         if (job.Run.DryRun)
         {
             dryRun = new DryRunHandler(operatorLog);
             // A dry run leaves nothing behind: dead letters are printed, not written to a file or topic.
             // The sinks the command opened stay its to dispose.
-            services = services with { Handler = dryRun, DeadLetters = new DeadLetterLog(operatorLog) };
+            services = services with { Handler = dryRun, DeadLetters = new DeadLetterEvents(operatorLog) };
         }
-        else if (services.DeadLetters is DeadLetterLog)
-            services = services with { DeadLetters = new DeadLetterLog(operatorLog) };
+        else
+        {
+            services = services with { DeadLetters = DeadLetterEvents.InPlaceOf(services.DeadLetters, operatorLog) };
+            if (services.Handler is null && ProxyNaming.Applies(services.Proxy))
+                services = services with
+                {
+                    Handler = proxyNaming = new ProxyNaming(HttpSender.CreateHandler(job.Run.Delivery.Concurrency, services.Proxy, services.Tls), services.Proxy),
+                };
+        }
         job = job with { Services = services };
         var consumer = new ReplayConsumer(job.Run, job.Services);
         ReplayMetrics? metrics = null;
@@ -71,31 +91,57 @@ public sealed class OperatedRun : IAsyncDisposable
                 () => Readiness.Problem(consumer, operating.StuckAfter));
             operatorLog.Message($"metrics: {new Uri(endpoint.Url, "/metrics")} (health: /healthz, /readyz)");
         }
-        return new OperatedRun(job, operatorLog, consumer, metrics, endpoint, dryRun, consoleError);
+        return new OperatedRun(job, operatorLog, consumer, metrics, endpoint, dryRun, proxyNaming, consoleError);
     }
 
-    /// <summary>Runs the replay to its end and prints the summary; returns the exit code.</summary>
+    /// <summary>Says what the run will do, checks Kafka, runs the replay to its end and prints
+    /// the summary; returns the exit code.</summary>
     public int Run(CancellationToken cancel)
     {
+        foreach (var note in StartupNotes.Drain()) _log.Write(Severity.Warn, $"replay run: {note}");
+        StartBanner.Write(_log, _job, Facts);
         if (_job.Run.DryRun)
             _log.Message("dry run: printing requests instead of sending them; no offsets are committed");
+        var preflight = Preflight.Check(new PreflightRequest(_job.Run.Kafka, _job.Run.Topic, _job.Services.Start, FromGiven, _job.Services.Reset,
+            _job.Run.UntilEnd, _job.Operating.ConnectTimeout), _log, cancel);
+        if (preflight.ExitCode is { } stopped)
+        {
+            if (stopped != ExitCodes.Ok) _log.Write(Severity.Error, $"replay run: {preflight.Problem}", [new("event", "preflight"), new("exit_code", stopped)]);
+            return stopped;
+        }
+        var clock = Stopwatch.StartNew();
         int code;
-        using (new Progress(Consumer, _log, _job.Operating.ProgressInterval ?? Progress.DefaultInterval(_log)))
+        var context = new ProgressContext(preflight.RecordsAhead, _job.Run.DryRun, WaitingHint());
+        using (new Progress(Consumer, _log, _job.Operating.ProgressInterval ?? Progress.DefaultInterval(_log), context))
             code = Consumer.Run(cancel);
-        Summarize(code);
+        Summarize(code, clock.Elapsed);
         return code;
     }
 
-    void Summarize(int code)
+    /// <summary>Why partitions may be slow to come, in this group's terms.</summary>
+    string WaitingHint()
+    {
+        var session = _job.Run.Kafka.TryGetValue("session.timeout.ms", out var ms) && int.TryParse(ms, out var n) ? n / 1000 : 45;
+        return _job.Run.Topic.StartsWith('^')
+            ? $"no partitions until a topic matches {_job.Run.Topic}; or a previous member's session may hold them up to {session} s"
+            : $"a previous member's session may hold them up to {session} s; with more members than partitions, some members stay idle";
+    }
+
+    void Summarize(int code, TimeSpan elapsed)
     {
         var s = Consumer.Stats;
+        var seconds = Math.Max(0.001, elapsed.TotalSeconds);
+        var rate = s.Consumed / seconds;
         if (_log.Format == LogFormat.Json)
         {
             _log.Event("summary",
             [
                 new("exit_code", code),
                 new("consumed", s.Consumed),
-                new("sent", s.Delivered),
+                new("sent", _job.Run.DryRun ? 0L : s.Delivered),
+                new("would_send", _job.Run.DryRun ? s.Delivered : 0L),
+                new("dropped", s.Dropped),
+                new("skipped", s.SampledOut + s.DeletesIgnored + s.NotJson + s.SkippedByRule),
                 new("sampled_out", s.SampledOut),
                 new("deletes_ignored", s.DeletesIgnored),
                 new("not_json", s.NotJson),
@@ -103,12 +149,13 @@ public sealed class OperatedRun : IAsyncDisposable
                 new("dead_letters", s.DeadLettered),
                 new("decode_errors", s.DecodeErrors),
                 new("retries", s.Retries),
-                new("dropped", s.Dropped),
+                new("elapsed_s", Math.Round(seconds, 1)),
+                new("records_per_s", rate),
                 new("dry_run", _job.Run.DryRun),
-            ]);
+            ], code == ExitCodes.Ok ? Severity.Info : Severity.Error);
             return;
         }
-        _log.Message($"replay: {s.Summary()}");
+        _log.Message($"replay: {s.Summary(_job.Run.DryRun ? "would send" : null)}; in {seconds:F1} s ({rate:F0} records/s)");
         _log.Message($"replay: {s.ProcessSummary()}");
         if (_dryRun is not null)
             _log.Message($"dry run: {_dryRun.Printed} requests printed, none sent, no offsets committed");
@@ -118,6 +165,7 @@ public sealed class OperatedRun : IAsyncDisposable
     {
         if (_endpoint is not null) await _endpoint.DisposeAsync();
         _metrics?.Dispose();
+        _proxyNaming?.Dispose();
         if (_consoleError is not null) Console.SetError(_consoleError);
     }
 }

@@ -13,13 +13,15 @@ public static class OperatingOptions
 {
     public static readonly Option<bool> Reset = new("--reset") { Description = "Start at --from even where the group has committed offsets (once per partition; prints a warning)" };
     public static readonly Option<bool> DryRun = new("--dry-run") { Description = "Print each request (method, URL, headers, body size) instead of sending it; commit nothing" };
-    public static readonly Option<int?> MetricsPort = new("--metrics-port") { Description = "Serve Prometheus /metrics, /healthz and /readyz on this port (0 picks a free one)" };
-    public static readonly Option<string> MetricsHost = new("--metrics-host") { Description = "Address the metrics port listens on; 0.0.0.0 or :: to let other machines scrape", DefaultValueFactory = _ => "127.0.0.1" };
-    public static readonly Option<string> LogFormat = new("--log-format") { Description = "text, or json (one object per line, for log shippers)", DefaultValueFactory = _ => "text" };
+    public static readonly Option<int?> MetricsPort = new("--metrics-port") { HelpName = "port", Description = "Serve Prometheus /metrics, /healthz and /readyz on this port (0 picks a free one)" };
+    public static readonly Option<string> MetricsHost = new("--metrics-host") { HelpName = "address", Description = "Address the metrics port listens on; 0.0.0.0 or :: to let other machines scrape", DefaultValueFactory = _ => "127.0.0.1" };
+    public static readonly Option<string> LogFormat = new("--log-format") { HelpName = "text|json", Description = "text, or json (one object per line, for log shippers)", DefaultValueFactory = _ => "text" };
     public static readonly Option<TimeSpan?> ProgressInterval = Duration.Option("--progress-interval", "How often progress is reported (default: 2s on a terminal, 10s in a log)");
     public static readonly Option<TimeSpan?> StuckAfter = Duration.Option("--stuck-after", "/readyz fails when records are in flight and none finished for this long", TimeSpan.FromMinutes(2));
 
-    public static IEnumerable<Option> All => [Reset, DryRun, MetricsPort, MetricsHost, LogFormat, ProgressInterval, StuckAfter];
+    public static readonly Option<TimeSpan?> ConnectTimeout = Duration.Option("--connect-timeout", $"How long start-up waits for Kafka to answer; then exit {ExitCodes.KafkaUnreachable} (a supervisor retries)", TimeSpan.FromSeconds(30));
+
+    public static IEnumerable<Option> All => [Reset, DryRun, MetricsPort, MetricsHost, LogFormat, ProgressInterval, StuckAfter, ConnectTimeout];
 
     /// <summary>What the operating flags and <c>--from</c> say about a run.</summary>
     public sealed record Choices(StartPosition Start, bool Reset, bool DryRun, OperatingSettings Operating);
@@ -58,7 +60,12 @@ public static class OperatingOptions
             if (interval < TimeSpan.FromMilliseconds(100)) return Result<Choices>.Fail($"--progress-interval {interval.TotalMilliseconds} ms: use at least 100ms (e.g. 2s)");
             operating = operating with { ProgressInterval = interval };
         }
-        operating = operating with { StuckAfter = parse.GetValue(StuckAfter) ?? operating.StuckAfter };
+        operating = operating with
+        {
+            StuckAfter = parse.GetValue(StuckAfter) ?? operating.StuckAfter,
+            ConnectTimeout = parse.GetValue(ConnectTimeout) ?? operating.ConnectTimeout,
+        };
+        if (operating.ConnectTimeout <= TimeSpan.Zero) return Result<Choices>.Fail("--connect-timeout must be longer than 0 (e.g. 30s)");
         if (operating.StuckAfter <= TimeSpan.Zero) return Result<Choices>.Fail("--stuck-after must be longer than 0 (e.g. 2m)");
         return Result<Choices>.Ok(new Choices(start.Value!, reset, parse.GetValue(DryRun), operating));
     }

@@ -17,4 +17,6 @@ public sealed record OperatingSettings
     public TimeSpan? ProgressInterval { get; init; }
     /// <summary>--stuck-after: /readyz fails when records are in flight and none finished for this long.</summary>
     public TimeSpan StuckAfter { get; init; } = TimeSpan.FromMinutes(2);
+    /// <summary>--connect-timeout: how long start-up waits for Kafka to answer before exiting 69.</summary>
+    public TimeSpan ConnectTimeout { get; init; } = TimeSpan.FromSeconds(30);
 }

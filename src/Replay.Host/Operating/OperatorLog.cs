@@ -10,6 +10,9 @@ using System.Text.Json;
 
 namespace Replay.Host.Operating;
 
+/// <summary>How much a log line matters: the "level" of a JSON line.</summary>
+public enum Severity { Debug, Info, Warn, Error }
+
 public sealed class OperatorLog(TextWriter log, TextWriter output, LogFormat format, bool terminal) : TextWriter
 {
     readonly object _gate = new();
@@ -45,28 +48,35 @@ public sealed class OperatorLog(TextWriter log, TextWriter output, LogFormat for
         foreach (var c in value) Write(c);
     }
 
-    /// <summary>One line for the operator; "warning: ..." lines carry level warn in JSON.</summary>
-    public void Message(string text)
-    {
-        var level = text.StartsWith("warning:", StringComparison.Ordinal) ? "warn" : "info";
-        lock (_gate)
-        {
-            if (format == LogFormat.Json)
-                Emit(log, Json(w => { Header(w, level); w.WriteString("msg", text); }));
-            else
-                Emit(log, text);
-        }
-    }
+    /// <summary>One line for the operator, at the level its wording implies (see <see cref="SeverityOf"/>).</summary>
+    public void Message(string text) => Write(SeverityOf(text), text);
 
-    /// <summary>A structured event: <c>name k=v k=v</c> in text, a JSON object with an "event" field in JSON.</summary>
-    public void Event(string name, IEnumerable<KeyValuePair<string, object?>> fields)
+    /// <summary>One line: the text as it is in text format; in JSON, the text as "msg" next to the fields.</summary>
+    public void Write(Severity severity, string text, IEnumerable<KeyValuePair<string, object?>>? fields = null)
     {
         lock (_gate)
         {
             if (format == LogFormat.Json)
                 Emit(log, Json(w =>
                 {
-                    Header(w, "info");
+                    Header(w, Name(severity));
+                    w.WriteString("msg", text);
+                    foreach (var (key, value) in fields ?? []) Field(w, key, value);
+                }));
+            else
+                Emit(log, text);
+        }
+    }
+
+    /// <summary>A structured event: <c>name k=v k=v</c> in text, a JSON object with an "event" field in JSON.</summary>
+    public void Event(string name, IEnumerable<KeyValuePair<string, object?>> fields, Severity severity = Severity.Info)
+    {
+        lock (_gate)
+        {
+            if (format == LogFormat.Json)
+                Emit(log, Json(w =>
+                {
+                    Header(w, Name(severity));
                     w.WriteString("event", name);
                     foreach (var (key, value) in fields) Field(w, key, value);
                 }));
@@ -74,6 +84,34 @@ public sealed class OperatorLog(TextWriter log, TextWriter output, LogFormat for
                 Emit(log, name + " " + string.Join(' ', fields.Select(f => $"{f.Key}={Text(f.Value)}")));
         }
     }
+
+    /// <summary>Lines written as plain text by parts that do not know the log's shape carry their
+    /// level in their wording: "warning: ...", "error: ...", and a few known beginnings.</summary>
+    public static Severity SeverityOf(string text)
+    {
+        foreach (var (prefix, severity) in Prefixes)
+            if (text.StartsWith(prefix, StringComparison.Ordinal)) return severity;
+        return text.Contains(": warning:", StringComparison.Ordinal) || text.Contains("WARNING", StringComparison.Ordinal) ? Severity.Warn
+            : text.Contains(": error:", StringComparison.Ordinal) ? Severity.Error
+            : Severity.Info;
+    }
+
+    static readonly (string Prefix, Severity Severity)[] Prefixes =
+    [
+        ("warning:", Severity.Warn), ("error:", Severity.Error), ("kafka: fatal", Severity.Error),
+        ("kafka: commit failed", Severity.Warn), ("kafka: could not store", Severity.Warn), ("kafka:", Severity.Warn),
+        ("dead letter", Severity.Warn), ("--from committed:", Severity.Error), ("replay: stopping:", Severity.Error),
+        ("shutdown:", Severity.Warn), ("rules: rule", Severity.Warn), ("delivery worker:", Severity.Error),
+        ("destination ", Severity.Warn),
+    ];
+
+    static string Name(Severity severity) => severity switch
+    {
+        Severity.Debug => "debug",
+        Severity.Warn => "warn",
+        Severity.Error => "error",
+        _ => "info",
+    };
 
     /// <summary>Rewrites the status line in place (terminal, text format only).</summary>
     public void Status(string line)
@@ -139,6 +177,11 @@ public sealed class OperatorLog(TextWriter log, TextWriter output, LogFormat for
             case int n: w.WriteNumber(key, n); break;
             case double d: w.WriteNumber(key, Math.Round(d, 1)); break;
             case bool b: w.WriteBoolean(key, b); break;
+            case IEnumerable<string> list:
+                w.WriteStartArray(key);
+                foreach (var item in list) w.WriteStringValue(item);
+                w.WriteEndArray();
+                break;
             case IEnumerable<KeyValuePair<string, string>> map:
                 w.WriteStartObject(key);
                 foreach (var (k, v) in map) w.WriteString(k, v);

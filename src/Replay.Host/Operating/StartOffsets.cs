@@ -17,7 +17,6 @@ public sealed class StartOffsets(StartPosition start, bool reset, IReadOnlyDicti
     Dictionary<TopicPartition, long>? _before;
     /// <summary>Partitions this run has positioned once; --reset applies only the first time.</summary>
     readonly HashSet<TopicPartition> _resetDone = [];
-    bool _toldCommittedWin;
 
     /// <summary>True when librdkafka's own positioning (committed, else auto.offset.reset) is all that is needed.</summary>
     public bool IsPassive => !reset && start.Kind is not StartKind.Time;
@@ -42,7 +41,6 @@ public sealed class StartOffsets(StartPosition start, bool reset, IReadOnlyDicti
 
         var result = new List<TopicPartitionOffset>();
         var overridden = new List<string>();
-        var resumed = new List<string>();
         foreach (var p in partitions)
         {
             var had = committed.GetValueOrDefault(p, Offset.Unset.Value);
@@ -52,19 +50,13 @@ public sealed class StartOffsets(StartPosition start, bool reset, IReadOnlyDicti
                 if (had >= 0) overridden.Add($"{Name(p)} {had} -> {offset}");
             }
             else
-            {
                 result.Add(new TopicPartitionOffset(p, Offset.Unset));
-                if (had >= 0) resumed.Add(Name(p));
-            }
         }
         if (overridden.Count > 0)
             log.WriteLine($"warning: --reset: starting at --from {start} instead of the group's committed offsets ({string.Join(", ", overridden)}); " +
                 "records before the new start are not replayed, records after it may be replayed again");
-        if (resumed.Count > 0 && !reset && !_toldCommittedWin)
-        {
-            _toldCommittedWin = true;
-            log.WriteLine($"--from {start} applies only to partitions without a committed offset; {string.Join(", ", resumed)} resume where the group left off (add --reset to start them at --from too)");
-        }
+        // Partitions that resume from a commit although --from was given are announced before the
+        // run starts (Kafka.Preflight), for every kind of --from, not here in the rebalance handler.
         return result;
     }
 
@@ -82,7 +74,11 @@ public sealed class StartOffsets(StartPosition start, bool reset, IReadOnlyDicti
     {
         if (partitions.Count == 0) return [];
         if (start.Kind == StartKind.Time)
+        {
+            // Said before it happens: on a broker without a time index this reads records and takes a while.
+            log.WriteLine($"--from {start}: finding the first record at or after that time in {Names(partitions)}");
             return _times.Find(consumer, partitions, start.Time!.Value);
+        }
         // Concrete offsets rather than Beginning/End, so that the start can be stored and committed at once.
         return partitions.ToDictionary(p => p, p =>
         {
@@ -92,4 +88,7 @@ public sealed class StartOffsets(StartPosition start, bool reset, IReadOnlyDicti
     }
 
     static string Name(TopicPartition p) => $"{p.Topic}[{p.Partition.Value}]";
+
+    static string Names(IReadOnlyCollection<TopicPartition> partitions) =>
+        partitions.Count <= 4 ? string.Join(", ", partitions.Select(Name)) : $"{partitions.Count} partitions";
 }

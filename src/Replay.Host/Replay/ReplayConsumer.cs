@@ -66,13 +66,13 @@ public sealed partial class ReplayConsumer
             giveUpOnDeadLetters: _settings.UntilEnd ? _settings.Delivery.Retry.MaxRetryDuration?.Value : null);
         _stack = stack;
         _observer.Attach(stack.Delivery);
+        using var kafkaLog = new KafkaDiagnostics(_services.Log);
         using var consumer = new ConsumerBuilder<byte[]?, byte[]?>(config)
             .SetPartitionsAssignedHandler(OnAssigned)
             .SetStatisticsHandler((_, json) => _observer.Lag.Update(json, _owned.Contains))
             .SetPartitionsRevokedHandler(OnRevoked)
             .SetPartitionsLostHandler((_, parts) => OnLost(parts))
-            .SetErrorHandler((_, e) => _services.Log.WriteLine($"kafka: {e.Reason}{(e.IsFatal ? " (fatal)" : "")}"))
-            .SetLogHandler((_, m) => { if (m.Level <= SyslogLevel.Warning) _services.Log.WriteLine($"kafka {m.Level}: {m.Message}"); })
+            .WithDiagnostics(kafkaLog)
             .Build();
         _consumer = consumer;
         _owned.Consumer = consumer;

@@ -29,6 +29,18 @@ public static class RouteOptions
         (FailOn, StatusPolicy.Meaning.Fail),
     ];
 
+    /// <summary>What the status flags say answers mean, for the start banner (the flags were checked by Apply).</summary>
+    public static string Describe(ParseResult parse)
+    {
+        var entries = PolicyFlags
+            .SelectMany(p => parse.GetValue(p.Flag) is { } text && StatusPolicy.parseList(text) is { IsOk: true } ranges
+                ? ranges.ResultValue.Select(range => Tuple.Create(range, p.Meaning))
+                : [])
+            .ToList();
+        var policy = StatusPolicy.create(ListModule.OfSeq(entries));
+        return StatusPolicy.describe(policy.IsOk ? policy.ResultValue : StatusPolicy.defaults);
+    }
+
     /// <summary>The base with these flags applied, or one message naming the flag at fault.
     /// A key file's secret goes into <paramref name="secrets"/>; a policy other than the
     /// defaults, and a key file others can read, are announced on <paramref name="log"/>.</summary>

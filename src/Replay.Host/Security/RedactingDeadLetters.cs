@@ -9,6 +9,12 @@ namespace Replay.Host.Security;
 
 public sealed class RedactingDeadLetters(IDeadLetterSink inner, Secrets secrets) : IDeadLetterSink
 {
+    /// <summary>Where the redacted entries go.</summary>
+    public IDeadLetterSink Inner => inner;
+
+    /// <summary>The same redaction in front of another sink.</summary>
+    public RedactingDeadLetters With(IDeadLetterSink other) => new(other, secrets);
+
     public void Write(DeadLetter letter) =>
         inner.Write(letter with
         {

@@ -183,7 +183,8 @@ let tests =
               let code, _, stderr = replay "relative" [ "--from"; "-200m" ]
               Expect.equal code 0 $"exits 0; stderr: {stderr}"
               Expect.equal server.Accepted.Length before "committed offsets win: nothing replayed"
-              Expect.stringContains stderr "resume where the group left off" "says why --from did not apply"
+              Expect.stringContains stderr "resuming the group's committed offsets on 2 of 2 partitions" "says why --from did not apply"
+              Expect.stringContains stderr "add --reset" "and how to make it apply"
               // ... unless --reset, which says loudly what it overrides.
               let code, _, stderr = replay "relative" [ "--from"; "-200m"; "--reset" ]
               Expect.equal code 0 $"exits 0; stderr: {stderr}"

@@ -1,0 +1,101 @@
+// `replay run` carried out: the log every line goes through (redacted, in --log-format from the
+// first line on), the settings, the operated run with its banner and pre-flight, and what each
+// kind of failure means as an exit code. The flags themselves are RunCommand's.
+using System.CommandLine;
+using Replay.Host.Cli;
+using Replay.Host.Operating;
+using Replay.Host.Security;
+using static Replay.Host.Commands.RunCommand;
+
+namespace Replay.Host.Commands;
+
+public static class RunExecution
+{
+    public static int Execute(ParseResult parse, CancellationToken cancel)
+    {
+        // Everything this command prints goes through the redactor, so a secret met while reading
+        // the settings stays hidden whoever prints it later (librdkafka included), and through the
+        // operator log from the first line on, so that --log-format json holds for every line.
+        var secrets = new Secrets();
+        var format = string.Equals(parse.GetValue(OperatingOptions.LogFormat), "json", StringComparison.OrdinalIgnoreCase) ? LogFormat.Json : LogFormat.Text;
+        var (stdout, stderr) = (Console.Out, Console.Error);
+        var log = new OperatorLog(new RedactingWriter(stderr, secrets), new RedactingWriter(stdout, secrets), format, terminal: !Console.IsErrorRedirected);
+        Console.SetOut(new RedactingWriter(stdout, secrets));
+        Console.SetError(log);
+        try
+        {
+            return Execute(parse, secrets, log, cancel);
+        }
+        finally
+        {
+            Console.SetOut(stdout);
+            Console.SetError(stderr);
+        }
+    }
+
+    static int Execute(ParseResult parse, Secrets secrets, OperatorLog log, CancellationToken cancel)
+    {
+        var settings = Build(parse, secrets);
+        if (!settings.IsOk)
+        {
+            log.Write(Severity.Error, $"replay run: {settings.Error}", [new("exit_code", ExitCodes.Usage)]);
+            return ExitCodes.Usage;
+        }
+        var job = settings.Value!;
+        WarnIfInsecure(job.Services, "replay run");
+        try
+        {
+            OperatedRun run;
+            try { run = OperatedRun.StartAsync(job, log).GetAwaiter().GetResult(); }
+            catch (Exception e) when (e is IOException or System.Net.Sockets.SocketException)
+            {
+                log.Write(Severity.Error, $"replay run: --metrics-port/--metrics-host: cannot listen ({e.Message}); pick a free port, or 0 for any");
+                return ExitCodes.Usage;
+            }
+            run.Facts = Facts(parse);
+            run.FromGiven = parse.GetResult(From) is { Implicit: false };
+            try
+            {
+                var code = run.Run(cancel);
+                if (job.Services.Rules is { } rules) log.Message($"replay: {rules.Summary()}");
+                return code;
+            }
+            finally { run.DisposeAsync().AsTask().GetAwaiter().GetResult(); }
+        }
+        catch (Confluent.Kafka.KafkaException e) when (KafkaErrors.IsUnreachable(e.Error.Code))
+        {
+            log.Write(Severity.Error, $"replay run: cannot reach Kafka: {e.Error.Reason}", [new("exit_code", ExitCodes.KafkaUnreachable)]);
+            return ExitCodes.KafkaUnreachable;
+        }
+        catch (Confluent.Kafka.KafkaException e)
+        {
+            log.Write(Severity.Error, $"replay run: Kafka refused the settings: {e.Error.Reason}", [new("exit_code", ExitCodes.Usage)]);
+            return ExitCodes.Usage;
+        }
+        catch (Exception e) when (e is ArgumentException or InvalidOperationException && e.Source == "Confluent.Kafka")
+        {
+            // librdkafka rejected a key or value of the properties file (unknown key, invalid
+            // value, unreadable certificate or key): its reason, not a stack trace.
+            log.Write(Severity.Error, $"replay run: Kafka refused the settings: {e.Message}", [new("exit_code", ExitCodes.Usage)]);
+            return ExitCodes.Usage;
+        }
+        finally
+        {
+            job.Services.DeadLetters.Dispose();
+            job.Services.Rules?.Dispose();
+        }
+    }
+
+    /// <summary>What the start banner says that the settings hold only as objects.</summary>
+    static BannerFacts Facts(ParseResult parse)
+    {
+        var destinations = new List<string>();
+        if (parse.GetValue(Dest) is { } dest) destinations.Add(dest);
+        if (parse.GetValue(RulesFile) is { } rules) destinations.Add(destinations.Count == 0 ? $"as {rules} routes" : $"or where {rules} routes");
+        var deadLetters = new List<string>();
+        if (parse.GetValue(DeadLetterFile) is { } file) deadLetters.Add($"file {file}");
+        if (parse.GetValue(DeadLetterTopic) is { } topic) deadLetters.Add($"topic {topic}");
+        var sample = $"{parse.GetValue(Sample).ToString(System.Globalization.CultureInfo.InvariantCulture)} by {(parse.GetValue(SampleMode) == "random" ? "coin flip" : "document")}";
+        return new BannerFacts(destinations, sample, deadLetters, parse.GetValue(RulesFile), Rules.RouteOptions.Describe(parse));
+    }
+}
