@@ -15,7 +15,7 @@ public sealed class ReplayMetrics : IDisposable
     readonly ReplayStats _stats;
     readonly ReplayConsumer _consumer;
     readonly Counter _consumed, _bytesConsumed, _delivered, _sampledOut, _deletesIgnored, _notJson, _deadLetters,
-        _decodeErrors, _retries, _ruleReloads, _ruleReloadErrors, _skippedByRule, _requests, _dropped;
+        _decodeErrors, _retries, _ruleReloads, _ruleReloadErrors, _skippedByRule, _requests, _dropped, _deadLetterWriteFailures;
     readonly Gauge _inFlightRecords, _inFlightBytes, _paused, _assigned, _lag;
     readonly Histogram _latency;
 
@@ -36,6 +36,8 @@ public sealed class ReplayMetrics : IDisposable
         _skippedByRule = f.CreateCounter("replay_records_skipped_by_rule_total", "Records a rule chose to skip.", "rule");
         _deadLetters = f.CreateCounter("replay_dead_letters_total", "Records written to the dead-letter file or topic.");
         _dropped = f.CreateCounter("replay_records_dropped_total", "Records the status policy ended without delivery (--drop-on, on-status), by route and status.", "route", "status");
+        _deadLetterWriteFailures = f.CreateCounter("replay_dead_letter_write_failures_total",
+            "Dead letters that could not be written (disk full, topic unreachable); each record waits, holding its partition's commit, and is tried again.");
         _decodeErrors = f.CreateCounter("replay_decode_errors_total", "Records whose envelope could not be decoded (also dead letters).");
         _retries = f.CreateCounter("replay_retries_total", "HTTP attempts repeated after a retryable failure.");
         _requests = f.CreateCounter("replay_requests_total", "HTTP attempts by method and outcome (2xx..5xx, timeout, unreachable).", "method", "status_class");
@@ -88,6 +90,7 @@ public sealed class ReplayMetrics : IDisposable
         _deletesIgnored.IncTo(_stats.DeletesIgnored);
         _notJson.IncTo(_stats.NotJson);
         _deadLetters.IncTo(_stats.DeadLettered);
+        _deadLetterWriteFailures.IncTo(_stats.DeadLetterWriteFailures);
         _decodeErrors.IncTo(_stats.DecodeErrors);
         _retries.IncTo(_stats.Retries);
         foreach (var ((route, status), count) in _stats.DroppedBy)

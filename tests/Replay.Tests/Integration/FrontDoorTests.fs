@@ -215,7 +215,7 @@ let tests =
               Expect.equal code 0 $"exit 0: {stderr}"
               let banner = Expect.wantSome (lines stderr |> Array.tryFind (fun l -> l.StartsWith "replay: group ")) "a banner"
               for part in [ "group banner-text"; "topic t"; "from earliest"; $"to {server.Url}/s/%%k"; "proxy none"; "sample 1 by document"
-                            "status 2xx sent"; "dead letters to the log"; $"rules {rules} (generation 1)" ] do
+                            "answers defaults (2xx ok; 408, 429, 5xx retry; other fail)"; "dead letters to the log"; $"rules {rules} (generation 1)" ] do
                   Expect.stringContains banner part $"the banner says {part}"
               Expect.isMatch stderr @"replay: consumed 20, sent [0-9]+, skipped [0-9]+ .*; in [0-9.]+ s \([0-9]+ records/s\)" "the summary: one vocabulary, elapsed time and rate"
 
