@@ -9,35 +9,99 @@ open Replay.Core.Pipeline
 
 /// What became of a consumed record.
 type Taken =
-    | Submitted
+    /// Handed to the engines; `shed` lists the best-effort destinations that were
+    /// skipped because their own budget was full.
+    | Submitted of shed: int list
     | Skipped of SkipReason
     | Rejected of RejectReason
 
-/// Hands a decided record on. Skips finish at once; a rejected record waits for
-/// its dead letter, like a failed delivery. The partition's span is judged at once,
-/// so that no partition holds more than its limit (plus this record). Call under
-/// the engine's lock.
-let take (engine: DeliveryEngine) (budget: Backpressure.Budget) (lease: Lease) (offset: int64) (bytes: int64) (decision: Decision) (source: obj) : Taken =
+let private full (budget: Backpressure.Budget) (engine: DeliveryEngine) =
+    engine.InFlight >= budget.MaxInFlightRecords || engine.InFlightBytes >= budget.MaxInFlightBytes
+
+/// Hands a decided record on: `engines` holds one engine per destination of the run,
+/// `bestEffort` says which of them never hold a record. Skips finish at once; a
+/// rejected record waits for its dead letter (through the first destination's engine),
+/// like a failed delivery. A best-effort destination whose budget is full is skipped
+/// for this record, so that it cannot slow the others. The partition's span is judged
+/// at once, so that no partition holds more than its limit (plus this record). Call
+/// under the engines' lock.
+let take
+    (engines: DeliveryEngine[])
+    (bestEffort: bool[])
+    (budget: Backpressure.Budget)
+    (lease: Lease)
+    (offset: int64)
+    (bytes: int64)
+    (decision: Decision)
+    (source: obj)
+    : Taken =
     lease.SpanFull <- Backpressure.spanFull budget lease.SpanFull (Checkpoint.span lease.Progress)
     match decision with
     | Send request ->
-        engine.Submit(Job(ValueSome request, lease, offset, bytes, source))
-        Submitted
+        engines[request.Destination].Submit(Job(ValueSome request, lease, offset, bytes, source))
+        Submitted []
+    | Mirror requests ->
+        let sent, shed = requests |> List.partition (fun r -> not bestEffort[r.Destination] || not (full budget engines[r.Destination]))
+        let copies = Copies(sent |> List.filter (fun r -> not bestEffort[r.Destination]) |> List.length)
+        for request in sent do
+            let job = Job(ValueSome request, lease, offset, bytes, source)
+            job.Copies <- copies
+            job.BestEffort <- bestEffort[request.Destination]
+            engines[request.Destination].Submit job
+        Submitted(shed |> List.map (fun r -> r.Destination))
     | Skip reason ->
         Lease.finish offset lease
         Skipped reason
     | Reject reason ->
-        engine.SubmitRejected(Job(ValueNone, lease, offset, bytes, source), describeReject reason)
+        engines[0].SubmitRejected(Job(ValueNone, lease, offset, bytes, source), describeReject reason)
         Rejected reason
 
-/// A finished job reaches the consuming thread: its record is done unless abandoned.
-let finished (job: Job) =
-    match job.Result with
-    | Abandoned
-    | Pending -> ()
-    | Delivered
-    | Dropped _
-    | DeadLettered -> Lease.finish job.Offset job.Lease
+let private severity result =
+    match result with
+    | DeadLettered -> 3
+    | Dropped _ -> 2
+    | Delivered -> 1
+    | Pending
+    | Abandoned -> 0
+
+/// How a record ended: what its required copies came to, and the status that
+/// dropped it when it was dropped.
+[<Struct>]
+type RecordEnd = { Conclusion: Conclusion; DroppedStatus: int; Route: string }
+
+let private ended (job: Job) (result: JobResult) =
+    ValueSome
+        { Conclusion = JobResult.conclusion result
+          DroppedStatus = JobResult.droppedStatus result
+          Route = (if job.HasRequest then job.Request.Route else "") }
+
+/// A finished job reaches the consuming thread. When that finishes its record —
+/// its only job, or the last required copy — the record's checkpoint moves and its
+/// end is returned; an abandoned job leaves the record open.
+let finished (job: Job) : RecordEnd voption =
+    match job.Copies with
+    | null ->
+        match job.Result with
+        | Abandoned
+        | Pending -> ValueNone
+        | result ->
+            Lease.finish job.Offset job.Lease
+            ended job result
+    | _ when job.BestEffort -> ValueNone
+    | copies ->
+        match job.Result with
+        | Abandoned
+        | Pending ->
+            copies.Abandoned <- true
+            ValueNone
+        | result ->
+            copies.Remaining <- copies.Remaining - 1
+            if severity result > severity copies.Outcome then copies.Outcome <- result
+            if copies.Remaining = 0 && not copies.Abandoned then
+                Lease.finish job.Offset job.Lease
+                ended job copies.Outcome
+            else
+                ValueNone
 
 /// Re-evaluates each partition's span against its limit.
 let updateSpans (budget: Backpressure.Budget) (leases: Lease seq) =

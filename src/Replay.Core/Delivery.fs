@@ -48,6 +48,35 @@ type Conclusion =
     | DeadLettered = 3
     | Abandoned = 4
 
+module JobResult =
+    let conclusion result =
+        match result with
+        | Pending -> Conclusion.Pending
+        | Delivered -> Conclusion.Delivered
+        | Dropped _ -> Conclusion.Dropped
+        | DeadLettered -> Conclusion.DeadLettered
+        | Abandoned -> Conclusion.Abandoned
+
+    /// The status that dropped it; 0 for any other result.
+    let droppedStatus result =
+        match result with
+        | Dropped status -> status
+        | Pending
+        | Delivered
+        | DeadLettered
+        | Abandoned -> 0
+
+/// One record sent to several destinations (mirroring): it is finished once each
+/// required copy is; a best-effort copy never holds it. Kept by the consuming thread.
+[<Sealed>]
+type Copies(required: int) =
+    member val Remaining = required with get, set
+    /// A required copy was abandoned (its partition revoked): the record stays open,
+    /// and the partition's next owner sends it again, to every destination.
+    member val Abandoned = false with get, set
+    /// The worst end of the required copies so far: a dead letter over a drop over a delivery.
+    member val Outcome = Pending with get, set
+
 /// One consumed record on its way out: a request to send, or a rejection whose
 /// only way out is a dead letter.
 [<Sealed>]
@@ -69,6 +98,10 @@ type Job(request: Pipeline.Request voption, lease: Lease, offset: int64, bytes: 
     /// Attempts started.
     member val Attempts = 0 with get, set
     member val LastAttempt: Attempt voption = ValueNone with get, set
+    /// The record's other copies, when it is mirrored; null for a single destination.
+    member val Copies: Copies | null = null with get, set
+    /// A copy to a best-effort destination: its end does not decide the record's.
+    member val BestEffort = false with get, set
     member val internal Failing: RetrySchedule.Failing voption = ValueNone with get, set
     member val internal DeadLetterFailing: RetrySchedule.Failing voption = ValueNone with get, set
     /// Why it is a dead letter.
@@ -78,13 +111,7 @@ type Job(request: Pipeline.Request voption, lease: Lease, offset: int64, bytes: 
     /// On a lane's head: the lane's last job.
     member val internal Tail: Job | null = null with get, set
 
-    member this.Conclusion =
-        match this.Result with
-        | Pending -> Conclusion.Pending
-        | Delivered -> Conclusion.Delivered
-        | Dropped _ -> Conclusion.Dropped
-        | DeadLettered -> Conclusion.DeadLettered
-        | Abandoned -> Conclusion.Abandoned
+    member this.Conclusion = JobResult.conclusion this.Result
 
     /// The last answer's status, 0 when none came.
     member this.LastStatus =
@@ -205,7 +232,9 @@ type DeliveryEngine(schedule: RetrySchedule.Settings, giveUpOnDeadLetters: TimeS
 
     let deadLetter (job: Job) (reason: string) =
         job.Reason <- reason
-        if accepts job then
+        // A best-effort copy holds nothing and leaves nothing behind: it is dropped.
+        if job.BestEffort then finish job (Dropped job.LastStatus)
+        elif accepts job then
             job.Phase <- DeadLettering
             effects.WriteDeadLetter job
         else

@@ -41,7 +41,9 @@ type Request =
       OrderingKey: string
       Route: string
       /// What the answers to this request mean: `Outcome.classify request.StatusPolicy`.
-      StatusPolicy: StatusPolicy.Policy }
+      StatusPolicy: StatusPolicy.Policy
+      /// Which of the run's destinations it goes to: 0, or a mirror's place (1, 2, ...).
+      Destination: int }
 
 type SkipReason =
     | SampledOut of route: string
@@ -59,6 +61,9 @@ type RejectReason =
 [<NoEquality; NoComparison>]
 type Decision =
     | Send of Request
+    /// The same record to several destinations (mirroring): one request each, the
+    /// first destination's first. The record is finished once each required one is.
+    | Mirror of Request list
     | Skip of SkipReason
     | Reject of RejectReason
 
@@ -181,17 +186,12 @@ let private body settings (envelope: Envelope) (route: Route) : Result<ReadOnlyM
                 Error(RuleError(route.Name, message))
             | Ok rewritten -> Ok rewritten
 
-let private request settings entropy (record: Record) (envelope: Envelope) (route: Route) =
-    // Whatever the request carries is taken from this envelope, so a dropped address
-    // cannot reach it by any placeholder, header or body.
-    let envelope = if route.DropIp then Envelope.withoutIpAddr envelope else envelope
-    let isDelete = envelope.Operation = Delete
-    // Bagheera sent a fresh UUID only for stores; a delete must name the real document.
-    let key = if route.CopyKeys || isDelete then envelope.Id else entropy.NewKey()
+/// The URL of one destination for this record, or why there is none.
+let private url settings (record: Record) (envelope: Envelope) key (target: Target) : Result<Uri, RejectReason> =
     // Values from the record are checked before they are placed; a URL a rule
     // built is the rule's (trusted code's) choice and only has to be well formed.
     let url, refused =
-        match route.Target with
+        match target with
         | Pattern pattern ->
             let values = placeholderValues record envelope key
             Destination.expand settings.Escaping values pattern, Destination.refusal values pattern
@@ -201,7 +201,18 @@ let private request settings entropy (record: Record) (envelope: Envelope) (rout
         | Some why -> Error why
         | None -> parseUrl url
     match parsed with
-    | Error why -> Reject(BadUrl(url, why))
+    | Error why -> Error(BadUrl(url, why))
+    | Ok uri -> Ok uri
+
+let private request settings entropy (record: Record) (envelope: Envelope) (route: Route) =
+    // Whatever the request carries is taken from this envelope, so a dropped address
+    // cannot reach it by any placeholder, header or body.
+    let envelope = if route.DropIp then Envelope.withoutIpAddr envelope else envelope
+    let isDelete = envelope.Operation = Delete
+    // Bagheera sent a fresh UUID only for stores; a delete must name the real document.
+    let key = if route.CopyKeys || isDelete then envelope.Id else entropy.NewKey()
+    match url settings record envelope key route.Target with
+    | Error reason -> Reject reason
     | Ok uri ->
         match route.Headers |> List.tryFind (isSafeHeader >> not) with
         | Some(name, _) -> Reject(UnsafeHeader name)
@@ -212,14 +223,26 @@ let private request settings entropy (record: Record) (envelope: Envelope) (rout
             | Error reason -> Reject reason
             | Ok payload ->
                 let method = route.Method |> Option.defaultValue (if isDelete then Method.Delete else Post)
-                Send
+                let first =
                     { Method = method
                       Url = uri
                       Headers = (ReplayIdHeader, Record.replayId record) :: route.Headers
                       Body = payload
                       OrderingKey = envelope.Id
                       Route = route.Name
-                      StatusPolicy = route.StatusPolicy }
+                      StatusPolicy = route.StatusPolicy
+                      Destination = 0 }
+                match route.Mirrors with
+                | [] -> Send first
+                | mirrors ->
+                    // Every copy is the same request but for its URL; one that cannot be built
+                    // rejects the record, so that no destination gets what the others do not.
+                    let copies =
+                        mirrors
+                        |> List.mapi (fun i target -> url settings record envelope key target |> Result.map (fun uri -> { first with Url = uri; Destination = i + 1 }))
+                    match copies |> List.tryPick (function Error reason -> Some reason | Ok _ -> None) with
+                    | Some reason -> Reject reason
+                    | None -> Mirror(first :: [ for copy in copies do match copy with Ok r -> yield r | Error _ -> () ])
 
 /// Decides what happens to one consumed record.
 let decide (settings: Settings) (router: Router) (entropy: Entropy) (record: Record) : Decision =

@@ -40,6 +40,9 @@ type Route =
     { /// "defaults", or the name of the rule that matched.
       Name: string
       Target: Target
+      /// More destinations each record of this route is also sent to (mirroring), in
+      /// the order of the run's destinations after the first.
+      Mirrors: Target list
       Sample: Sampling.Rate
       /// Replay DELETEs; off ignores them (Bagheera's `--delete false`).
       Deletes: bool
@@ -72,6 +75,7 @@ module Route =
     let defaults name target sample deletes copyKeys =
         { Name = name
           Target = target
+          Mirrors = []
           Sample = sample
           Deletes = deletes
           CopyKeys = copyKeys
@@ -87,6 +91,9 @@ module Route =
         { defaults name target sample deletes copyKeys with
             StatusPolicy = policy
             DropIp = dropIp }
+
+    /// The same route, also sent to `mirrors` (the run's further destinations, in order).
+    let withMirrors (mirrors: Target list) (route: Route) = { route with Mirrors = mirrors }
 
     /// The same route, its body rewrite reporting each failure (rule, message) to
     /// `failed` before the record is rejected: the live rules count and log them.

@@ -62,6 +62,9 @@ type Body<'view> = 'view -> ReadOnlyMemory<byte> -> ReadOnlyMemory<byte>
 /// What a rule (or the defaults) sets; None inherits from the defaults.
 type Settings<'view> =
     { Dest: Dest<'view> option
+      /// More destinations (a `dest:` list after its first); None inherits the defaults'
+      /// unless `Dest` is set: a rule naming its destination names all of them.
+      Mirrors: Destination.Pattern list option
       Sample: Value<'view, float> option
       Deletes: bool option
       CopyKeys: bool option
@@ -78,6 +81,7 @@ type Settings<'view> =
 module Settings =
     let none: Settings<'view> =
         { Dest = None
+          Mirrors = None
           Sample = None
           Deletes = None
           CopyKeys = None
@@ -99,6 +103,8 @@ type Rule<'view> =
 /// The settings of records no rule matched, and the base every rule inherits.
 type Defaults<'view> =
     { Dest: Dest<'view>
+      /// Where every record is also sent (mirroring); [] for one destination.
+      Mirrors: Destination.Pattern list
       Sample: Value<'view, float>
       Deletes: bool
       CopyKeys: bool
@@ -125,6 +131,7 @@ let DefaultsName = "defaults"
 type private Resolved<'view> =
     { Name: string
       Dest: Dest<'view>
+      Mirrors: Target list
       Sample: Value<'view, float>
       Deletes: bool
       CopyKeys: bool
@@ -160,6 +167,12 @@ let private fixedHeaders (headers: Header<'view> list) =
 
 let private resolve (defaults: Defaults<'view>) (name: string) (settings: Settings<'view>) : Resolved<'view> =
     let dest = defaultArg settings.Dest defaults.Dest
+    let mirrors =
+        match settings.Mirrors, settings.Dest with
+        | Some own, _ -> own
+        | None, Some _ -> []
+        | None, None -> defaults.Mirrors
+        |> List.map Target.Pattern
     let sample = defaultArg settings.Sample defaults.Sample
     let headers = mergeHeaders defaults.Headers settings.Headers
     let deletes = defaultArg settings.Deletes defaults.Deletes
@@ -185,6 +198,7 @@ let private resolve (defaults: Defaults<'view>) (name: string) (settings: Settin
             | Ok rate ->
                 Some
                     { Route.defaults name (Target.Pattern pattern) rate deletes copyKeys with
+                        Mirrors = mirrors
                         Method = methodOverride
                         Headers = fixedHeaders
                         StatusPolicy = policy
@@ -193,6 +207,7 @@ let private resolve (defaults: Defaults<'view>) (name: string) (settings: Settin
         | _ -> None
     { Name = name
       Dest = dest
+      Mirrors = mirrors
       Sample = sample
       Deletes = deletes
       CopyKeys = copyKeys
@@ -274,6 +289,7 @@ let private build (resolved: Resolved<'view>) (view: 'view) (record: Record) (en
             Ok
                 { Name = resolved.Name
                   Target = target
+                  Mirrors = resolved.Mirrors
                   Sample = sample
                   Deletes = resolved.Deletes
                   CopyKeys = resolved.CopyKeys

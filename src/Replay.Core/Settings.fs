@@ -18,6 +18,15 @@ type DeliverySettings =
       /// On a stop signal (or a revoke), how long requests already out may take to finish.
       ShutdownTimeout: TimeSpan }
 
+/// One of the run's destinations. Where its records go is the routes' business (the
+/// first URL of a route, then its mirrors in order); this says what it is called in
+/// metrics, dead letters and the banner, and whether it may hold a record back.
+type DestinationSlot =
+    { Name: string
+      /// A best-effort destination never holds a record's commit: after its retries it
+      /// counts a drop and moves on, and while its budget is full it is skipped.
+      BestEffort: bool }
+
 [<NoEquality; NoComparison>]
 type RunSettings =
     { /// A topic name, or a regex when it starts with '^'.
@@ -27,6 +36,9 @@ type RunSettings =
       Pipeline: Pipeline.Settings
       Budget: Backpressure.Budget
       Delivery: DeliverySettings
+      /// The destinations every record may go to, required ones first; each has its own
+      /// lanes, retries, budget and counters.
+      Destinations: DestinationSlot list
       /// Stop once every partition reached the high-water mark it had when the run started.
       UntilEnd: bool
       /// Stop after this many records; 0: no limit.
@@ -49,6 +61,9 @@ module Settings =
           Escaping = Destination.Segment
           MaxPayloadBytes = 8 <<< 20 }
 
+    /// One required destination, the usual case.
+    let single: DestinationSlot list = [ { Name = "destination"; BestEffort = false } ]
+
     /// A replay of `topic` with every other parameter at its default.
     let run (topic: string) (kafka: IReadOnlyDictionary<string, string>) : RunSettings =
         { Topic = topic
@@ -56,6 +71,7 @@ module Settings =
           Pipeline = pipeline
           Budget = Backpressure.defaults
           Delivery = delivery
+          Destinations = single
           UntilEnd = false
           MaxRecords = 0L
           DryRun = false }
@@ -77,4 +93,7 @@ module Settings =
         elif settings.Budget.MaxInFlightRecords < 1 then Some "--max-in-flight-records must be at least 1"
         elif settings.Budget.MaxInFlightBytes < 1L then Some "--max-in-flight-bytes must be at least 1"
         elif settings.MaxRecords < 0L then Some "--max-records must be at least 1"
+        elif settings.Destinations |> List.forall (fun d -> d.BestEffort) then Some "every destination is best-effort: give at least one with --dest, whose deliveries the commits wait for"
+        elif settings.Destinations |> List.skipWhile (fun d -> not d.BestEffort) |> List.exists (fun d -> not d.BestEffort) then
+            Some "required destinations come first, best-effort ones after them"
         else None

@@ -2,6 +2,7 @@
 // same value style, same defaults) plus what a modern replay needs.
 using System.CommandLine;
 using System.Net;
+using Microsoft.FSharp.Collections;
 using Microsoft.FSharp.Core;
 using Replay.Core;
 using Replay.Host.Cli;
@@ -20,7 +21,8 @@ public static class RunCommand
     internal static readonly Option<string?> GroupId = new("--groupid", "-gid") { HelpName = "group", Description = "Consumer group of this replay (use its own, never production's)" };
     internal static readonly Option<string?> Properties = new("--properties", "-p") { HelpName = "file", Description = "Java .properties file with librdkafka settings (bootstrap.servers, security, ...)" };
     internal static readonly Option<string?> Bootstrap = new("--bootstrap-servers", "-b") { HelpName = "host:port,...", Description = "HOST:PORT[,...]; overrides bootstrap.servers from the properties file" };
-    internal static readonly Option<string?> Dest = new("--dest", "-d") { HelpName = "pattern", Description = "Destination pattern; %k (or {id}) is the document id, e.g. http://host/submit/telemetry/%k (required unless --rules sets defaults.dest)" };
+    internal static readonly Option<string[]> Dest = new("--dest", "-d") { HelpName = "pattern", Description = "Destination pattern; %k (or {id}) is the document id, e.g. http://host/submit/telemetry/%k (required unless --rules sets defaults.dest). Give it again to send every record to each (mirroring)", AllowMultipleArgumentsPerToken = false };
+    internal static readonly Option<string[]> DestBestEffort = new("--dest-best-effort") { HelpName = "pattern", Description = "A further destination every record is also sent to, which never holds a commit: after its retries a copy is dropped, and while its budget is full it is skipped", AllowMultipleArgumentsPerToken = false };
     internal static readonly Option<bool> CopyKeys = new("--copy-keys") { Description = "Send the document id (true) or a fresh UUID (false); DELETEs always use the id", DefaultValueFactory = _ => true };
     internal static readonly Option<double> Sample = new("--sample", "-s") { HelpName = "rate", Description = "Fraction of documents to replay, in [0, 1]", DefaultValueFactory = _ => 1.0 };
     internal static readonly Option<string> SampleMode = new("--sample-mode") { HelpName = "document|random", Description = "document (deterministic by id, default) or random (Bagheera's coin flip)", DefaultValueFactory = _ => "document" };
@@ -78,7 +80,7 @@ public static class RunCommand
                     --log-format json --dest ...
                 """);
         Signals.Stops(command, "stopping: finishing in-flight requests, then committing", "undelivered records stay uncommitted");
-        foreach (var option in new Option[] { Topic, GroupId, Properties, Bootstrap, Dest, CopyKeys, Sample, SampleMode, Delete,
+        foreach (var option in new Option[] { Topic, GroupId, Properties, Bootstrap, Dest, DestBestEffort, CopyKeys, Sample, SampleMode, Delete,
                      NumThreads, Concurrency, ValidateJson, Proxy, NoProxy, CaFile, ClientCert, ClientKey, InsecureSkipVerify, Format, RawKeys, DeadLetterFile, DeadLetterTopic, MaxRate, From, UntilEnd, MaxRecords,
                      MaxInFlightBytes, MaxInFlightRecords, MaxPayloadBytes, RequestTimeout, MaxRetryDuration, MaxBackoff, PoisonAfter, ShutdownTimeout, RulesFile })
             command.Options.Add(option);
@@ -159,18 +161,26 @@ public static class RunCommand
         OperatingSettings? operating = null)
     {
         secrets.AddProxyEnvironment();
-        Destination.Pattern? destination = null;
-        if (parse.GetValue(Dest) is { } dest)
-        {
-            secrets.AddUrlCredentials(dest);
-            var parsed = Destination.parse(dest);
-            if (parsed.IsError) return Result<ReplayJob>.Fail("--dest: " + parsed.ErrorValue);
-            var problem = CheckDestination(parsed.ResultValue);
-            if (problem is not null) return Result<ReplayJob>.Fail("--dest: " + problem);
-            destination = parsed.ResultValue;
-        }
-        else if (parse.GetValue(RulesFile) is null)
-            return Result<ReplayJob>.Fail("no destination: pass --dest \"http://host/submit/telemetry/%k\" (or --rules FILE with defaults.dest)");
+        var required = new List<Destination.Pattern>();
+        var bestEffort = new List<Destination.Pattern>();
+        foreach (var (flag, texts, into) in new[] { ("--dest", parse.GetValue(Dest) ?? [], required), ("--dest-best-effort", parse.GetValue(DestBestEffort) ?? [], bestEffort) })
+            foreach (var dest in texts)
+            {
+                secrets.AddUrlCredentials(dest);
+                var parsed = Destination.parse(dest);
+                if (parsed.IsError) return Result<ReplayJob>.Fail($"{flag}: " + parsed.ErrorValue);
+                var problem = CheckDestination(parsed.ResultValue);
+                if (problem is not null) return Result<ReplayJob>.Fail($"{flag}: " + problem);
+                into.Add(parsed.ResultValue);
+            }
+        if (required.Count == 0 && parse.GetValue(RulesFile) is null)
+            return Result<ReplayJob>.Fail(bestEffort.Count > 0
+                ? "--dest-best-effort needs a --dest too: a best-effort destination never decides whether a record is done"
+                : "no destination: pass --dest \"http://host/submit/telemetry/%k\" (or --rules FILE with defaults.dest)");
+        if (required.Count == 0 && bestEffort.Count > 0)
+            return Result<ReplayJob>.Fail("--dest-best-effort with --rules needs the run's destinations on the command line: give them with --dest (in the order of the file's dest: lists)");
+        var destination = required.FirstOrDefault();
+        var mirrors = required.Skip(1).Concat(bestEffort).ToList();
 
         var rate = Sampling.RateModule.create(parse.GetValue(Sample));
         if (rate.IsError) return Result<ReplayJob>.Fail("--sample: " + rate.ErrorValue);
@@ -179,6 +189,42 @@ public static class RunCommand
         var format = Pipeline.parseFormat(parse.GetValue(Format)!);
         if (format.IsError) return Result<ReplayJob>.Fail("--format: " + format.ErrorValue);
 
+        IWebProxy? proxy = null;
+        if (parse.GetValue(Proxy) is { } proxyUrl)
+        {
+            secrets.AddUrlCredentials(proxyUrl);
+            var built = ProxySettings.Create(proxyUrl);
+            if (!built.IsOk) return Result<ReplayJob>.Fail("--proxy: " + built.Error);
+            proxy = built.Value;
+        }
+
+        var tls = ClientTls.Load(parse.GetValue(CaFile), parse.GetValue(ClientCert), parse.GetValue(ClientKey), parse.GetValue(InsecureSkipVerify));
+        if (!tls.IsOk) return Result<ReplayJob>.Fail(tls.Error!);
+
+        // With --rules the flags are the base the file's defaults and rules refine, and
+        // each record is routed by the generation in force when it is consumed.
+        var flagsBase = new RuleBase(destination, rate.ResultValue, parse.GetValue(Delete), parse.GetValue(CopyKeys))
+        {
+            Mirrors = mirrors,
+            Destinations = required.Count + bestEffort.Count,
+        };
+        var routeBase = RouteOptions.Apply(parse, flagsBase, secrets, Console.Error);
+        if (!routeBase.IsOk) return Result<ReplayJob>.Fail(routeBase.Error!);
+        LiveRules? rules = null;
+        Func<FSharpRouter> router;
+        if (parse.GetValue(RulesFile) is { } rulesPath)
+        {
+            var started = LiveRules.Start(rulesPath, routeBase.Value!, Console.Error);
+            if (!started.IsOk) return Result<ReplayJob>.Fail($"--rules {rulesPath}: {started.Error}");
+            rules = started.Value!;
+            router = rules.Router;
+        }
+        else
+        {
+            var always = FSharpRouter.Always(routeBase.Value!.Route());
+            router = () => always;
+        }
+        var rulesDestinations = rules?.Destinations ?? 1;
         var concurrency = parse.GetValue(NumThreads) ?? parse.GetValue(Concurrency);
         var maxRetry = parse.GetValue(MaxRetryDuration);
         var run = new RunSettings(
@@ -198,41 +244,17 @@ public static class RunCommand
                     parse.GetValue(PoisonAfter) ?? RetrySchedule.defaults.PoisonAfter),
                 parse.GetValue(MaxRate) is { } maxRate ? FSharpOption<double>.Some(maxRate) : null,
                 parse.GetValue(ShutdownTimeout) ?? Settings.delivery.ShutdownTimeout),
+            Slots(required, bestEffort, rulesDestinations),
             untilEnd,
             maxRecords,
             dryRun);
-        if (Settings.problem(run) is { } invalid) return Result<ReplayJob>.Fail(invalid.Value);
-
-        IWebProxy? proxy = null;
-        if (parse.GetValue(Proxy) is { } proxyUrl)
+        if (Settings.problem(run) is { } invalid)
         {
-            secrets.AddUrlCredentials(proxyUrl);
-            var built = ProxySettings.Create(proxyUrl);
-            if (!built.IsOk) return Result<ReplayJob>.Fail("--proxy: " + built.Error);
-            proxy = built.Value;
+            rules?.Dispose();
+            return Result<ReplayJob>.Fail(invalid.Value);
         }
 
-        var tls = ClientTls.Load(parse.GetValue(CaFile), parse.GetValue(ClientCert), parse.GetValue(ClientKey), parse.GetValue(InsecureSkipVerify));
-        if (!tls.IsOk) return Result<ReplayJob>.Fail(tls.Error!);
 
-        // With --rules the flags are the base the file's defaults and rules refine, and
-        // each record is routed by the generation in force when it is consumed.
-        var routeBase = RouteOptions.Apply(parse, new RuleBase(destination, rate.ResultValue, parse.GetValue(Delete), parse.GetValue(CopyKeys)), secrets, Console.Error);
-        if (!routeBase.IsOk) return Result<ReplayJob>.Fail(routeBase.Error!);
-        LiveRules? rules = null;
-        Func<FSharpRouter> router;
-        if (parse.GetValue(RulesFile) is { } rulesPath)
-        {
-            var started = LiveRules.Start(rulesPath, routeBase.Value!, Console.Error);
-            if (!started.IsOk) return Result<ReplayJob>.Fail($"--rules {rulesPath}: {started.Error}");
-            rules = started.Value!;
-            router = rules.Router;
-        }
-        else
-        {
-            var always = FSharpRouter.Always(routeBase.Value!.Route());
-            router = () => always;
-        }
         var sinks = new List<IDeadLetterSink>();
         if (parse.GetValue(DeadLetterFile) is { } dlPath) sinks.Add(new DeadLetterFile(dlPath));
         if (parse.GetValue(DeadLetterTopic) is { } dlTopic) sinks.Add(new DeadLetterTopic(kafka, dlTopic));
@@ -254,6 +276,26 @@ public static class RunCommand
             DeadLetters = deadLetters,
         };
         return Result<ReplayJob>.Ok(new ReplayJob(run, services, operating ?? new OperatingSettings()));
+    }
+
+    /// <summary>The run's destinations, named by host so that metrics and dead letters say which;
+    /// with --rules and no --dest, as many as the file's `defaults: dest:` lists.</summary>
+    static FSharpList<DestinationSlot> Slots(List<Destination.Pattern> required, List<Destination.Pattern> bestEffort, int rulesDestinations)
+    {
+        if (required.Count == 0)
+            return ListModule.OfSeq(Enumerable.Range(1, rulesDestinations).Select(i => new DestinationSlot(rulesDestinations == 1 ? "destination" : $"destination-{i}", false)));
+        var slots = required.Select(p => (Pattern: p, BestEffort: false)).Concat(bestEffort.Select(p => (Pattern: p, BestEffort: true))).ToList();
+        var names = slots.Select(slot => SlotName(slot.Pattern)).ToList();
+        // Two destinations on one host are told apart by their place.
+        return ListModule.OfSeq(slots.Select((slot, i) =>
+            new DestinationSlot(names.Count(n => n == names[i]) > 1 ? $"{names[i]}#{i + 1}" : names[i], slot.BestEffort)));
+    }
+
+    static string SlotName(Destination.Pattern pattern)
+    {
+        var sample = Destination.expand(Destination.Escaping.Segment,
+            new Destination.Values("x", "x", "x", 0, 0, "1", FSharpList<string>.Empty), pattern);
+        return Uri.TryCreate(sample, UriKind.Absolute, out var uri) ? uri.Authority : pattern.Text;
     }
 
     /// <summary>A pattern must make an absolute http(s) URL, and record data must not pick the host.</summary>

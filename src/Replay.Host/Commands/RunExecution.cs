@@ -90,7 +90,8 @@ public static class RunExecution
     static BannerFacts Facts(ParseResult parse)
     {
         var destinations = new List<string>();
-        if (parse.GetValue(Dest) is { } dest) destinations.Add(dest);
+        destinations.AddRange(parse.GetValue(Dest) ?? []);
+        destinations.AddRange((parse.GetValue(DestBestEffort) ?? []).Select(d => d + " (best effort)"));
         if (parse.GetValue(RulesFile) is { } rules) destinations.Add(destinations.Count == 0 ? $"as {rules} routes" : $"or where {rules} routes");
         var deadLetters = new List<string>();
         if (parse.GetValue(DeadLetterFile) is { } file) deadLetters.Add($"file {file}");

@@ -21,6 +21,11 @@ public sealed record DeadLetter(
     [property: JsonPropertyName("value")] string ValueBase64,
     [property: JsonPropertyName("headers")] IReadOnlyDictionary<string, string?>? Headers)
 {
+    /// <summary>Which of the run's destinations could not take it (named as in the metrics); null
+    /// for a record refused before any destination was tried.</summary>
+    [JsonPropertyName("destination")]
+    public string? Destination { get; init; }
+
     /// <summary>The record as consumed — key, value and headers byte for byte — for sinks that
     /// keep it whole (the dead-letter topic); null for a letter read back from a file.</summary>
     [JsonIgnore]

@@ -17,6 +17,8 @@ namespace Replay.Host.Delivery;
 public sealed class DeliveryService : IDeliveryEffects, IDisposable
 {
     readonly DeliveryEngine _engine;
+    /// <summary>The lock of every engine of the run: a lease's state and counts are shared by them.</summary>
+    readonly object _gate;
     readonly HttpSender _sender;
     readonly IDeadLetterSink _deadLetters;
     readonly ReplayStats _stats;
@@ -31,11 +33,14 @@ public sealed class DeliveryService : IDeliveryEffects, IDisposable
     readonly Throttled _unwritable = new(TimeSpan.FromSeconds(10));
     readonly Throttled _bugs = new(TimeSpan.FromSeconds(10));
 
+    /// <param name="gate">The lock shared by every destination's engine of the run.</param>
     /// <param name="finished">Told of every finished job, under the engine's lock: must only hand it on.</param>
     /// <param name="fatal">Told once the run cannot go on (dead letters unwritable past the limit, a bug in the engine).</param>
-    public DeliveryService(DeliverySettings settings, TimeSpan? giveUpOnDeadLetters, HttpSender sender, IDeadLetterSink deadLetters,
-        ReplayStats stats, Action<Job> finished, Action<string> fatal, Action<string> log)
+    public DeliveryService(object gate, DestinationStats destination, DeliverySettings settings, TimeSpan? giveUpOnDeadLetters,
+        HttpSender sender, IDeadLetterSink deadLetters, ReplayStats stats, Action<Job> finished, Action<string> fatal, Action<string> log)
     {
+        _gate = gate;
+        Destination = destination;
         _sender = sender;
         _deadLetters = deadLetters;
         _stats = stats;
@@ -49,27 +54,26 @@ public sealed class DeliveryService : IDeliveryEffects, IDisposable
         new Thread(WriteDeadLetters) { IsBackground = true, Name = "dead letters" }.Start();
     }
 
+    public DestinationStats Destination { get; }
+
+    /// <summary>The core engine this service carries out; touch it only under <see cref="Gate"/>.</summary>
+    public DeliveryEngine Engine => _engine;
+
+    public object Gate => _gate;
+
     /// <summary>Records handed in and not finished.</summary>
     public int InFlight => _engine.InFlight;
 
     public long InFlightBytes => _engine.InFlightBytes;
 
-    /// <summary>Hands a decided record on (see Consuming.take).</summary>
-    public Consuming.Taken Take(Backpressure.Budget budget, Lease lease, long offset, long bytes, Pipeline.Decision decision, RecordRef source)
-    {
-        lock (_engine) return Consuming.take(_engine, budget, lease, offset, bytes, decision, source);
-    }
-
     /// <summary>Fences a revoked partition: its waiting work is abandoned now. Returns the jobs still on the wire.</summary>
-    public int Revoke(Lease lease) { lock (_engine) return _engine.Revoke(lease); }
+    public int Revoke(Lease lease) { lock (_gate) return _engine.Revoke(lease); }
 
     /// <summary>The partition is gone: nothing of it is sent or counted any more.</summary>
-    public void Release(Lease lease) { lock (_engine) _engine.Release(lease); }
-
-    public bool IsSettled(Lease lease) { lock (_engine) return _engine.IsSettled(lease); }
+    public void Release(Lease lease) { lock (_gate) _engine.Release(lease); }
 
     /// <summary>Gives up on everything that is not finished (shutdown past its timeout).</summary>
-    public void Stop() { lock (_engine) _engine.Stop(); }
+    public void Stop() { lock (_gate) _engine.Stop(); }
 
     async Task WorkAsync()
     {
@@ -88,10 +92,10 @@ public sealed class DeliveryService : IDeliveryEffects, IDisposable
     {
         try
         {
-            lock (_engine)
+            lock (_gate)
                 if (!_engine.Begin(job)) return;
             var attempt = await AttemptAsync(job).ConfigureAwait(false);
-            lock (_engine) _engine.Complete(job, attempt, Environment.TickCount64, Random.Shared.NextDouble());
+            lock (_gate) _engine.Complete(job, attempt, Environment.TickCount64, Random.Shared.NextDouble());
             if (job.Phase.IsBackingOff && _retrying.Due())
                 _log($"destination {job.Request.Url.Scheme}://{job.Request.Url.Authority} is failing ({describe(attempt)}); retrying with backoff, " +
                      "undelivered records stay uncommitted (a record failing while others succeed becomes a dead letter after --poison-after)");
@@ -143,7 +147,7 @@ public sealed class DeliveryService : IDeliveryEffects, IDisposable
                     bool written;
                     try
                     {
-                        _deadLetters.Write(Letters.Of(job));
+                        _deadLetters.Write(Letters.Of(job, Destination.Name));
                         written = true;
                     }
                     catch (Exception e)
@@ -156,7 +160,7 @@ public sealed class DeliveryService : IDeliveryEffects, IDisposable
                     }
                     try
                     {
-                        lock (_engine)
+                        lock (_gate)
                         {
                             if (written) _engine.DeadLetterWritten(job);
                             else _engine.DeadLetterFailed(job, Environment.TickCount64, Random.Shared.NextDouble());
@@ -177,7 +181,7 @@ public sealed class DeliveryService : IDeliveryEffects, IDisposable
             var (self, job, then) = ((DeliveryService, Job, Action<DeliveryEngine, Job>))state!;
             try
             {
-                lock (self._engine) then(self._engine, job);
+                lock (self._gate) then(self._engine, job);
             }
             catch (Exception e) { self._fatal($"internal error after a backoff of {job}: {e}"); }
         }, (this, job, then), CancellationToken.None, TaskContinuationOptions.None, TaskScheduler.Default);
@@ -198,9 +202,9 @@ public sealed class DeliveryService : IDeliveryEffects, IDisposable
     {
         switch (job.Conclusion)
         {
-            case Conclusion.Delivered: _stats.Deliver(); break;
-            case Conclusion.Dropped: _stats.Drop(job.Request.Route, job.LastStatus); break;
-            case Conclusion.DeadLettered: _stats.DeadLetter(); break;
+            case Conclusion.Delivered: Destination.Send(); break;
+            case Conclusion.Dropped: Destination.Drop(); break;
+            case Conclusion.DeadLettered: Destination.DeadLetter(); break;
         }
         _finished(job);
     }

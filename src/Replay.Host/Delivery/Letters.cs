@@ -7,7 +7,8 @@ namespace Replay.Host.Delivery;
 
 public static class Letters
 {
-    public static DeadLetter Of(Job job)
+    /// <param name="destination">The name of the destination that could not take it.</param>
+    public static DeadLetter Of(Job job, string destination)
     {
         var source = (RecordRef)job.Source;
         var request = job.HasRequest ? job.Request : null;
@@ -19,6 +20,7 @@ public static class Letters
             Convert.ToBase64String(source.Value.Span),
             ReadableHeaders(source.Headers))
         {
+            Destination = request is null ? null : destination,
             Original = new OriginalRecord(source.Key, source.Value, source.Headers),
         };
     }

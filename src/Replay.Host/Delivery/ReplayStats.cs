@@ -34,11 +34,35 @@ public sealed class ReplayStats
     public long BytesConsumed => Volatile.Read(ref _bytesConsumed);
     public LatencyHistogram Latency { get; } = new();
 
+    readonly List<DestinationStats> _destinations = [];
+
+    /// <summary>What each destination of the run did with its copies, in the run's order.</summary>
+    public IReadOnlyList<DestinationStats> Destinations { get { lock (_destinations) return _destinations.ToArray(); } }
+
+    /// <summary>The counters of one more destination (several with --dest given more than once, or compare).</summary>
+    public DestinationStats AddDestination(string name, bool bestEffort)
+    {
+        var destination = new DestinationStats(name, bestEffort);
+        lock (_destinations) _destinations.Add(destination);
+        return destination;
+    }
+
     /// <summary>Every consumed record ends in exactly one of these.</summary>
     public long Finished => Delivered + SampledOut + DeletesIgnored + NotJson + SkippedByRule + DeadLettered + Dropped;
 
     public void Consume(int bytes) { Interlocked.Increment(ref _consumed); Interlocked.Add(ref _bytesConsumed, bytes); }
     public void Deliver() => Interlocked.Increment(ref _delivered);
+
+    /// <summary>A record ended (Consuming.finished): counted once, whatever its copies did.</summary>
+    public void Ended(Consuming.RecordEnd end)
+    {
+        switch (end.Conclusion)
+        {
+            case Conclusion.Delivered: Deliver(); break;
+            case Conclusion.Dropped: Drop(end.Route, end.DroppedStatus); break;
+            case Conclusion.DeadLettered: DeadLetter(); break;
+        }
+    }
     public void DeadLetter() => Interlocked.Increment(ref _deadLettered);
     public void DeadLetterWriteFailed() => Interlocked.Increment(ref _deadLetterWriteFailures);
 

@@ -24,9 +24,9 @@ public static class FileRedrive
             services.Log.WriteLine($"redrive: cannot read dead-letter file '{path}': {e.Message}");
             return Cli.ExitCodes.Usage;
         }
-        using var finished = new SemaphoreSlim(0);
+        var completions = new System.Collections.Concurrent.BlockingCollection<Job>();
         string? fatal = null;
-        using var stack = new ReplayStack(settings, services, stats, _ => finished.Release(),
+        using var stack = new ReplayStack(settings, services, stats, completions.Add,
             tlsFailure: reason => fatal ??= reason, fatal: reason => fatal ??= reason,
             giveUpOnDeadLetters: settings.Delivery.Retry.MaxRetryDuration?.Value ?? settings.Delivery.Retry.PoisonAfter);
         using var abort = CancellationTokenSource.CreateLinkedTokenSource(cancel);
@@ -51,15 +51,22 @@ public static class FileRedrive
                 Abort = abort.Token,
             };
             // The file's line number orders the records for the lease; the letter keeps its own place.
-            var taken = stack.Delivery.Take(settings.Budget, lease, i, value.Length, stack.Decide(record), source);
+            var taken = stack.Take(lease, i, value.Length, stack.Decide(record), source);
             if (taken is Consuming.Taken.Skipped skipped) stats.Skip(skipped.Item);
             else submitted++;
         }
         for (var done = 0; done < submitted && fatal is null && !cancel.IsCancellationRequested;)
-            if (finished.Wait(TimeSpan.FromMilliseconds(200))) done++;
+        {
+            if (!completions.TryTake(out var job, TimeSpan.FromMilliseconds(200))) continue;
+            if (Consuming.finished(job) is { IsValueSome: true } end)
+            {
+                stats.Ended(end.Value);
+                done++;
+            }
+        }
         if (fatal is not null || cancel.IsCancellationRequested)
         {
-            stack.Delivery.Stop();
+            stack.Stop();
             abort.Cancel();
         }
         if (fatal is not null) services.Log.WriteLine($"redrive: stopping: {fatal}");

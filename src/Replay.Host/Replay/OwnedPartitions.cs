@@ -93,7 +93,7 @@ sealed class OwnedPartitions(TextWriter log, RunObserver observer, bool dryRun)
     }
 
     /// <summary>The partitions are gone: nothing of them is sent or counted any more.</summary>
-    public void Forget(List<Owned> leaving, DeliveryService? delivery)
+    public void Forget(List<Owned> leaving, ReplayStack? delivery)
     {
         foreach (var owned in leaving)
         {

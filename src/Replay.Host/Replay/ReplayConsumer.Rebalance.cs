@@ -49,7 +49,7 @@ public sealed partial class ReplayConsumer
         var leaving = _owned.Of(partitions.Select(p => p.TopicPartition));
         try
         {
-            var delivery = _stack!.Delivery;
+            var delivery = _stack!;
             foreach (var owned in leaving) delivery.Revoke(owned.Lease);
             var deadline = Environment.TickCount64 + (long)_settings.Delivery.ShutdownTimeout.TotalMilliseconds;
             while (leaving.Any(o => !delivery.IsSettled(o.Lease)) && Environment.TickCount64 < deadline)
@@ -68,7 +68,7 @@ public sealed partial class ReplayConsumer
         }
         finally
         {
-            _owned.Forget(leaving, _stack?.Delivery);
+            _owned.Forget(leaving, _stack);
             _services.Log.WriteLine($"revoked: {string.Join(", ", partitions.Select(p => $"{p.Topic}[{p.Partition.Value}]"))}");
         }
     }
@@ -76,7 +76,7 @@ public sealed partial class ReplayConsumer
     void OnLost(List<TopicPartitionOffset> partitions)
     {
         // Another member may already own these: committing now could move its offsets backwards.
-        _owned.Forget(_owned.Of(partitions.Select(p => p.TopicPartition)), _stack?.Delivery);
+        _owned.Forget(_owned.Of(partitions.Select(p => p.TopicPartition)), _stack);
         _services.Log.WriteLine($"lost: {string.Join(", ", partitions.Select(p => $"{p.Topic}[{p.Partition.Value}]"))}");
     }
 }

@@ -65,7 +65,7 @@ public sealed partial class ReplayConsumer
             fatal: reason => Stop(reason, Cli.ExitCodes.Failure),
             giveUpOnDeadLetters: _settings.UntilEnd ? _settings.Delivery.Retry.MaxRetryDuration?.Value : null);
         _stack = stack;
-        _observer.Attach(stack.Delivery);
+        _observer.Attach(stack);
         using var kafkaLog = new KafkaDiagnostics(_services.Log);
         using var consumer = new ConsumerBuilder<byte[]?, byte[]?>(config)
             .SetPartitionsAssignedHandler(OnAssigned)
@@ -131,8 +131,8 @@ public sealed partial class ReplayConsumer
     /// <summary>One turn of the budget (Backpressure.step); true when a record may be consumed.</summary>
     bool Admit()
     {
-        var delivery = _stack!.Delivery;
-        var (mode, decision) = Backpressure.step(_settings.Budget, _mode, delivery.InFlight, delivery.InFlightBytes, Environment.TickCount64);
+        var (records, bytes) = _stack!.Load();
+        var (mode, decision) = Backpressure.step(_settings.Budget, _mode, records, bytes, Environment.TickCount64);
         var changed = mode.IsPaused != _mode.IsPaused;
         _mode = mode;
         _observer.Backpressured = mode.IsPaused;
@@ -141,7 +141,8 @@ public sealed partial class ReplayConsumer
         // Sleep until a quarter of the budget is free rather than waking per completion:
         // on a small host a consume thread that spins here takes the CPU the requests need.
         _finishedSignal.Reset();
-        if (!Backpressure.hasRoom(_settings.Budget, delivery.InFlight, delivery.InFlightBytes)) _finishedSignal.Wait(50);
+        var (nowRecords, nowBytes) = _stack.Load();
+        if (!Backpressure.hasRoom(_settings.Budget, nowRecords, nowBytes)) _finishedSignal.Wait(50);
         return false;
     }
 
@@ -167,13 +168,13 @@ public sealed partial class ReplayConsumer
         _consumed++;
         var record = new Record(result.Topic, result.Partition.Value, offset, message.Key, value, ToHeaders(message.Headers),
             message.Timestamp.UnixTimestampMs);
-        if (_stack!.Delivery.InFlight == 0) _observer.Progressed();
+        if (_stack!.InFlight == 0) _observer.Progressed();
         var source = new RecordRef
         {
             Topic = result.Topic, Partition = result.Partition.Value, Offset = offset, Key = message.Key, Value = value,
             Headers = message.Headers, Abort = owned.Abort.Token,
         };
-        var taken = _stack.Delivery.Take(_settings.Budget, lease, offset, value.Length, _stack.Decide(record), source);
+        var taken = _stack.Take(lease, offset, value.Length, _stack.Decide(record), source);
         // One record held too many behind an open one: this partition waits (the others go on).
         if (lease.SpanFull && !owned.Paused) _owned.Reconcile(_mode);
         if (taken is Consuming.Taken.Skipped skipped) _stats.Skip(skipped.Item);
@@ -219,7 +220,9 @@ public sealed partial class ReplayConsumer
 
     void DrainCompletions()
     {
-        while (_completions.TryDequeue(out var job)) Consuming.finished(job);
+        while (_completions.TryDequeue(out var job))
+            if (Consuming.finished(job) is { IsValueSome: true } end)
+                _stats.Ended(end.Value);
     }
 
     void Commit(IEnumerable<TopicPartitionOffset>? offsets = null)
@@ -244,7 +247,7 @@ public sealed partial class ReplayConsumer
     /// what finished, gives up the rest (uncommitted: replayed next time) and leaves the group.</summary>
     int Shutdown(bool wait = true)
     {
-        var delivery = _stack!.Delivery;
+        var delivery = _stack!;
         var deadline = Environment.TickCount64 + (long)_settings.Delivery.ShutdownTimeout.TotalMilliseconds;
         while (wait && delivery.InFlight > 0 && Environment.TickCount64 < deadline)
         {

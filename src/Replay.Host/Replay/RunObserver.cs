@@ -8,11 +8,11 @@ namespace Replay.Host.Replay;
 
 public sealed class RunObserver
 {
-    DeliveryService? _delivery;
+    ReplayStack? _delivery;
     int _assigned, _paused, _running, _backpressured;
     long _lastTurn = Environment.TickCount64, _lastProgress = Environment.TickCount64;
 
-    internal void Attach(DeliveryService delivery) => _delivery = delivery;
+    internal void Attach(ReplayStack delivery) => _delivery = delivery;
 
     /// <summary>True between the start of the run and its return.</summary>
     public bool IsRunning => Volatile.Read(ref _running) == 1;

@@ -70,11 +70,15 @@ public sealed class LiveRules : IDisposable
         if (generation is null)
             return Result<LiveRules>.Fail($"the rules file has errors:\n  {string.Join("\n  ", diagnostics)}");
         foreach (var warning in diagnostics) log.WriteLine($"rules: {warning}");
-        var live = new LiveRules(path, flags, log, generation, text);
+        // The run's destinations are fixed from here on: later generations are held to them.
+        var live = new LiveRules(path, flags with { Destinations = generation.Destinations }, log, generation, text);
         live.LogLoaded(generation);
         if (watch) live.Watch();
         return Result<LiveRules>.Ok(live);
     }
+
+    /// <summary>How many destinations the run has: fixed by --dest or by the first generation's `defaults: dest:`.</summary>
+    public int Destinations => _flags.Destinations;
 
     /// <summary>The router of the generation in force; read it once per record.</summary>
     public FSharpRouter Router() => _active.Router;

@@ -11,6 +11,8 @@ public sealed class RuleGeneration
     public required int Number { get; init; }
     public required FSharpRouter Router { get; init; }
     public required int RuleCount { get; init; }
+    /// <summary>How many destinations the run has (by --dest, or this file's `defaults: dest:` list).</summary>
+    public required int Destinations { get; init; }
     public required IReadOnlyList<RuleDiagnostic> Warnings { get; init; }
     public required TimeSpan CompileTime { get; init; }
     /// <summary>Where the compiled snippets live; unloaded once the generation is replaced.</summary>

@@ -39,6 +39,9 @@ public sealed record HeaderSpec(string Name, Snippet? Code, CoreRules.CopySource
 public sealed class SettingsSpec
 {
     public Destination.Pattern? DestPattern { get; set; }
+    /// <summary>A `dest:` list after its first pattern: the run's further destinations, in order
+    /// (mirroring); null when `dest:` is one pattern.</summary>
+    public List<Destination.Pattern>? DestMirrors { get; set; }
     public Snippet? DestCode { get; set; }
     public double? Sample { get; set; }
     public Snippet? SampleCode { get; set; }
@@ -92,6 +95,20 @@ public static class RulesFile
         void Error(YamlNode node, string message) => Error(node.Start, message);
         void Error(Mark mark, string message) =>
             Errors.Add(RuleDiagnostic.Error(path, (int)mark.Line, (int)mark.Column, message));
+
+        T? Error<T>(YamlNode node, string message) where T : class
+        {
+            Error(node, message);
+            return null;
+        }
+
+        /// <summary>A `dest:` pattern, checked as --dest is; null (with the error) when it is not usable.</summary>
+        Destination.Pattern? DestPattern(YamlNode node, string pattern)
+        {
+            var parsed = Destination.parse(pattern);
+            var problem = parsed.IsError ? parsed.ErrorValue : RunCommand.CheckDestination(parsed.ResultValue);
+            return problem is null ? parsed.ResultValue : Error<Destination.Pattern>(node, $"dest: {problem}");
+        }
 
         public RulesDocument? Read()
         {
@@ -282,12 +299,21 @@ public static class RulesFile
                     case "dest":
                         if (value is YamlScalarNode { Value: { } pattern })
                         {
-                            var parsed = Destination.parse(pattern);
-                            var problem = parsed.IsError ? parsed.ErrorValue : RunCommand.CheckDestination(parsed.ResultValue);
-                            if (problem is not null) Error(value, $"dest: {problem}");
-                            else settings.DestPattern = parsed.ResultValue;
+                            if (DestPattern(value, pattern) is { } parsed) settings.DestPattern = parsed;
                         }
-                        else Error(value, "`dest:` is a URL pattern such as http://host/submit/{namespace}/{id}");
+                        else if (value is YamlSequenceNode { Children.Count: > 0 } list)
+                        {
+                            // Several destinations: each record goes to all of them (mirroring).
+                            var patterns = list.Children.Select(item => item is YamlScalarNode { Value: { } text }
+                                ? DestPattern(item, text)
+                                : Error<Destination.Pattern>(item, "each entry of a `dest:` list is a URL pattern")).ToList();
+                            if (patterns.All(p => p is not null))
+                            {
+                                settings.DestPattern = patterns[0];
+                                settings.DestMirrors = patterns.Skip(1).Select(p => p!).ToList();
+                            }
+                        }
+                        else Error(value, "`dest:` is a URL pattern such as http://host/submit/{namespace}/{id}, or a list of them to send each record to all");
                         break;
                     case "dest-expr":
                         settings.DestCode = Code(value, SnippetKind.Dest, "`dest-expr:` is a C# expression giving the URL as a string");

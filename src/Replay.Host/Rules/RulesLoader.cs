@@ -28,11 +28,17 @@ public sealed record RuleBase(Destination.Pattern? Dest, Sampling.Rate Sample, b
     public ScrubKey? ScrubKey { get; init; }
     /// <summary>Where a key the rules file names is registered, so nothing prints it.</summary>
     public Secrets? Secrets { get; init; }
+    /// <summary>The further --dest (and --dest-best-effort) patterns: every record also goes to them.</summary>
+    public IReadOnlyList<Destination.Pattern> Mirrors { get; init; } = [];
+    /// <summary>How many destinations the run has; 0 until known (a rules file without --dest
+    /// decides it with its first `defaults: dest:`). No `dest:` list may be longer.</summary>
+    public int Destinations { get; init; }
 
     /// <summary>The route of a run without --rules.</summary>
     public Route Route() =>
-        RouteModule.ofFlags(CoreRules.DefaultsName, Target.NewPattern(Dest ?? throw new InvalidOperationException("no --dest")),
-            Sample, Deletes, CopyKeys, StatusPolicy, DropIp);
+        RouteModule.withMirrors(ListModule.OfSeq(Mirrors.Select(Target.NewPattern)),
+            RouteModule.ofFlags(CoreRules.DefaultsName, Target.NewPattern(Dest ?? throw new InvalidOperationException("no --dest")),
+                Sample, Deletes, CopyKeys, StatusPolicy, DropIp));
 }
 
 public static class RulesLoader
@@ -70,6 +76,17 @@ public static class RulesLoader
         if (document.Defaults.DestPattern is null && document.Defaults.DestCode is null && flags.Dest is null)
             return (null, [RuleDiagnostic.File(path, "no destination for records that match no rule: set `dest:` under `defaults:`, or pass --dest")]);
 
+        // Each `dest:` list names destinations by place: no list may name more than the run has.
+        var defaultsCount = document.Defaults.DestPattern is not null ? 1 + (document.Defaults.DestMirrors?.Count ?? 0)
+            : document.Defaults.DestCode is not null ? 1 : 1 + flags.Mirrors.Count;
+        var destinations = flags.Destinations > 0 ? flags.Destinations : defaultsCount;
+        var tooLong = new[] { ("defaults", document.Defaults) }.Concat(document.Rules.Select(r => ($"rule '{r.Name}'", r.Settings)))
+            .Where(x => x.Item2.DestMirrors is { } m && 1 + m.Count > destinations)
+            .Select(x => RuleDiagnostic.File(path, $"{x.Item1} lists {1 + x.Item2.DestMirrors!.Count} destinations, but the run has {destinations} "
+                + "(give each on the command line with --dest, or list them under defaults: dest: in the file the run starts with)"))
+            .ToList();
+        if (tooLong.Count > 0) return (null, [.. problems, .. tooLong]);
+
         var key = flags.ScrubKey;
         if (document.ScrubKeyFile is { } keyFile)
         {
@@ -100,6 +117,7 @@ public static class RulesLoader
             Number = number,
             Router = new FSharpRouter(router),
             RuleCount = document.Rules.Count,
+            Destinations = destinations,
             Warnings = compiled.Warnings,
             CompileTime = clock.Elapsed,
             Context = compiled.Context,
@@ -119,6 +137,7 @@ public static class RulesLoader
         var spec = document.Defaults;
         var defaults = new CoreRules.Defaults<RecordView>(
             Dest(spec, compiled) ?? CoreRules.Dest<RecordView>.NewDestPattern(flags.Dest!),
+            ListModule.OfSeq(spec.DestMirrors ?? (spec.HasDest ? [] : flags.Mirrors)),
             Sample(spec, compiled) ?? CoreRules.Value<RecordView, double>.NewFixed(Sampling.RateModule.value(flags.Sample)),
             spec.Deletes ?? flags.Deletes,
             spec.CopyKeys ?? flags.CopyKeys,
@@ -136,6 +155,7 @@ public static class RulesLoader
 
     static CoreRules.Settings<RecordView> Settings(SettingsSpec spec, CompiledRules compiled, ScrubKey? key) =>
         new(Option(Dest(spec, compiled)),
+            spec.DestMirrors is { } mirrors ? FSharpOption<FSharpList<Destination.Pattern>>.Some(ListModule.OfSeq(mirrors)) : null,
             Option(Sample(spec, compiled)),
             spec.Deletes is { } deletes ? FSharpOption<bool>.Some(deletes) : null,
             spec.CopyKeys is { } copyKeys ? FSharpOption<bool>.Some(copyKeys) : null,

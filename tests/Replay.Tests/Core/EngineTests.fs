@@ -42,7 +42,8 @@ let private request (id: string) : Pipeline.Request =
       Body = ReadOnlyMemory.Empty
       OrderingKey = id
       Route = "defaults"
-      StatusPolicy = StatusPolicy.defaults }
+      StatusPolicy = StatusPolicy.defaults
+      Destination = 0 }
 
 let private job lease offset id = Job(ValueSome(request id), lease, offset, 10L, obj ())
 let private answer status = Answered(Answer.status status None)
@@ -132,7 +133,7 @@ let private lanes =
               engine.DeadLetterDue rejected
               engine.DeadLetterWritten rejected
               Expect.equal rejected.Result DeadLettered "finished once written"
-              Consuming.finished rejected
+              Consuming.finished rejected |> ignore
               Expect.equal (Lease.storable lease) (ValueSome 1L) "its partition may commit past it"
           }
 

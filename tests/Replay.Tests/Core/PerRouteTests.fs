@@ -48,6 +48,7 @@ let private verdict (p: StatusPolicy.Policy) status = classify p (Answered(Answe
 let private sent decision =
     match decision with
     | Send request -> request
+    | Mirror requests -> failtest $"expected one request, got {requests.Length}"
     | Pipeline.Skip reason -> failtest $"expected Send, got Skip: {describeSkip reason}"
     | Reject reason -> failtest $"expected Send, got Reject: {describeReject reason}"
 
@@ -62,6 +63,7 @@ let private rulesWith (defaults: Defaults<Record * Envelope>) (rules: Rule<Recor
 
 let private baseDefaults: Defaults<Record * Envelope> =
     { Dest = DestPattern(pattern "http://d.example/{id}")
+      Mirrors = []
       Sample = Fixed 1.0
       Deletes = true
       CopyKeys = true

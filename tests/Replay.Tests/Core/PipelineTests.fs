@@ -36,6 +36,7 @@ let private decideWith settings route record = decide settings (Route.always rou
 let private sent decision =
     match decision with
     | Send request -> request
+    | Mirror requests -> failtest $"expected one request, got {requests.Length}"
     | Skip reason -> failtest $"expected Send, got Skip: {describeSkip reason}"
     | Reject reason -> failtest $"expected Send, got Reject: {describeReject reason}"
 
@@ -43,12 +44,14 @@ let private skipped decision =
     match decision with
     | Skip reason -> reason
     | Send request -> failtest $"expected Skip, got Send to {request.Url}"
+    | Mirror _ -> failtest "expected Skip, got Mirror"
     | Reject reason -> failtest $"expected Skip, got Reject: {describeReject reason}"
 
 let private rejected decision =
     match decision with
     | Reject reason -> reason
     | Send request -> failtest $"expected Reject, got Send to {request.Url}"
+    | Mirror _ -> failtest "expected Reject, got Mirror"
     | Skip reason -> failtest $"expected Reject, got Skip: {describeSkip reason}"
 
 let private store id = envelopeRecord 7L (simpleEnvelope id Envelope.CreateUpdate "{\"a\":1}"B)

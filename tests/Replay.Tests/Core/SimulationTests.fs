@@ -59,8 +59,8 @@ type Step =
     | Crash of replica: int
     | Join
 
-/// What the destination applied, in order: which lease generation sent it.
-type Applied = { Id: string; Partition: int; Offset: int64; Op: Op; Generation: int }
+/// What a destination applied, in order: which lease generation sent it.
+type Applied = { Destination: int; Id: string; Partition: int; Offset: int64; Op: Op; Generation: int }
 
 let private budget: Backpressure.Budget =
     { MaxInFlightRecords = 8
@@ -79,18 +79,27 @@ type InFlight = { Member: int; Job: Job; Generation: int }
 
 type Timer = { At: int64; Member: int; Job: Job; DeadLetter: bool }
 
-/// One replay member: the real engine, its leases, its consuming thread's queues.
+/// Which destination a job goes to (a rejected record's dead letter goes through the first).
+let slotOf (job: Job) = if job.HasRequest then job.Request.Destination else 0
+
+/// One replay member: a real engine per destination, its leases, its consuming thread's queues.
 type Member(id: int, world: World) as this =
     let ready = Queue<Job>()
     let deadLetters = Queue<Job>()
     let completions = Queue<Job>()
-    let engine = DeliveryEngine(schedule, None, this)
+    let engines = Array.init world.BestEffort.Length (fun _ -> DeliveryEngine(schedule, None, this))
     member val Leases = Dictionary<int, Lease * int>() with get
     member val Positions = Dictionary<int, int64>() with get
     member val Mode = Backpressure.Mode.Flowing with get, set
     member val Fatal: string option = None with get, set
     member _.Id = id
-    member _.Engine = engine
+    member _.Engines = engines
+    member _.EngineOf(job: Job) = engines[slotOf job]
+    /// The fullest required destination: what the budget judges.
+    member _.Load =
+        Array.zip engines world.BestEffort
+        |> Array.filter (fun (_, bestEffort) -> not bestEffort)
+        |> Array.fold (fun (records, bytes) (e, _) -> max records e.InFlight, max bytes e.InFlightBytes) (0, 0L)
     member _.Ready = ready
     member _.DeadLetterQueue = deadLetters
     member _.Completions = completions
@@ -103,8 +112,10 @@ type Member(id: int, world: World) as this =
         member _.Finished job = completions.Enqueue job
         member this.Fatal reason = (this :> obj :?> Member).Fatal <- Some reason
 
-and World(log: SimRecord[][], seed: int) =
+and World(log: SimRecord[][], seed: int, bestEffort: bool[]) =
     let random = Random seed
+    /// One flag per destination: best-effort ones never hold a record.
+    member _.BestEffort: bool[] = bestEffort
     member val Now: int64 = 1_000_000L with get, set
     member _.Log = log
     member _.Draw() = random.NextDouble()
@@ -118,21 +129,24 @@ and World(log: SimRecord[][], seed: int) =
     member val Owner = Array.create log.Length -1 with get
     member val Wire = List<InFlight>() with get
     member val Applied = List<Applied>() with get
-    /// Records finished somewhere (delivered, dropped, dead-lettered, skipped), per partition.
-    member val Done = Array.init log.Length (fun _ -> HashSet<int64>()) with get
+    /// Records a destination finished somewhere (delivered, dropped, dead-lettered), per destination and partition.
+    member val Done: HashSet<int64>[][] = Array.init bestEffort.Length (fun _ -> Array.init log.Length (fun _ -> HashSet<int64>())) with get
+    /// Records finished for every destination at once: skipped, or dead-lettered before any was tried.
+    member val DoneForAll = Array.init log.Length (fun _ -> HashSet<int64>()) with get
     member val SinkFails = false with get, set
     member val Steps = 0 with get, set
 
 let private partitionOf (partitions: int) (id: string) = (abs (id.GetHashCode StringComparison.Ordinal)) % partitions
 
-let private request (id: string) (op: Op) : Pipeline.Request =
+let private request (id: string) (op: Op) (destination: int) : Pipeline.Request =
     { Method = (if op = Remove then Method.Delete else Method.Post)
-      Url = Uri($"http://dest.example/submit/{id}")
+      Url = Uri($"http://dest-{destination}.example/submit/{id}")
       Headers = []
       Body = ReadOnlyMemory.Empty
       OrderingKey = id
       Route = "defaults"
-      StatusPolicy = StatusPolicy.defaults }
+      StatusPolicy = StatusPolicy.defaults
+      Destination = destination }
 
 let private fail (world: World) (message: string) =
     failwith $"step {world.Steps}: {message}"
@@ -153,7 +167,7 @@ let private memberOf (world: World) (id: int) = world.Members |> Seq.tryFind (fu
 /// The consuming thread takes what finished into its checkpoints.
 let private drain (m: Member) =
     while m.Completions.Count > 0 do
-        Consuming.finished (m.Completions.Dequeue())
+        Consuming.finished (m.Completions.Dequeue()) |> ignore
     Consuming.updateSpans budget (m.Leases.Values |> Seq.map fst)
 
 /// Stores and commits each lease's position (what librdkafka would commit).
@@ -177,12 +191,14 @@ let private arrive (world: World) (flight: InFlight) (answer: Answer) =
         fail world $"{job} of a revoked owner reached the destination after the partition moved on"
     if answer = Ok201 then
         world.Applied.Add
-            { Id = record.Id
+            { Destination = slotOf job
+              Id = record.Id
               Partition = job.Lease.Partition
               Offset = job.Offset
               Op = record.Op
               Generation = flight.Generation }
-        world.Done[job.Lease.Partition].Add job.Offset |> ignore
+        let doneHere = world.Done[slotOf job]
+        doneHere[job.Lease.Partition].Add job.Offset |> ignore
 
 let private attempt answer : Attempt =
     match answer with
@@ -198,7 +214,7 @@ let private respond (world: World) (index: int) (answer: Answer) =
     world.Wire.RemoveAt index
     arrive world flight answer
     match memberOf world flight.Member with
-    | Some m -> m.Engine.Complete(flight.Job, attempt answer, world.Now, world.Draw())
+    | Some m -> m.EngineOf(flight.Job).Complete(flight.Job, attempt answer, world.Now, world.Draw())
     | None -> ()
 
 /// Requests of these jobs are aborted: they never reach the destination.
@@ -207,14 +223,14 @@ let private abort (world: World) (belongs: InFlight -> bool) =
         if belongs flight then
             world.Wire.Remove flight |> ignore
             match memberOf world flight.Member with
-            | Some m -> m.Engine.Complete(flight.Job, Unreachable "aborted", world.Now, world.Draw())
+            | Some m -> m.EngineOf(flight.Job).Complete(flight.Job, Unreachable "aborted", world.Now, world.Draw())
             | None -> ()
 
 let private consume (world: World) (m: Member) (partition: int) =
     match m.Leases.TryGetValue partition with
     | true, (lease, _) when lease.State = Live ->
-        let struct (mode, decision) =
-            Backpressure.step budget m.Mode m.Engine.InFlight m.Engine.InFlightBytes world.Now
+        let records, bytes = m.Load
+        let struct (mode, decision) = Backpressure.step budget m.Mode records bytes world.Now
         m.Mode <- mode
         let position = m.Positions[partition]
         if decision <> Backpressure.Decision.WaitForRoom
@@ -229,16 +245,17 @@ let private consume (world: World) (m: Member) (partition: int) =
                     match record.Op with
                     | Garbage -> Pipeline.Reject(Pipeline.Undecodable(Envelope.Truncated "value"))
                     | Skipped -> Pipeline.Skip(Pipeline.SampledOut "defaults")
-                    | op -> Pipeline.Send(request record.Id op)
-                match Consuming.take m.Engine budget lease position 1L decision (obj ()) with
-                | Consuming.Skipped _ -> world.Done[partition].Add position |> ignore
+                    | op when world.BestEffort.Length = 1 -> Pipeline.Send(request record.Id op 0)
+                    | op -> Pipeline.Mirror [ for slot in 0 .. world.BestEffort.Length - 1 -> request record.Id op slot ]
+                match Consuming.take m.Engines world.BestEffort budget lease position 1L decision (obj ()) with
+                | Consuming.Skipped _ -> world.DoneForAll[partition].Add position |> ignore
                 | _ -> ()
     | _ -> ()
 
 let private send (world: World) (m: Member) =
     if m.Ready.Count > 0 then
         let job = m.Ready.Dequeue()
-        if m.Engine.Begin job then
+        if m.EngineOf(job).Begin job then
             match m.Leases.TryGetValue job.Lease.Partition with
             | true, (lease, generation) when Object.ReferenceEquals(lease, job.Lease) ->
                 world.Wire.Add { Member = m.Id; Job = job; Generation = generation }
@@ -248,10 +265,13 @@ let private writeDeadLetter (world: World) (m: Member) =
     if m.DeadLetterQueue.Count > 0 then
         let job = m.DeadLetterQueue.Dequeue()
         if world.SinkFails then
-            m.Engine.DeadLetterFailed(job, world.Now, world.Draw())
+            m.EngineOf(job).DeadLetterFailed(job, world.Now, world.Draw())
         else
-            world.Done[job.Lease.Partition].Add job.Offset |> ignore
-            m.Engine.DeadLetterWritten job
+            if job.HasRequest then
+                let doneHere = world.Done[slotOf job]
+                doneHere[job.Lease.Partition].Add job.Offset |> ignore
+            else world.DoneForAll[job.Lease.Partition].Add job.Offset |> ignore
+            m.EngineOf(job).DeadLetterWritten job
 
 let private advance (world: World) (milliseconds: int) =
     world.Now <- world.Now + int64 milliseconds
@@ -259,7 +279,7 @@ let private advance (world: World) (milliseconds: int) =
     for timer in due do
         world.Timers.Remove timer |> ignore
         match memberOf world timer.Member with
-        | Some m -> if timer.DeadLetter then m.Engine.DeadLetterDue timer.Job else m.Engine.Due timer.Job
+        | Some m -> if timer.DeadLetter then m.EngineOf(timer.Job).DeadLetterDue timer.Job else m.EngineOf(timer.Job).Due timer.Job
         | None -> ()
 
 /// The revoke handler: fence, bounded wait, commit what finished, release.
@@ -268,13 +288,15 @@ let private revoke (world: World) (partition: int) (finishInTime: bool) =
     | None -> ()
     | Some m ->
         let lease, _ = m.Leases[partition]
-        m.Engine.Revoke lease |> ignore
+        for engine in m.Engines do
+            engine.Revoke lease |> ignore
         let ours (flight: InFlight) = flight.Member = m.Id && Object.ReferenceEquals(flight.Job.Lease, lease)
         if finishInTime then
             for flight in List.ofSeq world.Wire do
                 if ours flight then respond world (world.Wire.IndexOf flight) Ok201
         commit world m
-        m.Engine.Release lease
+        for engine in m.Engines do
+            engine.Release lease
         abort world ours
         drain m
         m.Leases.Remove partition |> ignore
@@ -287,7 +309,8 @@ let private lose (world: World) (partition: int) =
     | None -> ()
     | Some m ->
         let lease, _ = m.Leases[partition]
-        m.Engine.Release lease
+        for engine in m.Engines do
+            engine.Release lease
         abort world (fun flight -> flight.Member = m.Id && Object.ReferenceEquals(flight.Job.Lease, lease))
         drain m
         m.Leases.Remove partition |> ignore
@@ -332,13 +355,17 @@ let private apply (world: World) (step: Step) =
 /// Invariants that hold after every step.
 let private check (world: World) =
     for p in 0 .. world.Log.Length - 1 do
-        // Nothing committed past a record that is not finished.
+        // Nothing committed past a record that some required destination has not finished.
         for offset in 0L .. world.Committed[p] - 1L do
-            if not (world.Done[p].Contains offset) then
-                fail world $"p{p} committed {world.Committed[p]} but record {offset} never finished"
+            if not (world.DoneForAll[p].Contains offset) then
+                for slot in 0 .. world.BestEffort.Length - 1 do
+                    let doneHere = world.Done[slot]
+                    if not world.BestEffort[slot] && not (doneHere[p].Contains offset) then
+                        fail world $"p{p} committed {world.Committed[p]} but record {offset} never finished at destination {slot}"
     for m in world.Members do
-        if m.Engine.InFlight > budget.MaxInFlightRecords then
-            fail world $"member {m.Id} holds {m.Engine.InFlight} records, over the budget of {budget.MaxInFlightRecords}"
+        for engine in m.Engines do
+            if engine.InFlight > budget.MaxInFlightRecords then
+                fail world $"member {m.Id} holds {engine.InFlight} records at a destination, over the budget of {budget.MaxInFlightRecords}"
         for KeyValue(p, (lease, _)) in m.Leases do
             if Checkpoint.span lease.Progress > budget.MaxSpanPerPartition + 1 then
                 fail world $"member {m.Id} holds a span of {Checkpoint.span lease.Progress} on p{p}"
@@ -353,14 +380,15 @@ let private check (world: World) =
 /// Per document: an owner applies its records in Kafka order, and owners follow
 /// one another (an older one never lands after a newer one: see `arrive`).
 let private checkOrder (world: World) =
-    let last = Dictionary<string, int * int64>()
+    let last = Dictionary<struct (int * string), int * int64>()
     for applied in world.Applied do
-        match last.TryGetValue applied.Id with
+        let key = struct (applied.Destination, applied.Id)
+        match last.TryGetValue key with
         | true, (generation, offset) when generation = applied.Generation && applied.Offset <= offset ->
             fail world $"{applied.Id}: offset {applied.Offset} applied after {offset} by the same owner"
         | true, (generation, _) when generation > applied.Generation ->
             fail world $"{applied.Id}: an older owner applied offset {applied.Offset} after a newer one"
-        | _ -> last[applied.Id] <- (applied.Generation, applied.Offset)
+        | _ -> last[key] <- (applied.Generation, applied.Offset)
 
 /// The faults clear: the sink works, the destination answers 201, time passes.
 /// Everything must finish and every partition be committed to its end.
@@ -369,13 +397,13 @@ let private heal (world: World) =
     if world.Members.Count = 0 then join world
     let mutable rounds = 0
     let finished () =
-        world.Members |> Seq.forall (fun m -> m.Engine.InFlight = 0)
+        world.Members |> Seq.forall (fun m -> m.Engines |> Array.forall (fun e -> e.InFlight = 0))
         && Array.forall2 (fun (committed: int64) (records: SimRecord[]) -> committed = int64 records.Length) world.Committed world.Log
     while not (finished ()) do
         rounds <- rounds + 1
         if rounds > 10_000 then
             let stuck =
-                [ for m in world.Members -> $"member {m.Id}: {m.Engine.InFlight} in flight, {m.Ready.Count} ready, {m.DeadLetterQueue.Count} dead letters" ]
+                [ for m in world.Members -> $"member {m.Id}: {m.Engines |> Array.sumBy (fun e -> e.InFlight)} in flight, {m.Ready.Count} ready, {m.DeadLetterQueue.Count} dead letters" ]
                 |> String.concat "; "
             fail world $"stuck after the faults cleared: committed {world.Committed |> Array.toList}, {stuck}, {world.Timers.Count} timers"
         for m in List.ofSeq world.Members do
@@ -395,10 +423,14 @@ let private heal (world: World) =
             advance world 1
         check world
     checkOrder world
-    // At least once: every record finished somewhere.
+    // At least once: every record finished at every required destination.
     for p in 0 .. world.Log.Length - 1 do
         for offset in 0L .. int64 world.Log[p].Length - 1L do
-            if not (world.Done[p].Contains offset) then fail world $"p{p} record {offset} never finished"
+            if not (world.DoneForAll[p].Contains offset) then
+                for slot in 0 .. world.BestEffort.Length - 1 do
+                    let doneHere = world.Done[slot]
+                    if not world.BestEffort[slot] && not (doneHere[p].Contains offset) then
+                        fail world $"p{p} record {offset} never finished at destination {slot}"
 
 let private answers =
     Gen.frequency
@@ -441,7 +473,13 @@ let private topic =
         return log |> Array.map (fun l -> l.ToArray())
     }
 
-type Story = { Log: SimRecord[][]; Members: int; Steps: Step list; Seed: int }
+type Story =
+    { Log: SimRecord[][]
+      /// One flag per destination (the first is always required): best-effort ones never hold a record.
+      Destinations: bool list
+      Members: int
+      Steps: Step list
+      Seed: int }
 
 let private stories =
     gen {
@@ -450,7 +488,8 @@ let private stories =
         let! count = Gen.choose (0, 300)
         let! story = Gen.listOfLength count steps
         let! seed = Gen.choose (0, Int32.MaxValue)
-        return { Log = log; Members = members; Steps = story; Seed = seed }
+        let! destinations = Gen.frequency [ 3, Gen.constant [ false ]; 1, Gen.constant [ false; false ]; 1, Gen.constant [ false; true ]; 1, Gen.constant [ false; false; true ] ]
+        return { Log = log; Destinations = destinations; Members = members; Steps = story; Seed = seed }
     }
 
 let private simulationConfig =
@@ -460,7 +499,7 @@ let private simulationConfig =
 
 /// Runs one story to the end; returns the number of steps checked.
 let run (story: Story) =
-    let world = World(story.Log, story.Seed)
+    let world = World(story.Log, story.Seed, Array.ofList story.Destinations)
     for _ in 1 .. story.Members do
         join world
     for step in story.Steps do

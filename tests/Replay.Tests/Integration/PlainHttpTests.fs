@@ -19,7 +19,8 @@ let private request (url: string) method (headers: (string * string) list) (body
       Body = ReadOnlyMemory body
       OrderingKey = "doc"
       Route = "test"
-      StatusPolicy = StatusPolicy.defaults }
+      StatusPolicy = StatusPolicy.defaults
+      Destination = 0 }
 
 let private post url = request url Method.Post [ "X-Replay-Id", "t/0/1" ] (ascii "{\"a\":1}")
 

@@ -65,7 +65,8 @@ let private staysInside (decision: Decision) =
         && request.Headers |> List.forall isSafeHeader
     // Rejected with a reason: unsafe URL or header, or an id the decoder refuses (empty, too long).
     | Reject _ -> true
-    | Skip _ -> false
+    | Skip _
+    | Mirror _ -> false
 
 /// Ids built from the pieces attacks are made of, plus arbitrary text.
 let private hostileIds =
@@ -148,7 +149,8 @@ let tests =
                   | Send request -> request.Headers |> List.forall isSafeHeader
                   | Reject(UnsafeHeader "X-Document") -> id |> Seq.exists (fun c -> c < ' ' && c <> '\t' || c >= '\127')
                   | Reject _ -> true
-                  | Skip _ -> false))
+                  | Skip _
+                  | Mirror _ -> false))
 
           test "a raw-format key is bounded like an envelope id" {
               let raw = { ReplayProcess.pipeline with Format = Raw }
