@@ -121,7 +121,7 @@ public sealed class DeliveryService : IDeliveryEffects, IDisposable
             var attempt = await _sender.SendAsync(job.Request, abort).ConfigureAwait(false);
             var elapsed = Stopwatch.GetElapsedTime(started);
             _stats.Latency.Record(elapsed);
-            _stats.Answered(job.Request.Method, attempt, elapsed);
+            _stats.Answered(Destination.Name, job.Request, attempt, elapsed);
             return attempt;
         }
         catch (OperationCanceledException) when (abort.IsCancellationRequested)

@@ -92,9 +92,12 @@ public sealed class ReplayStats
     /// <summary>Lets the metrics layer label skips by rule without this class knowing it.</summary>
     public event Action<Pipeline.SkipReason>? SkipObserved;
     /// <summary>Every HTTP attempt with how long it took, for the request metrics.</summary>
-    public event Action<Method, Attempt, TimeSpan>? AttemptObserved;
+    public event Action<AttemptSeen>? AttemptObserved;
 
-    public void Answered(Method method, Attempt attempt, TimeSpan elapsed = default)
+    /// <summary>One HTTP attempt, for the metrics: where it went, for which route, what came back, how long it took.</summary>
+    public readonly record struct AttemptSeen(string Destination, string Route, Method Method, Attempt Attempt, TimeSpan Elapsed);
+
+    public void Answered(string destination, Pipeline.Request request, Attempt attempt, TimeSpan elapsed = default)
     {
         if (attempt is Attempt.Answered a)
         {
@@ -103,7 +106,7 @@ public sealed class ReplayStats
             else Interlocked.Increment(ref _status5xx);
         }
         else Interlocked.Increment(ref _failedAttempts);
-        AttemptObserved?.Invoke(method, attempt, elapsed);
+        AttemptObserved?.Invoke(new AttemptSeen(destination, request.Route, request.Method, attempt, elapsed));
     }
 
     /// <summary>What the process spent: for the run summary and the benchmark.</summary>

@@ -141,6 +141,11 @@ public sealed class OperatedRun : IAsyncDisposable
                 new("sent", _job.Run.DryRun ? 0L : s.Delivered),
                 new("would_send", _job.Run.DryRun ? s.Delivered : 0L),
                 new("dropped", s.Dropped),
+                new("destinations", s.Destinations.Select(d => new Dictionary<string, object>
+                {
+                    ["name"] = d.Name, ["best_effort"] = d.BestEffort, ["sent"] = d.Sent, ["dropped"] = d.Dropped,
+                    ["dead_letters"] = d.DeadLetters, ["shed"] = d.Shed,
+                }).ToList()),
                 new("skipped", s.SampledOut + s.DeletesIgnored + s.NotJson + s.SkippedByRule),
                 new("sampled_out", s.SampledOut),
                 new("deletes_ignored", s.DeletesIgnored),
@@ -156,6 +161,8 @@ public sealed class OperatedRun : IAsyncDisposable
             return;
         }
         _log.Message($"replay: {s.Summary(_job.Run.DryRun ? "would send" : null)}; in {seconds:F1} s ({rate:F0} records/s)");
+        if (s.Destinations.Count > 1)
+            foreach (var destination in s.Destinations) _log.Message($"replay: destination {destination}");
         _log.Message($"replay: {s.ProcessSummary()}");
         if (_dryRun is not null)
             _log.Message($"dry run: {_dryRun.Printed} requests printed, none sent, no offsets committed");

@@ -16,7 +16,8 @@ public sealed class ReplayMetrics : IDisposable
     readonly ReplayConsumer _consumer;
     readonly Counter _consumed, _bytesConsumed, _delivered, _sampledOut, _deletesIgnored, _notJson, _deadLetters,
         _decodeErrors, _retries, _ruleReloads, _ruleReloadErrors, _skippedByRule, _requests, _dropped, _deadLetterWriteFailures;
-    readonly Gauge _inFlightRecords, _inFlightBytes, _paused, _assigned, _lag;
+    readonly Gauge _inFlightRecords, _inFlightBytes, _paused, _assigned, _lag, _destinationInFlight;
+    readonly Counter _destinationRecords;
     readonly Histogram _latency;
 
     /// <summary>This run's registry: its own, so that runs in one process do not mix.</summary>
@@ -40,10 +41,11 @@ public sealed class ReplayMetrics : IDisposable
             "Dead letters that could not be written (disk full, topic unreachable); each record waits, holding its partition's commit, and is tried again.");
         _decodeErrors = f.CreateCounter("replay_decode_errors_total", "Records whose envelope could not be decoded (also dead letters).");
         _retries = f.CreateCounter("replay_retries_total", "HTTP attempts repeated after a retryable failure.");
-        _requests = f.CreateCounter("replay_requests_total", "HTTP attempts by method and outcome (2xx..5xx, timeout, unreachable).", "method", "status_class");
+        _requests = f.CreateCounter("replay_requests_total", "HTTP attempts by destination, route, method and outcome: the status (404) and its class (4xx), or timeout / unreachable.",
+            "destination", "route", "method", "status_class", "status");
         _latency = f.CreateHistogram("replay_request_duration_seconds", "Time of one HTTP attempt.", new HistogramConfiguration
         {
-            LabelNames = ["method"],
+            LabelNames = ["destination", "method"],
             // 1 ms .. ~33 s: a local sink answers in a millisecond, a struggling server in the request timeout.
             Buckets = Histogram.ExponentialBuckets(0.001, 2, 16),
         });
@@ -52,6 +54,10 @@ public sealed class ReplayMetrics : IDisposable
         _paused = f.CreateGauge("replay_paused_partitions", "Owned partitions paused by backpressure or --until-end.");
         _assigned = f.CreateGauge("replay_assigned_partitions", "Partitions this member owns.");
         _lag = f.CreateGauge("replay_consumer_lag", "Records of a partition not yet finished (high watermark minus stored offset).", "topic", "partition");
+        _destinationRecords = f.CreateCounter("replay_destination_records_total",
+            "What each destination did with its copies of the records: sent, dropped, dead_letter, shed (a best-effort destination skipped while its budget was full).",
+            "destination", "outcome");
+        _destinationInFlight = f.CreateGauge("replay_destination_in_flight_records", "Copies handed to a destination and not finished.", "destination");
         _ruleReloads = f.CreateCounter("replay_rule_reloads_total", "Successful reloads of the rules file.");
         _ruleReloadErrors = f.CreateCounter("replay_rule_reload_errors_total", "Reloads of the rules file that failed (old rules kept).");
         DotNetStats.Register(Registry);
@@ -66,18 +72,23 @@ public sealed class ReplayMetrics : IDisposable
         if (reason is Pipeline.SkipReason.SkippedByRule rule) _skippedByRule.WithLabels(rule.rule).Inc();
     }
 
-    void OnAttempt(Method method, Attempt attempt, TimeSpan elapsed)
+    void OnAttempt(ReplayStats.AttemptSeen seen)
     {
-        var name = MethodModule.name(method);
-        _requests.WithLabels(name, StatusClass(attempt)).Inc();
-        _latency.WithLabels(name).Observe(elapsed.TotalSeconds);
+        var method = MethodModule.name(seen.Method);
+        var (statusClass, status) = Status(seen.Attempt);
+        _requests.WithLabels(seen.Destination, seen.Route, method, statusClass, status).Inc();
+        _latency.WithLabels(seen.Destination, method).Observe(seen.Elapsed.TotalSeconds);
     }
 
-    static string StatusClass(Attempt attempt) => attempt switch
+    static readonly string[] StatusTexts = Enumerable.Range(0, 600).Select(s => s.ToString(System.Globalization.CultureInfo.InvariantCulture)).ToArray();
+
+    /// <summary>The class (2xx..5xx, timeout, unreachable) and the exact status of an attempt.</summary>
+    static (string Class, string Status) Status(Attempt attempt) => attempt switch
     {
-        Attempt.Answered a => $"{a.Item.Status / 100}xx",
-        Attempt.Unreachable => "unreachable",
-        _ => "timeout",
+        Attempt.Answered a when a.Item.Status is >= 0 and < 600 => ($"{a.Item.Status / 100}xx", StatusTexts[a.Item.Status]),
+        Attempt.Answered a => ("other", a.Item.Status.ToString(System.Globalization.CultureInfo.InvariantCulture)),
+        Attempt.Unreachable => ("unreachable", "unreachable"),
+        _ => ("timeout", "timeout"),
     };
 
     /// <summary>Copies the cheap counters into Prometheus, just before a scrape reads them.</summary>
@@ -97,6 +108,15 @@ public sealed class ReplayMetrics : IDisposable
             _dropped.WithLabels(route, status.ToString(System.Globalization.CultureInfo.InvariantCulture)).IncTo(count);
         _ruleReloads.IncTo(RuleMetrics.Reloads);
         _ruleReloadErrors.IncTo(RuleMetrics.ReloadErrors);
+        foreach (var d in _stats.Destinations)
+        {
+            _destinationRecords.WithLabels(d.Name, "sent").IncTo(d.Sent);
+            _destinationRecords.WithLabels(d.Name, "dropped").IncTo(d.Dropped);
+            _destinationRecords.WithLabels(d.Name, "dead_letter").IncTo(d.DeadLetters);
+            _destinationRecords.WithLabels(d.Name, "shed").IncTo(d.Shed);
+        }
+        foreach (var (name, inFlight) in _consumer.Observer.InFlightByDestination())
+            _destinationInFlight.WithLabels(name).Set(inFlight);
         _inFlightRecords.Set(_consumer.Observer.InFlight);
         _inFlightBytes.Set(_consumer.Observer.InFlightBytes);
         _paused.Set(_consumer.Observer.PausedCount);

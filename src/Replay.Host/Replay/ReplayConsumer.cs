@@ -249,15 +249,16 @@ public sealed partial class ReplayConsumer
     {
         var delivery = _stack!;
         var deadline = Environment.TickCount64 + (long)_settings.Delivery.ShutdownTimeout.TotalMilliseconds;
-        while (wait && delivery.InFlight > 0 && Environment.TickCount64 < deadline)
+        // Best-effort copies hold nothing, so they do not hold the exit either.
+        while (wait && delivery.RequiredInFlight > 0 && Environment.TickCount64 < deadline)
         {
             WaitForFinished();
             DrainCompletions();
         }
         if (delivery.InFlight > 0)
         {
-            if (wait)
-                _services.Log.WriteLine($"shutdown: {delivery.InFlight} records still in flight after --shutdown-timeout; they are not committed and will be replayed next time");
+            if (wait && delivery.RequiredInFlight > 0)
+                _services.Log.WriteLine($"shutdown: {delivery.RequiredInFlight} records still in flight after --shutdown-timeout; they are not committed and will be replayed next time");
             delivery.Stop();
             _owned.AbortAll();
         }

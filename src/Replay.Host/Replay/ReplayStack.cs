@@ -81,6 +81,18 @@ public sealed class ReplayStack : IDisposable
         return (records, bytes);
     }
 
+    /// <summary>Unfinished copies at the destinations that hold records (best-effort ones never do).</summary>
+    public int RequiredInFlight
+    {
+        get
+        {
+            var sum = 0;
+            for (var i = 0; i < Deliveries.Length; i++)
+                if (!_bestEffort[i]) sum += Deliveries[i].InFlight;
+            return sum;
+        }
+    }
+
     /// <summary>Every unfinished job of the run, every destination.</summary>
     public int InFlight => Deliveries.Sum(d => d.InFlight);
 

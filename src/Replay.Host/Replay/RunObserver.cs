@@ -38,6 +38,10 @@ public sealed class RunObserver
 
     public long InFlightBytes => _delivery?.InFlightBytes ?? 0;
 
+    /// <summary>Copies in flight per destination of the run.</summary>
+    public IEnumerable<(string Destination, int InFlight)> InFlightByDestination() =>
+        _delivery?.Deliveries.Select(d => (d.Destination.Name, d.InFlight)) ?? [];
+
     /// <summary>Consumer lag per owned partition, from librdkafka's statistics.</summary>
     public ConsumerLag Lag { get; } = new();
 
