@@ -42,7 +42,7 @@ let take
         Submitted []
     | Mirror requests ->
         let sent, shed = requests |> List.partition (fun r -> not bestEffort[r.Destination] || not (full budget engines[r.Destination]))
-        let copies = Copies(sent |> List.filter (fun r -> not bestEffort[r.Destination]) |> List.length)
+        let copies = Copies(sent |> List.filter (fun r -> not bestEffort[r.Destination]) |> List.length, engines.Length)
         for request in sent do
             let job = Job(ValueSome request, lease, offset, bytes, source)
             job.Copies <- copies
@@ -87,8 +87,11 @@ let finished (job: Job) : RecordEnd voption =
         | result ->
             Lease.finish job.Offset job.Lease
             ended job result
-    | _ when job.BestEffort -> ValueNone
+    | copies when job.BestEffort ->
+        copies.Finished[job.Request.Destination] <- job
+        ValueNone
     | copies ->
+        if job.HasRequest then copies.Finished[job.Request.Destination] <- job
         match job.Result with
         | Abandoned
         | Pending ->

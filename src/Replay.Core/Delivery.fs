@@ -66,17 +66,6 @@ module JobResult =
         | DeadLettered
         | Abandoned -> 0
 
-/// One record sent to several destinations (mirroring): it is finished once each
-/// required copy is; a best-effort copy never holds it. Kept by the consuming thread.
-[<Sealed>]
-type Copies(required: int) =
-    member val Remaining = required with get, set
-    /// A required copy was abandoned (its partition revoked): the record stays open,
-    /// and the partition's next owner sends it again, to every destination.
-    member val Abandoned = false with get, set
-    /// The worst end of the required copies so far: a dead letter over a drop over a delivery.
-    member val Outcome = Pending with get, set
-
 /// One consumed record on its way out: a request to send, or a rejection whose
 /// only way out is a dead letter.
 [<Sealed>]
@@ -120,6 +109,19 @@ type Job(request: Pipeline.Request voption, lease: Lease, offset: int64, bytes: 
         | _ -> 0
 
     override _.ToString() = $"{lease}@{offset}"
+
+/// One record sent to several destinations (mirroring): it is finished once each
+/// required copy is; a best-effort copy never holds it. Kept by the consuming thread.
+and [<Sealed>] Copies(required: int, destinations: int) =
+    member val Remaining = required with get, set
+    /// Each destination's copy once it is finished, by destination (for comparing their answers).
+    member val Finished: (Job | null)[] = Array.zeroCreate destinations with get
+    /// A required copy was abandoned (its partition revoked): the record stays open,
+    /// and the partition's next owner sends it again, to every destination.
+    member val Abandoned = false with get, set
+    /// The worst end of the required copies so far: a dead letter over a drop over a delivery.
+    member val Outcome = Pending with get, set
+
 
 /// What the host carries out for the engine. Called under the engine's lock: each
 /// must only hand the work on (a queue, a timer), never do it in place.

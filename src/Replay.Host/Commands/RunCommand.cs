@@ -108,7 +108,15 @@ public static class RunCommand
         return built.IsOk ? built : Result<ReplayJob>.Fail(secrets.Redact(built.Error!));
     }
 
-    static Result<ReplayJob> BuildSettings(ParseResult parse, Secrets secrets)
+    /// <summary>As <see cref="Build(ParseResult, Secrets)"/>, for a command whose destinations are its own
+    /// (compare's --primary, --candidate, --secondary) rather than --dest.</summary>
+    public static Result<ReplayJob> Build(ParseResult parse, Secrets secrets, FixedDestinations destinations)
+    {
+        var built = BuildSettings(parse, secrets, destinations);
+        return built.IsOk ? built : Result<ReplayJob>.Fail(secrets.Redact(built.Error!));
+    }
+
+    static Result<ReplayJob> BuildSettings(ParseResult parse, Secrets secrets, FixedDestinations? fixedDestinations = null)
     {
         var kafka = KafkaSettings(parse, secrets);
         if (!kafka.IsOk) return Result<ReplayJob>.Fail(kafka.Error!);
@@ -118,7 +126,7 @@ public static class RunCommand
         var maxRecords = parse.GetValue(MaxRecords);
         if (maxRecords is < 1) return Result<ReplayJob>.Fail($"--max-records {maxRecords}: must be at least 1");
         var built = DeliverySettings(parse, kafka.Value!, parse.GetValue(Topic)!, secrets, untilEnd: parse.GetValue(UntilEnd),
-            maxRecords: maxRecords ?? 0, dryRun: o.DryRun, start: o.Start, reset: o.Reset, operating: o.Operating);
+            maxRecords: maxRecords ?? 0, dryRun: o.DryRun, start: o.Start, reset: o.Reset, operating: o.Operating, fixedDestinations: fixedDestinations);
         if (built.IsOk && parse.GetValue(NoProxy) is { } noProxy && ProxySettings.Bypass(built.Value!.Services.Proxy, noProxy) is { } bypassProblem)
         {
             built.Value!.Services.DeadLetters.Dispose();
@@ -158,12 +166,15 @@ public static class RunCommand
     /// with what the caller read of the rest, the whole validated job.</summary>
     public static Result<ReplayJob> DeliverySettings(ParseResult parse, IReadOnlyDictionary<string, string> kafka, string topic, Secrets secrets,
         bool untilEnd = false, long maxRecords = 0, bool dryRun = false, StartPosition? start = null, bool reset = false,
-        OperatingSettings? operating = null)
+        OperatingSettings? operating = null, FixedDestinations? fixedDestinations = null)
     {
         secrets.AddProxyEnvironment();
         var required = new List<Destination.Pattern>();
         var bestEffort = new List<Destination.Pattern>();
-        foreach (var (flag, texts, into) in new[] { ("--dest", parse.GetValue(Dest) ?? [], required), ("--dest-best-effort", parse.GetValue(DestBestEffort) ?? [], bestEffort) })
+        var given = fixedDestinations is { } fixd
+            ? fixd.Given.Select(g => (g.Flag, Texts: (string[])[g.Text], Into: required)).ToArray()
+            : [("--dest", parse.GetValue(Dest) ?? [], required), ("--dest-best-effort", parse.GetValue(DestBestEffort) ?? [], bestEffort)];
+        foreach (var (flag, texts, into) in given)
             foreach (var dest in texts)
             {
                 secrets.AddUrlCredentials(dest);
@@ -210,6 +221,12 @@ public static class RunCommand
         };
         var routeBase = RouteOptions.Apply(parse, flagsBase, secrets, Console.Error);
         if (!routeBase.IsOk) return Result<ReplayJob>.Fail(routeBase.Error!);
+        if (fixedDestinations is not null)
+            routeBase = Result<RuleBase>.Ok(routeBase.Value! with
+            {
+                StatusPolicy = StatusPolicy.layer(routeBase.Value!.StatusPolicy, fixedDestinations.PolicyUnderFlags),
+                FixedDestinations = true,
+            });
         LiveRules? rules = null;
         Func<FSharpRouter> router;
         if (parse.GetValue(RulesFile) is { } rulesPath)
@@ -244,7 +261,9 @@ public static class RunCommand
                     parse.GetValue(PoisonAfter) ?? RetrySchedule.defaults.PoisonAfter),
                 parse.GetValue(MaxRate) is { } maxRate ? FSharpOption<double>.Some(maxRate) : null,
                 parse.GetValue(ShutdownTimeout) ?? Settings.delivery.ShutdownTimeout),
-            Slots(required, bestEffort, rulesDestinations),
+            fixedDestinations is { } named
+                ? ListModule.OfSeq(named.Given.Select(g => new DestinationSlot(g.Name, false)))
+                : Slots(required, bestEffort, rulesDestinations),
             untilEnd,
             maxRecords,
             dryRun);
@@ -277,6 +296,10 @@ public static class RunCommand
         };
         return Result<ReplayJob>.Ok(new ReplayJob(run, services, operating ?? new OperatingSettings()));
     }
+
+    /// <summary>A command's own destinations (compare's --primary, --candidate, --secondary): given by
+    /// name, all required, never changed by a rules file; and what answers mean under the flags.</summary>
+    public sealed record FixedDestinations(IReadOnlyList<(string Flag, string Text, string Name)> Given, StatusPolicy.Policy PolicyUnderFlags);
 
     /// <summary>The run's destinations, named by host so that metrics and dead letters say which;
     /// with --rules and no --dest, as many as the file's `defaults: dest:` lists.</summary>

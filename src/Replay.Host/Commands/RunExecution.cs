@@ -4,6 +4,7 @@
 using System.CommandLine;
 using Replay.Host.Cli;
 using Replay.Host.Operating;
+using Replay.Host.Replay;
 using Replay.Host.Security;
 using static Replay.Host.Commands.RunCommand;
 
@@ -11,7 +12,13 @@ namespace Replay.Host.Commands;
 
 public static class RunExecution
 {
-    public static int Execute(ParseResult parse, CancellationToken cancel)
+    public static int Execute(ParseResult parse, CancellationToken cancel) =>
+        Execute(parse, cancel, "replay run", (p, secrets) => Build(p, secrets), Facts);
+
+    /// <summary>A run as <paramref name="name"/> carries it out: its job from <paramref name="build"/>
+    /// (replay run's flags, or compare's), what its banner says from <paramref name="facts"/>.</summary>
+    public static int Execute(ParseResult parse, CancellationToken cancel, string name, Func<ParseResult, Secrets, Result<ReplayJob>> build,
+        Func<ParseResult, BannerFacts> facts)
     {
         // Everything this command prints goes through the redactor, so a secret met while reading
         // the settings stays hidden whoever prints it later (librdkafka included), and through the
@@ -24,7 +31,7 @@ public static class RunExecution
         Console.SetError(log);
         try
         {
-            return Execute(parse, secrets, log, cancel);
+            return Execute(parse, secrets, log, cancel, name, build, facts);
         }
         finally
         {
@@ -33,26 +40,27 @@ public static class RunExecution
         }
     }
 
-    static int Execute(ParseResult parse, Secrets secrets, OperatorLog log, CancellationToken cancel)
+    static int Execute(ParseResult parse, Secrets secrets, OperatorLog log, CancellationToken cancel, string name,
+        Func<ParseResult, Secrets, Result<ReplayJob>> build, Func<ParseResult, BannerFacts> facts)
     {
-        var settings = Build(parse, secrets);
+        var settings = build(parse, secrets);
         if (!settings.IsOk)
         {
-            log.Write(Severity.Error, $"replay run: {settings.Error}", [new("exit_code", ExitCodes.Usage)]);
+            log.Write(Severity.Error, $"{name}: {settings.Error}", [new("exit_code", ExitCodes.Usage)]);
             return ExitCodes.Usage;
         }
         var job = settings.Value!;
-        WarnIfInsecure(job.Services, "replay run");
+        WarnIfInsecure(job.Services, name);
         try
         {
             OperatedRun run;
             try { run = OperatedRun.StartAsync(job, log).GetAwaiter().GetResult(); }
             catch (Exception e) when (e is IOException or System.Net.Sockets.SocketException)
             {
-                log.Write(Severity.Error, $"replay run: --metrics-port/--metrics-host: cannot listen ({e.Message}); pick a free port, or 0 for any");
+                log.Write(Severity.Error, $"{name}: --metrics-port/--metrics-host: cannot listen ({e.Message}); pick a free port, or 0 for any");
                 return ExitCodes.Usage;
             }
-            run.Facts = Facts(parse);
+            run.Facts = facts(parse);
             run.FromGiven = parse.GetResult(From) is { Implicit: false };
             try
             {
@@ -64,30 +72,32 @@ public static class RunExecution
         }
         catch (Confluent.Kafka.KafkaException e) when (KafkaErrors.IsUnreachable(e.Error.Code))
         {
-            log.Write(Severity.Error, $"replay run: cannot reach Kafka: {e.Error.Reason}", [new("exit_code", ExitCodes.KafkaUnreachable)]);
+            log.Write(Severity.Error, $"{name}: cannot reach Kafka: {e.Error.Reason}", [new("exit_code", ExitCodes.KafkaUnreachable)]);
             return ExitCodes.KafkaUnreachable;
         }
         catch (Confluent.Kafka.KafkaException e)
         {
-            log.Write(Severity.Error, $"replay run: Kafka refused the settings: {e.Error.Reason}", [new("exit_code", ExitCodes.Usage)]);
+            log.Write(Severity.Error, $"{name}: Kafka refused the settings: {e.Error.Reason}", [new("exit_code", ExitCodes.Usage)]);
             return ExitCodes.Usage;
         }
         catch (Exception e) when (e is ArgumentException or InvalidOperationException && e.Source == "Confluent.Kafka")
         {
             // librdkafka rejected a key or value of the properties file (unknown key, invalid
             // value, unreadable certificate or key): its reason, not a stack trace.
-            log.Write(Severity.Error, $"replay run: Kafka refused the settings: {e.Message}", [new("exit_code", ExitCodes.Usage)]);
+            log.Write(Severity.Error, $"{name}: Kafka refused the settings: {e.Message}", [new("exit_code", ExitCodes.Usage)]);
             return ExitCodes.Usage;
         }
         finally
         {
+            job.Services.Comparison?.Dispose();
+            job.Services.Comparison?.Report.Dispose();
             job.Services.DeadLetters.Dispose();
             job.Services.Rules?.Dispose();
         }
     }
 
     /// <summary>What the start banner says that the settings hold only as objects.</summary>
-    static BannerFacts Facts(ParseResult parse)
+    internal static BannerFacts Facts(ParseResult parse)
     {
         var destinations = new List<string>();
         destinations.AddRange(parse.GetValue(Dest) ?? []);

@@ -87,6 +87,7 @@ public sealed class OperatedRun : IAsyncDisposable
         if (operating.MetricsPort is { } port)
         {
             metrics = new ReplayMetrics(consumer);
+            if (job.Services.Comparison is { } comparison) Comparison.ComparisonMetrics.Register(metrics.Registry, comparison.Report);
             endpoint = await OperatingEndpoint.StartAsync(operating.MetricsHost, port, metrics.Registry,
                 () => Readiness.Problem(consumer, operating.StuckAfter));
             operatorLog.Message($"metrics: {new Uri(endpoint.Url, "/metrics")} (health: /healthz, /readyz)");
@@ -111,10 +112,14 @@ public sealed class OperatedRun : IAsyncDisposable
         }
         var clock = Stopwatch.StartNew();
         int code;
-        var context = new ProgressContext(preflight.RecordsAhead, _job.Run.DryRun, WaitingHint());
+        var context = new ProgressContext(preflight.RecordsAhead, _job.Run.DryRun, WaitingHint(),
+            _job.Services.Comparison is { } comparing ? comparing.Report.Progress : null);
         using (new Progress(Consumer, _log, _job.Operating.ProgressInterval ?? Progress.DefaultInterval(_log), context))
             code = Consumer.Run(cancel);
+        // Every record handed to the comparison is compared before the summary counts them.
+        _job.Services.Comparison?.Dispose();
         Summarize(code, clock.Elapsed);
+        SummarizeComparison();
         return code;
     }
 
@@ -166,6 +171,19 @@ public sealed class OperatedRun : IAsyncDisposable
         _log.Message($"replay: {s.ProcessSummary()}");
         if (_dryRun is not null)
             _log.Message($"dry run: {_dryRun.Printed} requests printed, none sent, no offsets committed");
+    }
+
+    /// <summary>replay compare: the totals per route, and where the report is.</summary>
+    void SummarizeComparison()
+    {
+        if (_job.Services.Comparison?.Report is not { } report) return;
+        var problem = report.Finish();
+        foreach (var route in report.Routes())
+            _log.Write(Severity.Info, $"compare: route {route.Route}: compared {route.Compared}, equal {route.Equal}, different {route.Different}, noisy {route.Noisy}, failed {route.Failed}",
+                [new("event", "compare"), new("route", route.Route), new("compared", route.Compared), new("equal", route.Equal),
+                 new("different", route.Different), new("noisy", route.Noisy), new("failed", route.Failed)]);
+        if (report.HtmlPath is { } html) _log.Message($"compare: report {html} (differences: {report.DifferencesPath})");
+        if (problem is not null) _log.Write(Severity.Warn, $"compare: the report could not be written completely: {problem}");
     }
 
     public async ValueTask DisposeAsync()

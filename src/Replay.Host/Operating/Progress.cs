@@ -13,7 +13,8 @@ namespace Replay.Host.Operating;
 /// <summary>What the progress report knows about the run besides its counters.</summary>
 /// <param name="RecordsAhead">--until-end: records between the start and the end marks, when known.</param>
 /// <param name="WaitingHint">Why a member may own no partitions for a while, said once it has waited <see cref="Progress.WaitBeforeExplaining"/>.</param>
-public sealed record ProgressContext(long? RecordsAhead = null, bool DryRun = false, string? WaitingHint = null);
+/// <param name="Extra">More to say on each report (replay compare's counts).</param>
+public sealed record ProgressContext(long? RecordsAhead = null, bool DryRun = false, string? WaitingHint = null, Func<string>? Extra = null);
 
 public sealed class Progress : IDisposable
 {
@@ -104,6 +105,7 @@ public sealed class Progress : IDisposable
             parts.Add((7, $"{Count(sentPerSecond)} {sentWord}/s"));
             parts.Add((8, $"skipped {Count(skipped)}"));
             parts.Add((9, $"consumed {Count(consumed)}"));
+            if (_context.Extra is { } extra) parts.Add((1, extra()));
             parts.Add((10, $"partitions {_consumer.Observer.AssignedCount}{(_consumer.Observer.PausedCount > 0 ? $" ({_consumer.Observer.PausedCount} paused)" : "")}"));
             _log.Status(Fit(parts, Terminal.Width() ?? 80));
             return;
@@ -125,6 +127,7 @@ public sealed class Progress : IDisposable
             new("assigned", _consumer.Observer.AssignedCount),
             new("paused", _consumer.Observer.PausedCount),
         };
+        if (_context.Extra is { } more) fields.Add(new("compare", more()));
         if (percent is { } pc)
         {
             fields.Add(new("percent", pc));

@@ -222,7 +222,10 @@ public sealed partial class ReplayConsumer
     {
         while (_completions.TryDequeue(out var job))
             if (Consuming.finished(job) is { IsValueSome: true } end)
+            {
                 _stats.Ended(end.Value);
+                if (_services.Comparison is { } comparison && job.Copies is { } copies) comparison.Finished(copies.Finished);
+            }
     }
 
     void Commit(IEnumerable<TopicPartitionOffset>? offsets = null)

@@ -25,4 +25,6 @@ public sealed record ReplayServices
     /// <summary>Overrides the HTTP handler (tests, --dry-run).</summary>
     public HttpMessageHandler? Handler { get; init; }
     public TextWriter Log { get; init; } = Console.Error;
+    /// <summary>`replay compare`: told of each record's copies once all are finished; null for other runs.</summary>
+    public Comparison.ComparingRun? Comparison { get; init; }
 }

@@ -33,6 +33,8 @@ public sealed record RuleBase(Destination.Pattern? Dest, Sampling.Rate Sample, b
     /// <summary>How many destinations the run has; 0 until known (a rules file without --dest
     /// decides it with its first `defaults: dest:`). No `dest:` list may be longer.</summary>
     public int Destinations { get; init; }
+    /// <summary>The command names every destination itself (compare): a rules file may not send elsewhere.</summary>
+    public bool FixedDestinations { get; init; }
 
     /// <summary>The route of a run without --rules.</summary>
     public Route Route() =>
@@ -76,6 +78,14 @@ public static class RulesLoader
         if (document.Defaults.DestPattern is null && document.Defaults.DestCode is null && flags.Dest is null)
             return (null, [RuleDiagnostic.File(path, "no destination for records that match no rule: set `dest:` under `defaults:`, or pass --dest")]);
 
+        if (flags.FixedDestinations)
+        {
+            var redirecting = new[] { ("defaults", document.Defaults) }.Concat(document.Rules.Select(r => ($"rule '{r.Name}'", r.Settings)))
+                .Where(x => x.Item2.HasDest).Select(x => RuleDiagnostic.File(path,
+                    $"{x.Item1} sets a destination, but replay compare sends only to --primary, --candidate and --secondary: remove its dest:"))
+                .ToList();
+            if (redirecting.Count > 0) return (null, [.. problems, .. redirecting]);
+        }
         // Each `dest:` list names destinations by place: no list may name more than the run has.
         var defaultsCount = document.Defaults.DestPattern is not null ? 1 + (document.Defaults.DestMirrors?.Count ?? 0)
             : document.Defaults.DestCode is not null ? 1 : 1 + flags.Mirrors.Count;
