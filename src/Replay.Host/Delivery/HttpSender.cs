@@ -1,9 +1,7 @@
 // Turns a core Request into one HTTP attempt and the attempt's outcome into the
 // core's Attempt, so that classification and retry decisions stay in the core.
 using System.Net;
-using System.Net.Http.Headers;
 using System.Runtime.CompilerServices;
-using Microsoft.FSharp.Core;
 using Replay.Core;
 using static Replay.Core.Outcome;
 using static Replay.Core.Pipeline;
@@ -15,14 +13,17 @@ public sealed class HttpSender : IDisposable
     readonly HttpMessageInvoker _client;
     readonly PlainHttp? _plain;
     readonly TimeSpan _requestTimeout;
+    readonly ResponseCapture _capture;
 
     /// <param name="plain">Takes the http:// requests when given; only for destinations
     /// reached directly, since it knows no proxy.</param>
-    public HttpSender(HttpMessageHandler handler, TimeSpan requestTimeout, PlainHttp? plain = null)
+    /// <param name="capture">What to keep of each answer; <see cref="ResponseCapture.Default"/> when null.</param>
+    public HttpSender(HttpMessageHandler handler, TimeSpan requestTimeout, PlainHttp? plain = null, ResponseCapture? capture = null)
     {
         _client = new HttpMessageInvoker(handler, disposeHandler: true);
         _requestTimeout = requestTimeout;
         _plain = plain;
+        _capture = capture ?? ResponseCapture.Default;
     }
 
     /// <summary>The handler every outbound request uses: one pool sized to the
@@ -57,7 +58,7 @@ public sealed class HttpSender : IDisposable
     {
         try
         {
-            return await _plain!.SendAsync(request, _requestTimeout, cancel).ConfigureAwait(false);
+            return await _plain!.SendAsync(request, _capture, _requestTimeout, cancel).ConfigureAwait(false);
         }
         catch (OperationCanceledException) when (!cancel.IsCancellationRequested)
         {
@@ -74,7 +75,7 @@ public sealed class HttpSender : IDisposable
         {
             using var message = ToMessage(request);
             using var response = await _client.SendAsync(message, timeout.Token).ConfigureAwait(false);
-            return Attempt.NewAnswered(Outcome.AnswerModule.status((int)response.StatusCode, RetryAfter(response.Headers.RetryAfter)));
+            return Attempt.NewAnswered(await ClientAnswer.ReadAsync(response, _capture, timeout.Token).ConfigureAwait(false));
         }
         catch (OperationCanceledException) when (!cancel.IsCancellationRequested)
         {
@@ -83,6 +84,11 @@ public sealed class HttpSender : IDisposable
         catch (HttpRequestException e)
         {
             return Attempt.NewUnreachable(e.InnerException?.Message ?? e.Message);
+        }
+        catch (IOException e)
+        {
+            // The body of a kept answer broke off (HttpIOException), as on the lean path.
+            return Attempt.NewUnreachable(e.Message);
         }
     }
 
@@ -109,17 +115,6 @@ public sealed class HttpSender : IDisposable
 
     static HttpMethod ToHttpMethod(Method method) =>
         method.IsPost ? HttpMethod.Post : method.IsPut ? HttpMethod.Put : HttpMethod.Delete;
-
-    internal static FSharpOption<TimeSpan> RetryAfter(RetryConditionHeaderValue? header)
-    {
-        if (header?.Delta is { } delta) return FSharpOption<TimeSpan>.Some(delta);
-        if (header?.Date is { } date)
-        {
-            var wait = date - DateTimeOffset.UtcNow;
-            return FSharpOption<TimeSpan>.Some(wait > TimeSpan.Zero ? wait : TimeSpan.Zero);
-        }
-        return FSharpOption<TimeSpan>.None;
-    }
 
     public void Dispose()
     {

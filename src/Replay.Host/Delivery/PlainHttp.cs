@@ -39,7 +39,7 @@ public sealed class PlainHttp : IDisposable
     /// <paramref name="timeout"/> (connecting included) or <paramref name="cancel"/> throws
     /// OperationCanceledException, as HttpClient does.</summary>
     [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder<>))]
-    public async ValueTask<Attempt> SendAsync(Request request, TimeSpan timeout, CancellationToken cancel)
+    public async ValueTask<Attempt> SendAsync(Request request, ResponseCapture capture, TimeSpan timeout, CancellationToken cancel)
     {
         var started = Environment.TickCount64;
         var authority = request.Url.Authority;
@@ -55,14 +55,14 @@ public sealed class PlainHttp : IDisposable
                 PlainResponse response;
                 try
                 {
-                    response = await connection.ExchangeAsync(request, authority, token).ConfigureAwait(false);
+                    response = await connection.ExchangeAsync(request, authority, capture, token).ConfigureAwait(false);
                 }
                 finally
                 {
                     connection.Disarm();
                 }
                 Return(authority, connection);
-                return Attempt.NewAnswered(global::Replay.Core.Outcome.AnswerModule.status(response.Status, HttpSender.RetryAfter(response.RetryAfter)));
+                return Attempt.NewAnswered(Answers.Of(response));
             }
             catch (Exception e) when (reused && IsStale(e))
             {
