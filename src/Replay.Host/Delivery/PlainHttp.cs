@@ -104,18 +104,20 @@ public sealed class PlainHttp : IDisposable
         }
     }
 
+    /// <summary>The most recently used idle connection that is still fit to use, or null.</summary>
     PlainHttpConnection? Rent(string authority)
     {
         var now = Environment.TickCount64;
-        lock (_idle)
+        while (true)
         {
-            if (!_idle.TryGetValue(authority, out var idle)) return null;
-            while (idle.TryPop(out var connection))
+            PlainHttpConnection? connection;
+            lock (_idle)
             {
-                if (now - connection.IdleSince < IdleTimeoutMs) return connection;
-                connection.Dispose();
+                if (!_idle.TryGetValue(authority, out var idle) || !idle.TryPop(out connection)) return null;
             }
-            return null;
+            // Checked outside the lock: a poll is a system call.
+            if (now - connection.IdleSince < IdleTimeoutMs && connection.IsQuiet()) return connection;
+            connection.Dispose();
         }
     }
 

@@ -105,6 +105,22 @@ sealed class PlainHttpConnection : IDisposable, IByteSource
         return response;
     }
 
+    /// <summary>True when nothing arrived while the connection was idle. Bytes that arrive
+    /// between requests were never asked for (a second answer to the last request, sent late)
+    /// and would answer the next one; an end of stream means the server closed it. Either
+    /// way the connection must not carry another request.</summary>
+    public bool IsQuiet()
+    {
+        try
+        {
+            return !_socket.Poll(0, SelectMode.SelectRead);
+        }
+        catch (Exception e) when (e is SocketException or ObjectDisposedException)
+        {
+            return false;
+        }
+    }
+
     ValueTask<int> IByteSource.ReceiveAsync(Memory<byte> into, CancellationToken cancel) =>
         _socket.ReceiveAsync(into, SocketFlags.None, cancel);
 

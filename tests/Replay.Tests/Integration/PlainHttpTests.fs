@@ -128,6 +128,40 @@ let tests =
               Expect.equal server.Connections 2 "two connections"
           }
 
+          test "a second answer to one request never answers the next: the connection it came on is closed" {
+              // Two 201s for the first request, then 500 for the second: on a reused connection
+              // the stray 201 would have been taken as the second request's answer.
+              let twice = Array.append created created
+              use server = new Server(fun i -> if i = 0 then Answer(twice, 0) else Answer(ascii "HTTP/1.1 500 Oops\r\nContent-Length: 0\r\n\r\n", 0))
+              use sender = sender (TimeSpan.FromSeconds 10.0)
+              Expect.equal (statusOf (send sender (post $"{server.Url}/x"))) 201 "the first answer"
+              Expect.equal (statusOf (send sender (post $"{server.Url}/x"))) 500 "the second request's own answer"
+              Expect.equal server.Connections 2 "the connection with the stray answer was not reused"
+          }
+
+          test "a second answer that arrives after the connection went idle is noticed before reuse" {
+              let release = Threading.Tasks.TaskCompletionSource()
+              let strayWritten = Threading.Tasks.TaskCompletionSource()
+              let late (stream: IO.Stream) =
+                  task {
+                      stream.Write(created, 0, created.Length)
+                      // Only once the first answer was taken and the connection is back in the pool.
+                      do! release.Task
+                      stream.Write(created, 0, created.Length)
+                      stream.Flush()
+                      strayWritten.SetResult()
+                      return true
+                  }
+              use server = new Server(fun i -> if i = 0 then Scripted late else Answer(ascii "HTTP/1.1 500 Oops\r\nContent-Length: 0\r\n\r\n", 0))
+              use sender = sender (TimeSpan.FromSeconds 10.0)
+              Expect.equal (statusOf (send sender (post $"{server.Url}/x"))) 201 "the first answer"
+              release.SetResult()
+              Expect.isTrue (strayWritten.Task.Wait(TimeSpan.FromSeconds 10.0)) "the server sent the stray answer"
+              Expect.equal (statusOf (send sender (post $"{server.Url}/x"))) 500 "the second request's own answer"
+              Expect.equal server.Connections 2 "the idle connection with unread bytes was closed, not reused"
+              Expect.equal [ for r in server.Received -> r.Connection ] [ 0; 1 ] "the second request went out on the new connection only"
+          }
+
           test "an answer sent before the body was read is the outcome, even when the send breaks" {
               use server = new Server(fun _ -> AnswerBeforeBody(ascii "HTTP/1.1 413 Payload Too Large\r\nConnection: close\r\nContent-Length: 0\r\n\r\n"))
               use sender = sender (TimeSpan.FromSeconds 10.0)
