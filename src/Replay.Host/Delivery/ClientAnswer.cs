@@ -18,9 +18,9 @@ static class ClientAnswer
 
         var headers = new List<KeyValuePair<string, string>>();
         foreach (var (name, values) in response.Headers.NonValidated.Concat(response.Content.Headers.NonValidated))
-            if (capture.Keeps(name))
+            if (capture.KeptName(name) is { } keptName)
                 foreach (var value in values)
-                    headers.Add(new(name, value));
+                    headers.Add(new(keptName, value));
 
         var keep = capture.BodyBytesFor(status);
         var collector = new BodyCollector(keep, capture.HashBeyond, announced);

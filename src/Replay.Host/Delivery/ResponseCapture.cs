@@ -23,6 +23,7 @@ public sealed class ResponseCapture
     /// <summary>Nothing of a 2xx answer, 4 KiB of the body of any other, no hash.</summary>
     public static ResponseCapture Default { get; } = new(0, 4096, false);
 
+    readonly string[] _spellings;
     readonly byte[][] _names;
 
     /// <param name="successBodyBytes">Body bytes kept for 2xx answers.</param>
@@ -42,7 +43,8 @@ public sealed class ResponseCapture
         FailureBodyBytes = failureBodyBytes;
         HashBeyond = hashBeyond;
         Headers = extra;
-        _names = StandardHeaders.Concat(extra).Distinct(StringComparer.OrdinalIgnoreCase).Select(Encoding.ASCII.GetBytes).ToArray();
+        _spellings = StandardHeaders.Concat(extra).Distinct(StringComparer.OrdinalIgnoreCase).ToArray();
+        _names = _spellings.Select(Encoding.ASCII.GetBytes).ToArray();
     }
 
     public int SuccessBodyBytes { get; }
@@ -57,18 +59,21 @@ public sealed class ResponseCapture
     /// <summary>True when an answer with this status is kept in full rather than as a status.</summary>
     public bool KeepsAnswer(int status) => HashBeyond || BodyBytesFor(status) > 0;
 
-    /// <summary>True when a header of this name is kept with a full answer.</summary>
-    public bool Keeps(ReadOnlySpan<byte> name)
+    /// <summary>The name under which a header is kept with a full answer, or null when it is not
+    /// kept. Names are spelled as in <see cref="StandardHeaders"/> and <see cref="Headers"/>, not
+    /// as the server cased them, so that both senders (HttpClient re-cases names it knows) and
+    /// any two destinations report the same name.</summary>
+    public string? KeptName(ReadOnlySpan<byte> name)
     {
-        foreach (var kept in _names)
-            if (Ascii.EqualsIgnoreCase(name, kept)) return true;
-        return false;
+        for (var i = 0; i < _names.Length; i++)
+            if (Ascii.EqualsIgnoreCase(name, _names[i])) return _spellings[i];
+        return null;
     }
 
-    public bool Keeps(string name)
+    public string? KeptName(string name)
     {
-        foreach (var kept in _names)
-            if (Ascii.EqualsIgnoreCase(name, kept)) return true;
-        return false;
+        for (var i = 0; i < _names.Length; i++)
+            if (Ascii.EqualsIgnoreCase(name, _names[i])) return _spellings[i];
+        return null;
     }
 }

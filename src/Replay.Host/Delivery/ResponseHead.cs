@@ -109,9 +109,9 @@ static class ResponseHeadParser
             else if (Ascii.EqualsIgnoreCase(name, "Retry-After"u8)
                      && RetryConditionHeaderValue.TryParse(Encoding.Latin1.GetString(value), out var parsed))
                 retryAfter = parsed;
-            if (keep && capture.Keeps(name))
+            if (keep && capture.KeptName(name) is { } keptName)
             {
-                (kept ??= []).Add(new(Encoding.Latin1.GetString(name), Encoding.Latin1.GetString(value)));
+                (kept ??= []).Add(new(keptName, Encoding.Latin1.GetString(value)));
                 previousKept = true;
             }
         }

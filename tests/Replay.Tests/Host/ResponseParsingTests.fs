@@ -198,19 +198,19 @@ let tests =
               Expect.isNull (parse "HTTP/1.1 503 Busy\r\nRetry-After: soon\r\nContent-Length: 0").RetryAfter "unreadable: none"
           }
 
-          test "kept headers: only for answers kept in full, the standard names and the capture's, as received" {
+          test "kept headers: only for answers kept in full, the standard names and the capture's, values as received" {
               let head =
                   "\r\nContent-Type: text/plain\r\nlocation: /there\r\nX-Custom: one\r\nSet-Cookie: s=1\r\nX-Custom: two\r\n folded\r\nContent-Length: 0"
               Expect.isNull (parse ("HTTP/1.1 201 Created" + head)).Headers "a 2xx under the default capture keeps no header"
               let failure = parse ("HTTP/1.1 400 Bad" + head)
               Expect.equal
                   [ for h in failure.Headers -> h.Key, h.Value ]
-                  [ "Content-Type", "text/plain"; "location", "/there"; "Content-Length", "0" ]
-                  "the standard ones, in order, names as sent"
+                  [ "Content-Type", "text/plain"; "Location", "/there"; "Content-Length", "0" ]
+                  "the standard ones, in order, named as the capture spells them"
               let chosen = parseWith kept ("HTTP/1.1 201 Created" + head)
               Expect.equal
                   [ for h in chosen.Headers -> h.Key, h.Value ]
-                  [ "Content-Type", "text/plain"; "location", "/there"; "X-Custom", "one"; "X-Custom", "two folded"; "Content-Length", "0" ]
+                  [ "Content-Type", "text/plain"; "Location", "/there"; "X-Custom", "one"; "X-Custom", "two folded"; "Content-Length", "0" ]
                   "and those the capture names, each occurrence, a fold joined"
           }
 
@@ -258,7 +258,7 @@ let tests =
                     { statusOnly 503 4L true with
                         RetryAfter = Some(TimeSpan.FromSeconds 7.0)
                         Body = Some "busy"
-                        Headers = Some [ "Retry-After", "7"; "content-length", "4" ] }
+                        Headers = Some [ "Retry-After", "7"; "Content-Length", "4" ] }
                     // Chunked and gzip-encoded: the chunks' data, still compressed, and its length.
                     ResponseCapture.Default,
                     $"HTTP/1.1 502 Bad Gateway\r\nContent-Encoding: gzip\r\nTransfer-Encoding: chunked\r\n\r\n4\r\n{gzipText[..3]}\r\n9\r\n{gzipText[4..]}\r\n0\r\n\r\n",
