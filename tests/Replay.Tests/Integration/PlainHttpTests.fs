@@ -140,8 +140,9 @@ let tests =
           }
 
           test "a second answer that arrives after the connection went idle is noticed before reuse" {
-              let release = Threading.Tasks.TaskCompletionSource()
-              let strayWritten = Threading.Tasks.TaskCompletionSource()
+              // Continuations off the completing thread: the server's loop must not run on the test's.
+              let release = Threading.Tasks.TaskCompletionSource(Threading.Tasks.TaskCreationOptions.RunContinuationsAsynchronously)
+              let strayWritten = Threading.Tasks.TaskCompletionSource(Threading.Tasks.TaskCreationOptions.RunContinuationsAsynchronously)
               let late (stream: IO.Stream) =
                   task {
                       stream.Write(created, 0, created.Length)
