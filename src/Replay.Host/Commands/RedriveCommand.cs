@@ -29,6 +29,7 @@ public static class RedriveCommand
                      Concurrency, ValidateJson, Proxy, CaFile, ClientCert, ClientKey, InsecureSkipVerify, Format, RawKeys, RunCommand.DeadLetterFile, RunCommand.DeadLetterTopic, MaxRate, From, MaxInFlightBytes,
                      MaxInFlightRecords, MaxPayloadBytes, RequestTimeout, MaxRetryDuration, ShutdownTimeout, RulesFile })
             command.Options.Add(option);
+        foreach (var option in DestinationAuthOptions.All) command.Options.Add(option);
         command.SetAction((parse, cancel) => Task.FromResult(Execute(parse, file, topic, cancel)));
         return command;
     }
@@ -51,6 +52,7 @@ public static class RedriveCommand
             var settings = DeliverySettings(parse, new Dictionary<string, string>(), "", secrets);
             if (!settings.IsOk) { Console.Error.WriteLine($"replay redrive: {settings.Error}"); return ExitCodes.Usage; }
             using var deadLetters = settings.Value!.DeadLetters;
+            using var fileTokens = settings.Value!.Tokens;
             return FileRedrive.Run(settings.Value!, file, stats, cancel);
         }
         var kafka = KafkaSettings(parse, secrets);
@@ -63,6 +65,7 @@ public static class RedriveCommand
         // --from may be a time here too: the dead letters written since then.
         built.Value!.Start = Operating.StartPosition.Parse(parse.GetValue(From)!, DateTimeOffset.UtcNow).Value!;
         using var sinks = built.Value!.DeadLetters;
+        using var tokens = built.Value!.Tokens;
         var consumer = new ReplayConsumer(built.Value!, stats);
         var code = consumer.Run(cancel);
         Console.Error.WriteLine($"replay redrive: {stats.Summary()}");

@@ -74,6 +74,7 @@ public static class RunCommand
             command.Options.Add(option);
         foreach (var option in OperatingOptions.All)
             command.Options.Add(option);
+        foreach (var option in DestinationAuthOptions.All) command.Options.Add(option);
         command.SetAction((parse, cancel) => Task.FromResult(Execute(parse, cancel)));
         return command;
     }
@@ -125,6 +126,7 @@ public static class RunCommand
         {
             settings.Value!.DeadLetters.Dispose();
             settings.Value!.Rules?.Dispose();
+            settings.Value!.Tokens?.Dispose();
         }
     }
 
@@ -230,6 +232,8 @@ public static class RunCommand
 
         var tls = ClientTls.Load(parse.GetValue(CaFile), parse.GetValue(ClientCert), parse.GetValue(ClientKey), parse.GetValue(InsecureSkipVerify));
         if (!tls.IsOk) return Result<ReplaySettings>.Fail(tls.Error!);
+        var tokens = DestinationAuthOptions.Load(parse, secrets, proxy, parse.GetValue(RequestTimeout) ?? TimeSpan.FromSeconds(30));
+        if (!tokens.IsOk) return Result<ReplaySettings>.Fail(tokens.Error!);
 
         // With --rules the flags are the base the file's defaults and rules refine, and
         // each record is routed by the generation in force when it is consumed.
@@ -278,6 +282,7 @@ public static class RunCommand
             Proxy = proxy,
             Tls = tls.Value,
             DeadLetters = deadLetters,
+            Tokens = tokens.Value,
         });
     }
 

@@ -7,6 +7,7 @@
 // certificates and proxy authentication.
 using System.Net.Sockets;
 using System.Runtime.CompilerServices;
+using Replay.Host.Security;
 using static Replay.Core.Outcome;
 using static Replay.Core.Pipeline;
 
@@ -39,7 +40,8 @@ public sealed class PlainHttp : IDisposable
     /// <paramref name="timeout"/> (connecting included) or <paramref name="cancel"/> throws
     /// OperationCanceledException, as HttpClient does.</summary>
     [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder<>))]
-    public async ValueTask<Attempt> SendAsync(Request request, ResponseCapture capture, TimeSpan timeout, CancellationToken cancel)
+    /// <param name="token">Sent as the Authorization header instead of any the route set; null: none added.</param>
+    public async ValueTask<Attempt> SendAsync(Request request, BearerToken? token, ResponseCapture capture, TimeSpan timeout, CancellationToken cancel)
     {
         var started = Environment.TickCount64;
         var authority = request.Url.Authority;
@@ -51,11 +53,11 @@ public sealed class PlainHttp : IDisposable
             {
                 connection ??= await ConnectAsync(request.Url, timeout, cancel).ConfigureAwait(false);
                 var left = timeout - TimeSpan.FromMilliseconds(Environment.TickCount64 - started);
-                var token = connection.Arm(left > TimeSpan.Zero ? left : TimeSpan.Zero, cancel);
+                var armed = connection.Arm(left > TimeSpan.Zero ? left : TimeSpan.Zero, cancel);
                 PlainResponse response;
                 try
                 {
-                    response = await connection.ExchangeAsync(request, authority, capture, token).ConfigureAwait(false);
+                    response = await connection.ExchangeAsync(request, authority, token, capture, armed).ConfigureAwait(false);
                 }
                 finally
                 {

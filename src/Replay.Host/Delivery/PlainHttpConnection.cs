@@ -6,6 +6,7 @@ using System.Net.Sockets;
 using System.Runtime.CompilerServices;
 using System.Text;
 using Replay.Core;
+using Replay.Host.Security;
 using static Replay.Core.Pipeline;
 
 namespace Replay.Host.Delivery;
@@ -61,11 +62,12 @@ sealed class PlainHttpConnection : IDisposable, IByteSource
     /// (SocketException, PlainHttpException, OperationCanceledException); the connection
     /// must not be used again after any of them.</summary>
     [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder<>))]
-    public async ValueTask<PlainResponse> ExchangeAsync(Request request, string authority, ResponseCapture capture, CancellationToken cancel)
+    public async ValueTask<PlainResponse> ExchangeAsync(Request request, string authority, BearerToken? token, ResponseCapture capture,
+        CancellationToken cancel)
     {
         var body = request.Body;
         var withLength = !request.Method.IsDelete || !body.IsEmpty;
-        var headLength = WriteHead(request, authority, withLength ? body.Length : -1);
+        var headLength = WriteHead(request, authority, token, withLength ? body.Length : -1);
         try
         {
             if (body.Length <= CoalesceBodyBytes)
@@ -124,12 +126,12 @@ sealed class PlainHttpConnection : IDisposable, IByteSource
     ValueTask<int> IByteSource.ReceiveAsync(Memory<byte> into, CancellationToken cancel) =>
         _socket.ReceiveAsync(into, SocketFlags.None, cancel);
 
-    int WriteHead(Request request, string authority, int contentLength)
+    int WriteHead(Request request, string authority, BearerToken? token, int contentLength)
     {
         var method = MethodModule.name(request.Method);
         var target = request.Url.PathAndQuery;
         string? host = null;
-        var size = method.Length + target.Length + authority.Length + 64;
+        var size = method.Length + target.Length + authority.Length + (token?.HeaderLine.Length ?? 0) + 64;
         foreach (var (name, value) in request.Headers)
         {
             size += name.Length + value.Length + 4;
@@ -147,13 +149,15 @@ sealed class PlainHttpConnection : IDisposable, IByteSource
         n += Copy("\r\n"u8, span[n..]);
         foreach (var (name, value) in request.Headers)
         {
-            // Host was written above; the body's framing is the sender's.
-            if (name.Equals("Host", StringComparison.OrdinalIgnoreCase) || HttpSender.FramesBody(name)) continue;
+            // Host was written above; the body's framing is the sender's, and so are the credentials when it has some.
+            if (name.Equals("Host", StringComparison.OrdinalIgnoreCase) || HttpSender.FramesBody(name)
+                || (token is not null && HttpSender.IsAuthorization(name))) continue;
             n += Encoding.ASCII.GetBytes(name, span[n..]);
             n += Copy(": "u8, span[n..]);
             n += Encoding.ASCII.GetBytes(value, span[n..]);
             n += Copy("\r\n"u8, span[n..]);
         }
+        if (token is not null) n += Copy(token.HeaderLine, span[n..]);
         if (contentLength >= 0)
         {
             n += Copy("Content-Length: "u8, span[n..]);

@@ -58,6 +58,13 @@ public sealed class OperatedRun : IAsyncDisposable
             // A dry run leaves nothing behind: dead letters are printed, not written to a file or topic.
             settings.DeadLetters.Dispose();
             settings.DeadLetters = new DeadLetterLog(operatorLog);
+            // Nor does it ask a token endpoint for anything: the printed requests show that a
+            // bearer token would go out, never one.
+            if (settings.Tokens is not null)
+            {
+                settings.Tokens.Dispose();
+                settings.Tokens = new Security.FixedToken(Security.BearerToken.Placeholder);
+            }
         }
         else if (settings.DeadLetters is DeadLetterLog)
             settings.DeadLetters = new DeadLetterLog(operatorLog);

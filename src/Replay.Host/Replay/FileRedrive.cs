@@ -24,7 +24,7 @@ public static class FileRedrive
             FuncConvert.FromFunc(() => Random.Shared.NextDouble()));
         using var done = new SemaphoreSlim(0);
         using var sender = new HttpSender(settings.Handler ?? HttpSender.CreateHandler(settings.Concurrency, settings.Proxy, settings.Tls), settings.RequestTimeout,
-            PlainHttp.For(settings.Handler, settings.Proxy));
+            PlainHttp.For(settings.Handler, settings.Proxy), settings.Capture, settings.Tokens);
         using var abandon = CancellationTokenSource.CreateLinkedTokenSource(cancel);
         using var engine = new DeliveryEngine(sender,
             new DeliveryOptions(settings.Concurrency, settings.RetryBaseDelay, settings.RetryMaxDelay, settings.MaxRetryDuration, settings.MaxRate),

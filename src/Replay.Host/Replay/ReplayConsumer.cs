@@ -149,7 +149,7 @@ public sealed class ReplayConsumer
                 _settings.Tls,
                 message => _fatal = message),
             _settings.RequestTimeout,
-            PlainHttp.For(_settings.Handler, _settings.Proxy));
+            PlainHttp.For(_settings.Handler, _settings.Proxy), _settings.Capture, _settings.Tokens);
         using var engine = new DeliveryEngine(
             sender,
             new DeliveryOptions(_settings.Concurrency, _settings.RetryBaseDelay, _settings.RetryMaxDelay, _settings.MaxRetryDuration, _settings.MaxRate),

@@ -34,6 +34,10 @@ public sealed class ReplaySettings
     /// <summary>TLS to the destination (--ca-file, --client-cert/--client-key, --insecure-skip-verify); null: system defaults.</summary>
     public Security.ClientTls? Tls { get; set; }
     public IDeadLetterSink DeadLetters { get; set; } = new DeadLetterLog(Console.Error);
+    /// <summary>The destination's bearer tokens (--auth-bearer-file, --oauth2-*); null: none sent. Owned: disposed after the run.</summary>
+    public Security.ITokenSource? Tokens { get; set; }
+    /// <summary>What the senders keep of each answer.</summary>
+    public ResponseCapture Capture { get; set; } = ResponseCapture.Default;
     /// <summary>Overrides the HTTP handler (tests, TLS options).</summary>
     public HttpMessageHandler? Handler { get; set; }
     public TextWriter Log { get; set; } = Console.Error;
