@@ -33,6 +33,7 @@ public sealed class OAuth2Tokens : ITokenSource
     Task<TokenResult>? _fetch;
     DateTimeOffset _failedAt = DateTimeOffset.MinValue;
     TokenResult _failure;
+    bool _warned;
 
     /// <param name="timeout">How long one token request may take.</param>
     /// <param name="proxy">The proxy of the destination requests, if any (else the environment's).</param>
@@ -137,12 +138,17 @@ public sealed class OAuth2Tokens : ITokenSource
             if (result.Token is not null)
             {
                 _failedAt = DateTimeOffset.MinValue;
+                _warned = false;
                 return result;
             }
             _failedAt = _clock.GetUtcNow();
             _failure = result;
-            if (_issued is { } issued && _failedAt < issued.ExpiresAt)
+            // Once per outage: attempts that cannot get a token are reported by the engine anyway.
+            if (!_warned && _issued is { } issued && _failedAt < issued.ExpiresAt)
+            {
+                _warned = true;
                 _warn($"renewing the destination's token failed ({result.Problem}); the current one is used until it expires");
+            }
         }
         return result;
     }

@@ -155,18 +155,28 @@ let tests =
               Expect.isTrue (destination.Hits |> List.forall (fun h -> bearerOf h = Some $"Bearer {tokens.Issued.Head}")) "every request carried it"
           }
 
-          test "OAuth2: renewed in the background before it expires, the current token used meanwhile" {
+          test "OAuth2: renewed in the background before it expires, the current token used meanwhile, even while renewing fails" {
               use tokens = new TokenServer.Server(clientId, clientSecret, ExpiresIn = 100)
               use destination = HttpRecorder.start tokens.Gate
               let clock = ManualClock()
-              use source = oauth2 tokens (Some(clock :> TimeProvider)) (Action<string> ignore)
+              let seen, warn = warnings ()
+              use source = oauth2 tokens (Some(clock :> TimeProvider)) warn
               use sender = lean source
               Expect.isTrue (Wait.until within (fun () -> tokens.Issued.Length = 1)) "fetched when the sender started"
               Expect.equal (statusOf (send sender $"{destination.Url}/x")) 201 "first"
               clock.Advance(TimeSpan.FromSeconds 70.0)
               Expect.equal (statusOf (send sender $"{destination.Url}/x")) 201 "not due yet"
               Expect.equal tokens.Issued.Length 1 "no renewal before four fifths of the lifetime"
-              clock.Advance(TimeSpan.FromSeconds 15.0)
+              // Due, and the endpoint fails: the current token goes on, one warning, no waiting.
+              tokens.Mode <- TokenServer.Failing 503
+              clock.Advance(TimeSpan.FromSeconds 12.0)
+              for _ in 1..3 do
+                  Expect.equal (statusOf (send sender $"{destination.Url}/x")) 201 "due, renewal failing: sent with the current token"
+                  Expect.isTrue (Wait.until within (fun () -> not seen.IsEmpty)) "warned"
+                  clock.Advance(TimeSpan.FromSeconds 2.0)
+              Expect.equal seen.Count 1 "warned once, not at every failed renewal"
+              Expect.stringContains (Seq.head seen) "answered 503" "with the reason"
+              tokens.Mode <- TokenServer.Issue
               Expect.equal (statusOf (send sender $"{destination.Url}/x")) 201 "due: sent with the current token"
               Expect.equal (bearerOf (List.last destination.Hits)) (Some $"Bearer {tokens.Issued.Head}") "the current one, not waiting"
               Expect.isTrue (Wait.until within (fun () -> tokens.Issued.Length = 2)) "renewed in the background"
