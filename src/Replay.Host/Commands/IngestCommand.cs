@@ -17,7 +17,7 @@ public static class IngestCommand
     static readonly Option<string?> Namespaces = new("--namespaces") { Description = "Accepted namespaces, comma-separated (others get 404); default with --topic: any" };
     static readonly Option<string> Host = new("--host") { Description = "Address to listen on; widen deliberately, e.g. 0.0.0.0", DefaultValueFactory = _ => "127.0.0.1" };
     static readonly Option<int> Port = new("--port") { Description = "Port to listen on (0 picks a free one)", DefaultValueFactory = _ => 8080 };
-    static readonly Option<int> MaxContentLength = Flags.Size32("--max-content-length", "Largest body, after decompression; larger gets 413", 1 << 20);
+    static readonly Option<int> MaxContentLength = Flags.Size32("--max-content-length", "Largest body, after decompression (a compressed body may be at most 1/64 + 1 KiB larger on the wire); larger gets 413", 1 << 20);
     static readonly Option<string?> TrustedProxies = new("--trusted-proxies") { Description = "Addresses/CIDR ranges whose X-Forwarded-For is believed, e.g. 10.0.0.0/8; default: none" };
     static readonly Option<TimeSpan?> KafkaTimeout = Duration.Option("--kafka-timeout", "Longest wait for Kafka's acknowledgement before answering 503", TimeSpan.FromSeconds(5));
 

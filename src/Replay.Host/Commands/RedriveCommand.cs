@@ -32,6 +32,7 @@ public static class RedriveCommand
                      Concurrency, ValidateJson, Proxy, RunCommand.NoProxy, CaFile, ClientCert, ClientKey, InsecureSkipVerify, Format, RawKeys, RunCommand.DeadLetterFile, RunCommand.DeadLetterTopic, MaxRate, From, MaxInFlightBytes,
                      MaxInFlightRecords, MaxPayloadBytes, RequestTimeout, MaxRetryDuration, MaxBackoff, PoisonAfter, ShutdownTimeout, RulesFile }.Concat(Rules.RouteOptions.All))
             command.Options.Add(option);
+        foreach (var option in DestinationAuthOptions.All) command.Options.Add(option);
         command.SetAction((parse, cancel) => Task.FromResult(Execute(parse, file, topic, cancel)));
         return command;
     }
@@ -56,6 +57,7 @@ public static class RedriveCommand
             var job = built.Value!;
             if (NoProxyProblem(parse, job) is { } noProxy) { Console.Error.WriteLine($"replay redrive: {noProxy}"); return ExitCodes.Usage; }
             using var deadLetters = job.Services.DeadLetters;
+            using var fileTokens = job.Services.Tokens;
             return FileRedrive.Run(job.Run, job.Services, file, stats, cancel);
         }
         var kafka = KafkaSettings(parse, secrets);
@@ -69,6 +71,7 @@ public static class RedriveCommand
         var redrive = fromTopic.Value!;
         if (NoProxyProblem(parse, redrive) is { } bypass) { Console.Error.WriteLine($"replay redrive: {bypass}"); return ExitCodes.Usage; }
         using var sinks = redrive.Services.DeadLetters;
+        using var tokens = redrive.Services.Tokens;
         // The same checks as `replay run` before joining the group: Kafka answers, the topic exists.
         var preflight = Kafka.Preflight.Check(new Kafka.PreflightRequest(redrive.Run.Kafka, topic!, start,
             parse.GetResult(From) is { Implicit: false }, false, true, TimeSpan.FromSeconds(30)), Console.Error, cancel);

@@ -86,6 +86,7 @@ public static class RunCommand
             command.Options.Add(option);
         foreach (var option in OperatingOptions.All.Concat(RouteOptions.All))
             command.Options.Add(option);
+        foreach (var option in DestinationAuthOptions.All) command.Options.Add(option);
         command.SetAction((parse, cancel) => Task.FromResult(RunExecution.Execute(parse, cancel)));
         return command;
     }
@@ -211,6 +212,8 @@ public static class RunCommand
 
         var tls = ClientTls.Load(parse.GetValue(CaFile), parse.GetValue(ClientCert), parse.GetValue(ClientKey), parse.GetValue(InsecureSkipVerify));
         if (!tls.IsOk) return Result<ReplayJob>.Fail(tls.Error!);
+        var tokens = DestinationAuthOptions.Load(parse, secrets, proxy, parse.GetValue(RequestTimeout) ?? Settings.delivery.RequestTimeout);
+        if (!tokens.IsOk) return Result<ReplayJob>.Fail(tokens.Error!);
 
         // With --rules the flags are the base the file's defaults and rules refine, and
         // each record is routed by the generation in force when it is consumed.
@@ -293,6 +296,7 @@ public static class RunCommand
             Proxy = proxy,
             Tls = tls.Value,
             DeadLetters = deadLetters,
+            Tokens = tokens.Value,
         };
         return Result<ReplayJob>.Ok(new ReplayJob(run, services, operating ?? new OperatingSettings()));
     }

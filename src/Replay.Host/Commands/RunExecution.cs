@@ -93,6 +93,7 @@ public static class RunExecution
             job.Services.Comparison?.Report.Dispose();
             job.Services.DeadLetters.Dispose();
             job.Services.Rules?.Dispose();
+            job.Services.Tokens?.Dispose();
         }
     }
 

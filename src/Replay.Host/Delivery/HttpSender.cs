@@ -1,10 +1,13 @@
 // Turns a core Request into one HTTP attempt and the attempt's outcome into the
 // core's Attempt, so that classification and retry decisions stay in the core.
+// With a token source, every attempt carries its bearer token; a 401 gets one
+// renewal and one resend within the same attempt, and a token that cannot be had
+// makes the attempt unreachable (retried), never an answer that dead-letters.
 using System.Net;
 using System.Net.Http.Headers;
 using System.Runtime.CompilerServices;
-using Microsoft.FSharp.Core;
 using Replay.Core;
+using Replay.Host.Security;
 using static Replay.Core.Outcome;
 using static Replay.Core.Pipeline;
 
@@ -15,14 +18,23 @@ public sealed class HttpSender : IDisposable
     readonly HttpMessageInvoker _client;
     readonly PlainHttp? _plain;
     readonly TimeSpan _requestTimeout;
+    readonly ResponseCapture _capture;
+    readonly ITokenSource? _tokens;
 
     /// <param name="plain">Takes the http:// requests when given; only for destinations
     /// reached directly, since it knows no proxy.</param>
-    public HttpSender(HttpMessageHandler handler, TimeSpan requestTimeout, PlainHttp? plain = null)
+    /// <param name="capture">What to keep of each answer; <see cref="ResponseCapture.Default"/> when null.</param>
+    /// <param name="tokens">Where each attempt's bearer token comes from (not owned: the settings
+    /// that made it dispose it); its first token is asked for now.</param>
+    public HttpSender(HttpMessageHandler handler, TimeSpan requestTimeout, PlainHttp? plain = null, ResponseCapture? capture = null,
+        ITokenSource? tokens = null)
     {
         _client = new HttpMessageInvoker(handler, disposeHandler: true);
         _requestTimeout = requestTimeout;
         _plain = plain;
+        _capture = capture ?? ResponseCapture.Default;
+        _tokens = tokens;
+        _tokens?.Prefetch();
     }
 
     /// <summary>The handler every outbound request uses: one pool sized to the
@@ -48,16 +60,33 @@ public sealed class HttpSender : IDisposable
         return handler;
     }
 
-    /// <summary>One attempt, bounded by the request timeout; <paramref name="cancel"/> abandons it.</summary>
+    /// <summary>One attempt, bounded by the request timeout (twice, and a token request, when a 401
+    /// is answered with a renewed token); <paramref name="cancel"/> abandons it.</summary>
     public ValueTask<Attempt> SendAsync(Request request, CancellationToken cancel) =>
-        _plain is not null && PlainHttp.Serves(request.Url) ? SendPlainAsync(request, cancel) : SendThroughClientAsync(request, cancel);
+        _tokens is null ? SendOnceAsync(request, null, cancel) : SendAuthorizedAsync(request, _tokens, cancel);
 
     [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder<>))]
-    async ValueTask<Attempt> SendPlainAsync(Request request, CancellationToken cancel)
+    async ValueTask<Attempt> SendAuthorizedAsync(Request request, ITokenSource tokens, CancellationToken cancel)
+    {
+        var current = await tokens.CurrentAsync(cancel).ConfigureAwait(false);
+        if (current.Token is not { } token) return Attempt.NewUnreachable(current.Problem!);
+        var attempt = await SendOnceAsync(request, token, cancel).ConfigureAwait(false);
+        if (attempt is not Attempt.Answered { Item.Status: 401 }) return attempt;
+        // Refused: the token expired early, was revoked or rotated. Once more with a newer one.
+        var renewed = await tokens.RenewAsync(token, cancel).ConfigureAwait(false);
+        if (renewed.Token is not { } newer) return Attempt.NewUnreachable(renewed.Problem!);
+        return ReferenceEquals(newer, token) ? attempt : await SendOnceAsync(request, newer, cancel).ConfigureAwait(false);
+    }
+
+    ValueTask<Attempt> SendOnceAsync(Request request, BearerToken? token, CancellationToken cancel) =>
+        _plain is not null && PlainHttp.Serves(request.Url) ? SendPlainAsync(request, token, cancel) : SendThroughClientAsync(request, token, cancel);
+
+    [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder<>))]
+    async ValueTask<Attempt> SendPlainAsync(Request request, BearerToken? token, CancellationToken cancel)
     {
         try
         {
-            return await _plain!.SendAsync(request, _requestTimeout, cancel).ConfigureAwait(false);
+            return await _plain!.SendAsync(request, token, _capture, _requestTimeout, cancel).ConfigureAwait(false);
         }
         catch (OperationCanceledException) when (!cancel.IsCancellationRequested)
         {
@@ -66,15 +95,15 @@ public sealed class HttpSender : IDisposable
     }
 
     [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder<>))]
-    async ValueTask<Attempt> SendThroughClientAsync(Request request, CancellationToken cancel)
+    async ValueTask<Attempt> SendThroughClientAsync(Request request, BearerToken? token, CancellationToken cancel)
     {
         using var timeout = CancellationTokenSource.CreateLinkedTokenSource(cancel);
         timeout.CancelAfter(_requestTimeout);
         try
         {
-            using var message = ToMessage(request);
+            using var message = ToMessage(request, token);
             using var response = await _client.SendAsync(message, timeout.Token).ConfigureAwait(false);
-            return Attempt.NewAnswered(Outcome.AnswerModule.status((int)response.StatusCode, RetryAfter(response.Headers.RetryAfter)));
+            return Attempt.NewAnswered(await ClientAnswer.ReadAsync(response, _capture, timeout.Token).ConfigureAwait(false));
         }
         catch (OperationCanceledException) when (!cancel.IsCancellationRequested)
         {
@@ -83,6 +112,11 @@ public sealed class HttpSender : IDisposable
         catch (HttpRequestException e)
         {
             return Attempt.NewUnreachable(e.InnerException?.Message ?? e.Message);
+        }
+        catch (IOException e)
+        {
+            // The body of a kept answer broke off (HttpIOException), as on the lean path.
+            return Attempt.NewUnreachable(e.Message);
         }
     }
 
@@ -93,33 +127,27 @@ public sealed class HttpSender : IDisposable
         name.Equals("Content-Length", StringComparison.OrdinalIgnoreCase)
         || name.Equals("Transfer-Encoding", StringComparison.OrdinalIgnoreCase);
 
-    static HttpRequestMessage ToMessage(Request request)
+    /// <summary>The Authorization header, which the sender's token replaces when it has one: a
+    /// route copying a production request's credentials must not override the gateway's.</summary>
+    internal static bool IsAuthorization(string name) => name.Equals("Authorization", StringComparison.OrdinalIgnoreCase);
+
+    static HttpRequestMessage ToMessage(Request request, BearerToken? token)
     {
         var message = new HttpRequestMessage(ToHttpMethod(request.Method), request.Url);
         if (!request.Method.IsDelete || !request.Body.IsEmpty)
             message.Content = new ReadOnlyMemoryContent(request.Body);
         foreach (var (name, value) in request.Headers)
         {
-            if (FramesBody(name)) continue;
+            if (FramesBody(name) || (token is not null && IsAuthorization(name))) continue;
             if (!message.Headers.TryAddWithoutValidation(name, value))
                 message.Content?.Headers.TryAddWithoutValidation(name, value);
         }
+        if (token is not null) message.Headers.Authorization = new AuthenticationHeaderValue("Bearer", token.Value);
         return message;
     }
 
     static HttpMethod ToHttpMethod(Method method) =>
         method.IsPost ? HttpMethod.Post : method.IsPut ? HttpMethod.Put : HttpMethod.Delete;
-
-    internal static FSharpOption<TimeSpan> RetryAfter(RetryConditionHeaderValue? header)
-    {
-        if (header?.Delta is { } delta) return FSharpOption<TimeSpan>.Some(delta);
-        if (header?.Date is { } date)
-        {
-            var wait = date - DateTimeOffset.UtcNow;
-            return FSharpOption<TimeSpan>.Some(wait > TimeSpan.Zero ? wait : TimeSpan.Zero);
-        }
-        return FSharpOption<TimeSpan>.None;
-    }
 
     public void Dispose()
     {

@@ -7,6 +7,7 @@
 // certificates and proxy authentication.
 using System.Net.Sockets;
 using System.Runtime.CompilerServices;
+using Replay.Host.Security;
 using static Replay.Core.Outcome;
 using static Replay.Core.Pipeline;
 
@@ -39,7 +40,8 @@ public sealed class PlainHttp : IDisposable
     /// <paramref name="timeout"/> (connecting included) or <paramref name="cancel"/> throws
     /// OperationCanceledException, as HttpClient does.</summary>
     [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder<>))]
-    public async ValueTask<Attempt> SendAsync(Request request, TimeSpan timeout, CancellationToken cancel)
+    /// <param name="token">Sent as the Authorization header instead of any the route set; null: none added.</param>
+    public async ValueTask<Attempt> SendAsync(Request request, BearerToken? token, ResponseCapture capture, TimeSpan timeout, CancellationToken cancel)
     {
         var started = Environment.TickCount64;
         var authority = request.Url.Authority;
@@ -51,18 +53,18 @@ public sealed class PlainHttp : IDisposable
             {
                 connection ??= await ConnectAsync(request.Url, timeout, cancel).ConfigureAwait(false);
                 var left = timeout - TimeSpan.FromMilliseconds(Environment.TickCount64 - started);
-                var token = connection.Arm(left > TimeSpan.Zero ? left : TimeSpan.Zero, cancel);
+                var armed = connection.Arm(left > TimeSpan.Zero ? left : TimeSpan.Zero, cancel);
                 PlainResponse response;
                 try
                 {
-                    response = await connection.ExchangeAsync(request, authority, token).ConfigureAwait(false);
+                    response = await connection.ExchangeAsync(request, authority, token, capture, armed).ConfigureAwait(false);
                 }
                 finally
                 {
                     connection.Disarm();
                 }
                 Return(authority, connection);
-                return Attempt.NewAnswered(global::Replay.Core.Outcome.AnswerModule.status(response.Status, HttpSender.RetryAfter(response.RetryAfter)));
+                return Attempt.NewAnswered(Answers.Of(response));
             }
             catch (Exception e) when (reused && IsStale(e))
             {
@@ -104,18 +106,20 @@ public sealed class PlainHttp : IDisposable
         }
     }
 
+    /// <summary>The most recently used idle connection that is still fit to use, or null.</summary>
     PlainHttpConnection? Rent(string authority)
     {
         var now = Environment.TickCount64;
-        lock (_idle)
+        while (true)
         {
-            if (!_idle.TryGetValue(authority, out var idle)) return null;
-            while (idle.TryPop(out var connection))
+            PlainHttpConnection? connection;
+            lock (_idle)
             {
-                if (now - connection.IdleSince < IdleTimeoutMs) return connection;
-                connection.Dispose();
+                if (!_idle.TryGetValue(authority, out var idle) || !idle.TryPop(out connection)) return null;
             }
-            return null;
+            // Checked outside the lock: a poll is a system call.
+            if (now - connection.IdleSince < IdleTimeoutMs && connection.IsQuiet()) return connection;
+            connection.Dispose();
         }
     }
 

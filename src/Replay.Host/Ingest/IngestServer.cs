@@ -175,7 +175,10 @@ public sealed class IngestServer : IAsyncDisposable
     }
 
     /// <summary>The body, decompressed as Bagheera did for gzip and deflate, or null
-    /// when the answer (413, 400, 415) was already written.</summary>
+    /// when the answer (413, 400, 415) was already written. Two limits apply: the decompressed
+    /// body to --max-content-length, and the bytes read from the wire to
+    /// <see cref="IngestSettings.MaxWireLength"/>, so that a small body padded with empty gzip
+    /// members or empty deflate blocks cannot keep the server reading.</summary>
     async Task<byte[]?> ReadBodyAsync(HttpContext context)
     {
         var request = context.Request;
@@ -189,9 +192,15 @@ public sealed class IngestServer : IAsyncDisposable
                 $"Content-Encoding '{encoding}' is not supported; send the body as is, gzip or deflate");
             return null;
         }
-        if (request.ContentLength > limit && !compressed)
+        // Kestrel counts the bytes of the body as they arrive and fails the read past this, before
+        // a decompressor sees them; it also bounds what Kestrel would read to drain a body left
+        // unread (a declared one refused below), which is otherwise unlimited here. A plain body
+        // is held to the exact limit by ReadAtMostAsync.
+        if (context.Features.Get<IHttpMaxRequestBodySizeFeature>() is { IsReadOnly: false } wire)
+            wire.MaxRequestBodySize = _settings.MaxWireLength;
+        if (request.ContentLength > (compressed ? _settings.MaxWireLength : limit))
         {
-            await TooLargeAsync(context, request.ContentLength.Value);
+            await TooLargeAsync(context, request.ContentLength.Value, compressed);
             return null;
         }
         try
@@ -210,11 +219,16 @@ public sealed class IngestServer : IAsyncDisposable
                     : await ReadAtMostAsync(source, limit, 16 * 1024);
                 if (bytes is null)
                 {
-                    await TooLargeAsync(context, null);
+                    await TooLargeAsync(context, null, false);
                     return null;
                 }
                 return bytes;
             }
+        }
+        catch (BadHttpRequestException e) when (e.StatusCode == StatusCodes.Status413PayloadTooLarge)
+        {
+            await TooLargeAsync(context, null, compressed);
+            return null;
         }
         catch (InvalidDataException e)
         {
@@ -253,14 +267,16 @@ public sealed class IngestServer : IAsyncDisposable
         return length == buffer.Length ? buffer : buffer[..length];
     }
 
-    Task TooLargeAsync(HttpContext context, long? declared)
+    /// <param name="onTheWire">The limit broken is the one on the compressed bytes.</param>
+    Task TooLargeAsync(HttpContext context, long? declared, bool onTheWire)
     {
         Stats.OnTooLarge();
         // The rest of a body this large is not worth reading just to keep the connection.
         context.Response.Headers.Connection = "close";
         var size = declared is { } n ? $"{n} bytes" : "larger";
-        return AnswerAsync(context, StatusCodes.Status413RequestEntityTooLarge,
-            $"the body is {size}, over the limit of {_settings.MaxContentLength} bytes (--max-content-length)");
+        return AnswerAsync(context, StatusCodes.Status413RequestEntityTooLarge, onTheWire
+            ? $"the compressed body is {size}, over the {_settings.MaxWireLength} bytes a body within --max-content-length ({_settings.MaxContentLength} bytes) can take compressed"
+            : $"the body is {size}, over the limit of {_settings.MaxContentLength} bytes (--max-content-length)");
     }
 
     static void Preflight(HttpResponse response)

@@ -24,6 +24,12 @@ public sealed class IngestSettings
     public TimeSpan KafkaTimeout { get; set; } = TimeSpan.FromSeconds(5);
     public TextWriter Log { get; set; } = Console.Error;
 
+    /// <summary>The most bytes a compressed body may have on the wire: what a body within
+    /// <see cref="MaxContentLength"/> can take even when incompressible (deflate then adds
+    /// 5 bytes per 64 KiB, gzip 18 in all), with room to spare. Anything longer cannot
+    /// decompress to an acceptable body, however it is padded.</summary>
+    public long MaxWireLength => MaxContentLength + MaxContentLength / 64L + 1024;
+
     /// <summary>The topic a namespace's envelopes go to.</summary>
     public string TopicFor(string ns) => Topic ?? ns;
 

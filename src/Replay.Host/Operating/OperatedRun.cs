@@ -68,8 +68,14 @@ public sealed class OperatedRun : IAsyncDisposable
         {
             dryRun = new DryRunHandler(operatorLog);
             // A dry run leaves nothing behind: dead letters are printed, not written to a file or topic.
-            // The sinks the command opened stay its to dispose.
-            services = services with { Handler = dryRun, DeadLetters = new DeadLetterEvents(operatorLog) };
+            // The sinks the command opened stay its to dispose. Nor does a dry run ask a token
+            // endpoint for anything: the printed requests show that a bearer token would go out, never one.
+            services = services with
+            {
+                Handler = dryRun,
+                DeadLetters = new DeadLetterEvents(operatorLog),
+                Tokens = services.Tokens is null ? null : new Security.FixedToken(Security.BearerToken.Placeholder),
+            };
         }
         else
         {

@@ -22,6 +22,10 @@ public sealed record ReplayServices
     /// <summary>TLS to the destination (--ca-file, --client-cert/--client-key, --insecure-skip-verify); null: system defaults.</summary>
     public Security.ClientTls? Tls { get; init; }
     public IDeadLetterSink DeadLetters { get; init; } = new DeadLetterLog(Console.Error);
+    /// <summary>--auth-bearer-file / --oauth2-*: the bearer token each request carries; null: none.</summary>
+    public Security.ITokenSource? Tokens { get; init; }
+    /// <summary>What of each answer is kept (status always; headers and body excerpts for dead letters, comparisons).</summary>
+    public ResponseCapture Capture { get; init; } = ResponseCapture.Default;
     /// <summary>Overrides the HTTP handler (tests, --dry-run).</summary>
     public HttpMessageHandler? Handler { get; init; }
     public TextWriter Log { get; init; } = Console.Error;

@@ -33,6 +33,9 @@ type Reply =
     | Hang
     /// Never answers (until the server is disposed).
     | Silence
+    /// Writes whatever the function writes to the connection, when it likes; it returns
+    /// whether the connection stays open for the next request.
+    | Scripted of (Stream -> Task<bool>)
 
 let ascii (text: string) = Encoding.ASCII.GetBytes text
 
@@ -96,6 +99,9 @@ type Server(script: int -> Reply) =
                     | Silence ->
                         try do! Task.Delay(Timeout.Infinite, stop.Token) with _ -> ()
                         openConnection <- false
+                    | Scripted act ->
+                        let! keep = act stream
+                        openConnection <- keep
         }
     do
         listener.Start()

@@ -110,6 +110,124 @@ let private gzip (payload: byte[]) =
     content.Headers.ContentEncoding.Add "gzip"
     content :> HttpContent
 
+/// Passes writes on to `inner`, each as one chunk when `chunked` (the last chunk is not
+/// written: the body never ends).
+type private ChunkFraming(inner: Stream, chunked: bool) =
+    inherit Stream()
+    override _.CanRead = false
+    override _.CanSeek = false
+    override _.CanWrite = true
+    override _.Length = raise (NotSupportedException())
+    override _.Position with get () = raise (NotSupportedException()) and set _ = raise (NotSupportedException())
+    override _.Flush() = inner.Flush()
+    override _.Read(_, _, _) = raise (NotSupportedException())
+    override _.Seek(_, _) = raise (NotSupportedException())
+    override _.SetLength _ = raise (NotSupportedException())
+    override _.Write(buffer: byte[], offset: int, count: int) =
+        if chunked then inner.Write(Encoding.ASCII.GetBytes $"{count:x}\r\n")
+        inner.Write(buffer, offset, count)
+        if chunked then inner.Write("\r\n"B, 0, 2)
+
+/// A compressed body that goes on and on: a real start, then `padding` repeated up to
+/// `total` bytes, generated as it is sent (nothing of that size is ever in memory).
+/// Chunked unless `declared`, when the whole length is announced up front.
+type private Padded(start: byte[], padding: byte[], total: int64, encoding: string, declared: bool) as this =
+    inherit HttpContent()
+    let mutable written = 0L
+    do this.Headers.ContentEncoding.Add encoding
+    /// How much of it went out before the server stopped taking it.
+    member _.Written = Volatile.Read &written
+    override _.SerializeToStreamAsync(stream: Stream, _context: TransportContext) =
+        task {
+            do! stream.WriteAsync(start, 0, start.Length)
+            written <- int64 start.Length
+            let block = Array.concat (Array.replicate (65536 / padding.Length) padding)
+            while written < total do
+                let n = int (min (int64 block.Length) (total - written))
+                do! stream.WriteAsync(block, 0, n)
+                written <- written + int64 n
+        }
+        :> Task
+    override _.TryComputeLength(length: byref<int64>) =
+        length <- total
+        declared
+
+/// Gzip without compression: larger than what it holds.
+let private stored (payload: byte[]) =
+    use buffer = new MemoryStream()
+    (use zip = new GZipStream(buffer, CompressionLevel.NoCompression)
+     zip.Write(payload, 0, payload.Length))
+    buffer.ToArray()
+
+/// 200 MiB of padding, rounded to whole paddings so the stream stays valid to its end.
+let private padded (start: byte[]) (padding: byte[]) encoding declared =
+    let total = int64 start.Length + (200L * 1024L * 1024L / int64 padding.Length) * int64 padding.Length
+    new Padded(start, padding, total, encoding, declared)
+
+/// A gzip member holding nothing: header, an empty final block, CRC-32 and size of nothing.
+let private emptyGzipMember =
+    [| 0x1fuy; 0x8buy; 8uy; 0uy; 0uy; 0uy; 0uy; 0uy; 0uy; 0xffuy; 3uy; 0uy; 0uy; 0uy; 0uy; 0uy; 0uy; 0uy; 0uy; 0uy |]
+
+/// A zlib stream's header and a stored block with `{"a":1}` that is not the last; after it,
+/// empty stored blocks that are not the last either can follow for ever.
+let private deflateStart =
+    Array.concat [ [| 0x78uy; 0x9cuy; 0uy; 7uy; 0uy; 0xf8uy; 0xffuy |]; Encoding.UTF8.GetBytes "{\"a\":1}" ]
+
+let private emptyStoredBlock = [| 0uy; 0uy; 0uy; 0xffuy; 0xffuy |]
+
+let private paddedBodies =
+    let first =
+        use buffer = new MemoryStream()
+        (use zip = new GZipStream(buffer, CompressionLevel.Fastest)
+         zip.Write(Encoding.UTF8.GetBytes "{\"a\":1}"))
+        buffer.ToArray()
+    [ "gzip members", "gzip", first, emptyGzipMember; "deflate blocks", "deflate", deflateStart, emptyStoredBlock ]
+
+/// POSTs `body` over a raw connection, reading the answer while the body goes out (as curl
+/// does, and HttpClient does not), and stops sending once the answer is in: its status, its
+/// text (head and body as sent, chunk sizes included), and how many body bytes went out.
+let private sendWatching (url: string) (path: string) (body: Padded) =
+    use client = new Net.Sockets.TcpClient()
+    client.Connect(IPAddress.Loopback, Uri(url).Port)
+    use stream = client.GetStream()
+    let length =
+        match body.Headers.ContentLength |> Option.ofNullable with
+        | Some n when n > 0L -> $"Content-Length: {n}"
+        | _ -> "Transfer-Encoding: chunked"
+    let head = $"POST {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Encoding: {body.Headers.ContentEncoding |> Seq.head}\r\n{length}\r\n\r\n"
+    stream.Write(Encoding.ASCII.GetBytes head)
+    let chunked = length.StartsWith "Transfer"
+    use stop = new CancellationTokenSource()
+    // The body as HttpClient would frame it, through a stream that frames chunks when needed.
+    let sending =
+        Task.Run(fun () ->
+            task {
+                try
+                    use framed = new ChunkFraming(stream, chunked)
+                    do! body.CopyToAsync(framed, stop.Token)
+                with _ -> ()
+            }
+            :> Task)
+    let answer = ConnectProxy.readHead stream
+    stop.Cancel()
+    let text =
+        match answer with
+        | None -> ""
+        | Some head ->
+            // The answer says Connection: close: its body (chunked or not) runs to the close.
+            use rest = new MemoryStream()
+            let buffer = Array.zeroCreate<byte> 4096
+            stream.ReadTimeout <- 10_000
+            let mutable more = true
+            while more && rest.Length < 65536L do
+                let n = try stream.Read(buffer, 0, buffer.Length) with :? IOException -> 0
+                if n = 0 then more <- false else rest.Write(buffer, 0, n)
+            head + Encoding.UTF8.GetString(rest.ToArray())
+    let status = if text.Length >= 12 then int (text.Substring(9, 3)) else 0
+    client.Close()
+    sending.Wait(TimeSpan.FromSeconds 30.0) |> ignore
+    status, text, body.Written
+
 [<Literal>]
 let private Topic = "submissions"
 
@@ -313,6 +431,47 @@ let rest =
                   Expect.stringContains declared.Body "--max-content-length" "names the flag"
                   ingest.Send "POST" "/submit/telemetry/big" (Some(chunked tooLarge)) [] |> expectStatus 413 "chunked" |> ignore
                   ingest.Send "POST" "/submit/telemetry/big" (Some(gzip tooLarge)) [] |> expectStatus 413 "gzip bomb" |> ignore)
+          }
+
+          test "a compressed body padded without end (empty gzip members, empty deflate blocks) is refused early, declared or chunked" {
+              use ingest = start defaults
+              expectNothingWrittenBy ingest (fun () ->
+                  for name, encoding, start, padding in paddedBodies do
+                      for declared in [ true; false ] do
+                          let what = $"""{name}, {(if declared then "declared" else "chunked")}"""
+                          use body = padded start padding encoding declared
+                          // HttpClient reads no answer while it is still sending: when the server answers
+                          // early and closes, it reports the closed connection rather than the 413.
+                          match (try Some(ingest.Send "POST" "/submit/telemetry/padded" (Some body) []) with :? HttpRequestException -> None) with
+                          | Some answer -> expectStatus 413 what answer |> ignore
+                          | None -> ()
+                          // The server stops reading near the wire limit; the sockets' buffers take some
+                          // more before the client's writes fail.
+                          Expect.isLessThan body.Written (16L <<< 20) $"{what}: far from the 200 MiB offered")
+          }
+
+          test "a client that reads while it sends gets the 413 for an endless compressed body before it is done sending" {
+              use ingest = start defaults
+              for name, encoding, start, padding in paddedBodies do
+                  for declared in [ true; false ] do
+                      let what = $"""{name}, {(if declared then "declared" else "chunked")}"""
+                      use body = padded start padding encoding declared
+                      let status, text, sent = sendWatching ingest.Url "/submit/telemetry/padded" body
+                      Expect.equal status 413 $"{what}: {text}"
+                      Expect.stringContains text "compressed body" $"{what}: says which limit"
+                      Expect.stringContains text "--max-content-length" $"{what}: names the flag"
+                      Expect.isLessThan sent (16L <<< 20) $"{what}: answered long before the 200 MiB were sent"
+          }
+
+          test "an incompressible body at the limit is stored even though gzip made it larger" {
+              use ingest = start defaults
+              let noise = Array.init Limit (fun i -> byte ((i * 7919) % 251))
+              let zipped = stored noise
+              Expect.isGreaterThan zipped.Length Limit "compression added bytes"
+              let content = new ByteArrayContent(zipped)
+              content.Headers.ContentEncoding.Add "gzip"
+              ingest.Send "POST" "/submit/telemetry/noise" (Some content) [] |> expectStatus 201 "stored" |> ignore
+              Expect.equal [ for r in ingest.Records() -> r.Envelope.Payload.ToArray() ] [ noise ] "decompressed, every byte"
           }
 
           test "an unknown Content-Encoding is 415 and a broken gzip body 400; nothing is written" {

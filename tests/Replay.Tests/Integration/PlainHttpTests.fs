@@ -87,10 +87,12 @@ let tests =
               use sender = sender (TimeSpan.FromSeconds 10.0)
               let answers = [ for _ in framings -> send sender (post $"{server.Url}/x") ]
               Expect.equal
-                  answers
-                  ([ 200, None; 201, None; 202, None; 204, None; 503, Some(TimeSpan.FromSeconds 7.0) ]
-                   |> List.map (fun (status, after) -> Answered(Answer.status status after)))
-                  "status and Retry-After of each"
+                  [ for attempt in answers ->
+                        match attempt with
+                        | Answered answer -> answer.Status, answer.RetryAfter, answer.BodyLength
+                        | other -> failtestf "expected an answer, got %A" other ]
+                  [ 200, None, 11L; 201, None, 11L; 202, None, 2L; 204, None, 0L; 503, Some(TimeSpan.FromSeconds 7.0), 4L ]
+                  "status, Retry-After and body length of each"
               Expect.equal server.Connections 1 "one keep-alive connection carried them all"
           }
 
@@ -128,12 +130,47 @@ let tests =
               Expect.equal server.Connections 2 "two connections"
           }
 
+          test "a second answer to one request never answers the next: the connection it came on is closed" {
+              // Two 201s for the first request, then 500 for the second: on a reused connection
+              // the stray 201 would have been taken as the second request's answer.
+              let twice = Array.append created created
+              use server = new Server(fun i -> if i = 0 then Answer(twice, 0) else Answer(ascii "HTTP/1.1 500 Oops\r\nContent-Length: 0\r\n\r\n", 0))
+              use sender = sender (TimeSpan.FromSeconds 10.0)
+              Expect.equal (statusOf (send sender (post $"{server.Url}/x"))) 201 "the first answer"
+              Expect.equal (statusOf (send sender (post $"{server.Url}/x"))) 500 "the second request's own answer"
+              Expect.equal server.Connections 2 "the connection with the stray answer was not reused"
+          }
+
+          test "a second answer that arrives after the connection went idle is noticed before reuse" {
+              // Continuations off the completing thread: the server's loop must not run on the test's.
+              let release = Threading.Tasks.TaskCompletionSource(Threading.Tasks.TaskCreationOptions.RunContinuationsAsynchronously)
+              let strayWritten = Threading.Tasks.TaskCompletionSource(Threading.Tasks.TaskCreationOptions.RunContinuationsAsynchronously)
+              let late (stream: IO.Stream) =
+                  task {
+                      stream.Write(created, 0, created.Length)
+                      // Only once the first answer was taken and the connection is back in the pool.
+                      do! release.Task
+                      stream.Write(created, 0, created.Length)
+                      stream.Flush()
+                      strayWritten.SetResult()
+                      return true
+                  }
+              use server = new Server(fun i -> if i = 0 then Scripted late else Answer(ascii "HTTP/1.1 500 Oops\r\nContent-Length: 0\r\n\r\n", 0))
+              use sender = sender (TimeSpan.FromSeconds 10.0)
+              Expect.equal (statusOf (send sender (post $"{server.Url}/x"))) 201 "the first answer"
+              release.SetResult()
+              Expect.isTrue (strayWritten.Task.Wait(TimeSpan.FromSeconds 10.0)) "the server sent the stray answer"
+              Expect.equal (statusOf (send sender (post $"{server.Url}/x"))) 500 "the second request's own answer"
+              Expect.equal server.Connections 2 "the idle connection with unread bytes was closed, not reused"
+              Expect.equal [ for r in server.Received -> r.Connection ] [ 0; 1 ] "the second request went out on the new connection only"
+          }
+
           test "an answer sent before the body was read is the outcome, even when the send breaks" {
               use server = new Server(fun _ -> AnswerBeforeBody(ascii "HTTP/1.1 413 Payload Too Large\r\nConnection: close\r\nContent-Length: 0\r\n\r\n"))
               use sender = sender (TimeSpan.FromSeconds 10.0)
               // Larger than the socket buffers on both sides, so the send cannot complete before the close.
               let body = Array.zeroCreate<byte> (32 * 1024 * 1024)
-              Expect.equal (send sender (request $"{server.Url}/big" Method.Post [] body)) (Answered(Answer.status 413 None)) "the server's answer"
+              Expect.equal (statusOf (send sender (request $"{server.Url}/big" Method.Post [] body))) 413 "the server's answer"
           }
 
           test "a server that hangs up or answers garbage is unreachable, with the reason" {
@@ -146,6 +183,23 @@ let tests =
               match send sender (post $"{garbage.Url}/x") with
               | Unreachable detail -> Expect.stringContains detail "not an HTTP/1.x status line: 'SSH-2.0" "what came back is shown"
               | other -> failtestf "expected unreachable, got %A" other
+          }
+
+          test "sizes no server could mean are unreachable with the reason, never another exception; the next request gets a new connection" {
+              let hostile =
+                  [| "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n7fffffffffffffff\r\nabc", "chunk size '7fffffffffffffff' is over the limit"
+                     "HTTP/1.1 200 OK\r\nContent-Length: 9223372036854775807\r\n\r\nabc", "Content-Length 9223372036854775807 is over the limit"
+                     "HTTP/1.1 200 OK\r\nContent-Length: -5\r\n\r\n", "Content-Length '-5' is not a number"
+                     "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n0x10\r\n", "not a hexadecimal number: '0x10'"
+                     "HTTP/1.1 200 OK\r\nContent-Length: 3\r\nContent-Length: 4\r\n\r\nabc", "two different Content-Lengths" |]
+              use server = new Server(fun i -> if i < hostile.Length then Answer(ascii (fst hostile[i]), 0) else Answer(created, 0))
+              use sender = sender (TimeSpan.FromSeconds 10.0)
+              for _, says in hostile do
+                  match send sender (post $"{server.Url}/x") with
+                  | Unreachable detail -> Expect.stringContains detail says "the reason"
+                  | other -> failtestf "expected unreachable (%s), got %A" says other
+              Expect.equal (statusOf (send sender (post $"{server.Url}/x"))) 201 "a sane answer afterwards"
+              Expect.equal server.Connections (hostile.Length + 1) "no connection was used after a violation"
           }
 
           test "a closed port is unreachable; a server that never answers times out" {
