@@ -8,6 +8,7 @@ public static class Commands
     public static IEnumerable<Command> All() =>
     [
         RunCommand.Create(),
+        CompareCommand.Create(),
         DemoCommand.Create(),
         BrokerCommand.Create(),
         ProduceCommand.Create(),

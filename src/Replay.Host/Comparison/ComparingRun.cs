@@ -32,8 +32,8 @@ public sealed class ComparingRun : IDisposable
     /// <summary>A record's copies, by destination, once every one of them is finished.</summary>
     public void Finished(Job?[] copies)
     {
-        try { _pending.Add(copies); }
-        catch (InvalidOperationException) { } // completed: the run is over
+        if (Volatile.Read(ref _disposed) == 1) return; // the run is over
+        _pending.Add(copies);
     }
 
     void Compare()
@@ -72,11 +72,13 @@ public sealed class ComparingRun : IDisposable
 
     static Answer AnswerOf(Job copy) => ((Attempt.Answered)copy.LastAttempt.Value).Item;
 
-    /// <summary>Waits for the records handed over so far to be compared.</summary>
+    /// <summary>Waits for the records handed over so far to be compared (once; later calls return at once).</summary>
     public void Dispose()
     {
+        if (Interlocked.Exchange(ref _disposed, 1) == 1) return;
         _pending.CompleteAdding();
         _worker.Join();
-        _pending.Dispose();
     }
+
+    int _disposed;
 }
