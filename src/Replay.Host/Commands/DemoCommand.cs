@@ -18,6 +18,7 @@ public static class DemoCommand
     {
         var count = new Option<int>("--count", "-n") { Description = "HTTP submissions to send", DefaultValueFactory = _ => 5000 };
         var sample = new Option<double>("--sample", "-s") { Description = "Fraction of documents to replay", DefaultValueFactory = _ => 0.25 };
+        var compare = new Option<bool>("--compare") { Description = "Show replay compare instead: an old server twice and a changed new one, and what differs" };
         var command = new Command("demo", "The whole pipeline in this process, with a summary whose numbers must add up.");
         HelpText.Describe(command,
             details: """
@@ -28,12 +29,15 @@ public static class DemoCommand
             examples: """
                   replay demo
                   replay demo --count 300 --sample 1
+                  replay demo --compare
                 """);
         Signals.Stops(command, "stopping the demo");
         command.Options.Add(count);
         command.Options.Add(sample);
+        command.Options.Add(compare);
         command.SetAction(async (parse, cancel) =>
         {
+            if (parse.GetValue(compare)) return await DemoCompare.RunAsync(parse.GetResult(count) is { Implicit: false } ? parse.GetValue(count) : 2000, cancel);
             var rate = Sampling.RateModule.create(parse.GetValue(sample));
             if (rate.IsError) { Console.Error.WriteLine($"replay demo: --sample: {rate.ErrorValue}"); return Cli.ExitCodes.Usage; }
             return await RunAsync(parse.GetValue(count), rate.ResultValue, cancel);

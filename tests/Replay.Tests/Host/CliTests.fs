@@ -143,7 +143,7 @@ let tests =
               let code, top, _ = ReplayProcess.run [ "--help" ] within
               Expect.equal code 0 "--help exits 0"
               Expect.isLessThan (top.Split('\n').Length) 30 $"the top level is short: {top}"
-              for command in [ "run"; "demo"; "broker"; "produce"; "sink"; "redrive"; "ingest"; "rules" ] do
+              for command in [ "run"; "compare"; "demo"; "broker"; "produce"; "sink"; "redrive"; "ingest"; "rules" ] do
                   let line = top.Split('\n') |> Array.filter (fun l -> l.TrimStart().StartsWith(command + " "))
                   Expect.equal line.Length 1 $"one line for {command}"
                   let code, help, _ = ReplayProcess.run [ command; "--help" ] within

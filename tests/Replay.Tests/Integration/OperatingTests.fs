@@ -309,4 +309,7 @@ let tests =
               let code, demo, err = run [ "demo"; "--count"; "200" ]
               Expect.equal code 0 $"replay demo from the installed tool; stderr: {err}"
               Expect.stringContains demo "every record consumed is accounted for" "the demo's numbers add up"
+              let code, compared, err = run [ "demo"; "--compare"; "--count"; "300" ]
+              Expect.equal code 0 $"replay demo --compare from the installed tool; stderr: {err}"
+              Expect.stringContains compared "exactly the documents the new server changed came out different" "the comparison finds what changed"
           } ]
