@@ -76,6 +76,12 @@ module Settings =
           MaxRecords = 0L
           DryRun = false }
 
+    /// The same run, giving up on a record after `limit` unless a limit is already set.
+    let withDefaultRetryLimit (limit: TimeSpan) (settings: RunSettings) =
+        match settings.Delivery.Retry.MaxRetryDuration with
+        | Some _ -> settings
+        | None -> { settings with Delivery = { settings.Delivery with Retry = { settings.Delivery.Retry with MaxRetryDuration = Some limit } } }
+
     /// The longest a duration from outside (a flag) may be: timers refuse more than ~49.7 days.
     let MaxDuration = TimeSpan.FromDays 30.0
 

@@ -45,8 +45,9 @@ public static class CompareCommand
             details: """
                 Every record goes to each server named here and nowhere else; each has its own lanes, retries and budget,
                 and a record is committed once all answered. Statuses are answers to compare (408, 429 and 503 are
-                retried) unless --ok-on/--retry-on/--drop-on/--fail-on say otherwise. With --secondary, a field that
-                differs between primary and secondary is noise on its route. See docs/COMPARING.md.
+                retried) unless --ok-on/--retry-on/--drop-on/--fail-on say otherwise; a server that does not answer for
+                --max-retry-duration (1m here) fails that record's comparison. With --secondary, a field that differs
+                between primary and secondary is noise on its route. See docs/COMPARING.md.
                 """,
             examples: """
                   replay compare -t telemetry -gid compare-v2 -p kafka.properties --from -1h --until-end --sample 0.01 \
@@ -99,6 +100,9 @@ public static class CompareCommand
         var bodyBytes = (int)options.MaxBodyBytes;
         return Result<ReplayJob>.Ok(built.Value! with
         {
+            // A server that does not answer fails the comparison of that record after a minute
+            // (unless --max-retry-duration says otherwise), rather than holding the run.
+            Run = Settings.withDefaultRetryLimit(TimeSpan.FromMinutes(1), built.Value!.Run),
             Services = built.Value!.Services with
             {
                 Comparison = new ComparingRun(report.Value!),
