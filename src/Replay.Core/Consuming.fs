@@ -15,6 +15,32 @@ type Taken =
     | Skipped of SkipReason
     | Rejected of RejectReason
 
+/// What the host counts of a taken record.
+type ICounters =
+    abstract Skipped: kind: SkipKind * rule: string | null -> unit
+    abstract Undecodable: unit -> unit
+    /// A best-effort destination was skipped for this record: its budget was full.
+    abstract Shed: destination: int -> unit
+
+/// Counts a taken record; true when it finishes later, through the engines.
+let count (counters: ICounters) (taken: Taken) : bool =
+    match taken with
+    | Submitted shed ->
+        for destination in shed do
+            counters.Shed destination
+        true
+    | Skipped reason ->
+        counters.Skipped(skipKind reason, skippingRule reason)
+        false
+    | Rejected reason ->
+        match reason with
+        | Undecodable _ -> counters.Undecodable()
+        | RuleError _
+        | PayloadTooLarge _
+        | UnsafeHeader _
+        | BadUrl _ -> ()
+        true
+
 let private full (budget: Backpressure.Budget) (engine: DeliveryEngine) =
     engine.InFlight >= budget.MaxInFlightRecords || engine.InFlightBytes >= budget.MaxInFlightBytes
 

@@ -55,6 +55,30 @@ let classify (policy: StatusPolicy.Policy) (attempt: Attempt) : Verdict =
     | TimedOut -> Retry None
     | Unreachable _ -> Retry None
 
+/// The answer of an attempt that got one (the C# TryGet shape).
+let tryAnswer (attempt: Attempt, [<Runtime.InteropServices.Out>] answer: byref<Answer>) : bool =
+    match attempt with
+    | Answered a ->
+        answer <- a
+        true
+    | TimedOut
+    | Unreachable _ -> false
+
+/// The status an attempt got; 0 when it got no answer.
+let status (attempt: Attempt) =
+    match attempt with
+    | Answered a -> a.Status
+    | TimedOut
+    | Unreachable _ -> 0
+
+/// For metrics: the class of an attempt (2xx..5xx, timeout, unreachable) and its exact status.
+let label (attempt: Attempt) : struct (string * string) =
+    match attempt with
+    | Answered a when a.Status >= 100 && a.Status < 600 -> struct ($"{a.Status / 100}xx", string a.Status)
+    | Answered a -> struct ("other", string a.Status)
+    | TimedOut -> struct ("timeout", "timeout")
+    | Unreachable _ -> struct ("unreachable", "unreachable")
+
 /// One line for logs and dead letters: what the last attempt got.
 let describe (attempt: Attempt) =
     match attempt with

@@ -73,6 +73,36 @@ type Entropy =
     { NewKey: unit -> string
       Draw: unit -> float }
 
+/// Why a record was skipped, without its data: an enum the host counts by.
+type SkipKind =
+    | SampledOut = 0
+    | DeleteIgnored = 1
+    | NotJson = 2
+    | ByRule = 3
+
+let skipKind reason =
+    match reason with
+    | SampledOut _ -> SkipKind.SampledOut
+    | DeleteIgnored _ -> SkipKind.DeleteIgnored
+    | NotJson -> SkipKind.NotJson
+    | SkippedByRule _ -> SkipKind.ByRule
+
+/// The rule that skipped the record; null when no rule did.
+let skippingRule reason : string | null =
+    match reason with
+    | SkippedByRule rule -> rule
+    | SampledOut _
+    | DeleteIgnored _
+    | NotJson -> null
+
+/// The requests a decision sends: none for a skip or a rejection, one, or (mirroring) one per destination.
+let requests decision : Request list =
+    match decision with
+    | Send request -> [ request ]
+    | Mirror requests -> requests
+    | Skip _
+    | Reject _ -> []
+
 let describeSkip reason =
     match reason with
     | SampledOut route -> $"sampled out ({route})"
@@ -87,6 +117,14 @@ let describeReject reason =
     | PayloadTooLarge(size, limit) -> $"payload is {size} bytes, over --max-payload-bytes {limit}"
     | UnsafeHeader name -> $"header '{Printable.show name}' would carry a control or non-ASCII character (CR, LF, NUL...)"
     | BadUrl(url, why) -> $"destination '{Printable.showUpTo Printable.MaxUrlShown url}' is not usable: {why}"
+
+/// Why a decision sends nothing (a skip or a rejection); "" when it sends.
+let describeDecision decision =
+    match decision with
+    | Skip reason -> describeSkip reason
+    | Reject reason -> describeReject reason
+    | Send _
+    | Mirror _ -> ""
 
 /// The header that names the replayed record, so destinations can drop duplicates.
 [<Literal>]

@@ -58,8 +58,8 @@ public sealed class ComparingRun : IDisposable
             _report.Failed(route, replayId, requestLine, problem);
             return;
         }
-        var secondary = copies.Length > Secondary && copies[Secondary]?.LastAttempt is { IsValueSome: true } s && s.Value is Attempt.Answered a
-            ? a.Item
+        var secondary = copies.Length > Secondary && copies[Secondary]?.LastAttempt is { IsValueSome: true } s && Outcome.tryAnswer(s.Value, out var a)
+            ? a
             : null;
         _report.Observe(route, replayId, requestLine, AnswerOf(copies[Primary]!), secondary, AnswerOf(copies[Candidate]!));
     }
@@ -67,10 +67,10 @@ public sealed class ComparingRun : IDisposable
     /// <summary>Why a server's answer cannot be compared: it never came (unreachable, timed out, abandoned).</summary>
     static string? Problem(Job? copy, string role) =>
         copy?.LastAttempt is { IsValueSome: true } last
-            ? last.Value is Attempt.Answered ? null : $"the {role} did not answer ({describe(last.Value)})"
+            ? Outcome.status(last.Value) != 0 ? null : $"the {role} did not answer ({describe(last.Value)})"
             : $"the {role} was never asked";
 
-    static Answer AnswerOf(Job copy) => ((Attempt.Answered)copy.LastAttempt.Value).Item;
+    static Answer AnswerOf(Job copy) => Outcome.tryAnswer(copy.LastAttempt.Value, out var answer) ? answer : throw new InvalidOperationException("no answer");
 
     /// <summary>Waits for the records handed over so far to be compared (once; later calls return at once).</summary>
     public void Dispose()

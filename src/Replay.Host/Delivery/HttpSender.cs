@@ -71,7 +71,7 @@ public sealed class HttpSender : IDisposable
         var current = await tokens.CurrentAsync(cancel).ConfigureAwait(false);
         if (current.Token is not { } token) return Attempt.NewUnreachable(current.Problem!);
         var attempt = await SendOnceAsync(request, token, cancel).ConfigureAwait(false);
-        if (attempt is not Attempt.Answered { Item.Status: 401 }) return attempt;
+        if (Outcome.status(attempt) != 401) return attempt;
         // Refused: the token expired early, was revoked or rotated. Once more with a newer one.
         var renewed = await tokens.RenewAsync(token, cancel).ConfigureAwait(false);
         if (renewed.Token is not { } newer) return Attempt.NewUnreachable(renewed.Problem!);

@@ -77,20 +77,20 @@ public sealed class ReplayStats
         _droppedBy.AddOrUpdate((route, status), 1, static (_, n) => n + 1);
     }
 
-    public void Skip(Pipeline.SkipReason reason)
+    public void Skip(Pipeline.SkipKind kind, string? rule)
     {
-        switch (reason)
+        switch (kind)
         {
-            case Pipeline.SkipReason.SampledOut: Interlocked.Increment(ref _sampledOut); break;
-            case Pipeline.SkipReason.DeleteIgnored: Interlocked.Increment(ref _deletesIgnored); break;
-            case Pipeline.SkipReason.SkippedByRule: Interlocked.Increment(ref _skippedByRule); break;
-            default: Interlocked.Increment(ref _notJson); break;
+            case Pipeline.SkipKind.SampledOut: Interlocked.Increment(ref _sampledOut); break;
+            case Pipeline.SkipKind.DeleteIgnored: Interlocked.Increment(ref _deletesIgnored); break;
+            case Pipeline.SkipKind.ByRule: Interlocked.Increment(ref _skippedByRule); break;
+            case Pipeline.SkipKind.NotJson: Interlocked.Increment(ref _notJson); break;
         }
-        SkipObserved?.Invoke(reason);
+        if (rule is not null) SkippedByRuleObserved?.Invoke(rule);
     }
 
-    /// <summary>Lets the metrics layer label skips by rule without this class knowing it.</summary>
-    public event Action<Pipeline.SkipReason>? SkipObserved;
+    /// <summary>Lets the metrics layer count skips per rule without this class knowing it.</summary>
+    public event Action<string>? SkippedByRuleObserved;
     /// <summary>Every HTTP attempt with how long it took, for the request metrics.</summary>
     public event Action<AttemptSeen>? AttemptObserved;
 
@@ -99,13 +99,11 @@ public sealed class ReplayStats
 
     public void Answered(string destination, Pipeline.Request request, Attempt attempt, TimeSpan elapsed = default)
     {
-        if (attempt is Attempt.Answered a)
-        {
-            if (a.Item.Status < 300) Interlocked.Increment(ref _status2xx);
-            else if (a.Item.Status < 500) Interlocked.Increment(ref _status4xx);
-            else Interlocked.Increment(ref _status5xx);
-        }
-        else Interlocked.Increment(ref _failedAttempts);
+        var status = Outcome.status(attempt);
+        if (status == 0) Interlocked.Increment(ref _failedAttempts);
+        else if (status < 300) Interlocked.Increment(ref _status2xx);
+        else if (status < 500) Interlocked.Increment(ref _status4xx);
+        else Interlocked.Increment(ref _status5xx);
         AttemptObserved?.Invoke(new AttemptSeen(destination, request.Route, request.Method, attempt, elapsed));
     }
 

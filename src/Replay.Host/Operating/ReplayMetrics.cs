@@ -62,34 +62,20 @@ public sealed class ReplayMetrics : IDisposable
         _ruleReloadErrors = f.CreateCounter("replay_rule_reload_errors_total", "Reloads of the rules file that failed (old rules kept).");
         DotNetStats.Register(Registry);
 
-        _stats.SkipObserved += OnSkip;
+        _stats.SkippedByRuleObserved += OnSkip;
         _stats.AttemptObserved += OnAttempt;
         Registry.AddBeforeCollectCallback(Refresh);
     }
 
-    void OnSkip(Pipeline.SkipReason reason)
-    {
-        if (reason is Pipeline.SkipReason.SkippedByRule rule) _skippedByRule.WithLabels(rule.rule).Inc();
-    }
+    void OnSkip(string rule) => _skippedByRule.WithLabels(rule).Inc();
 
     void OnAttempt(ReplayStats.AttemptSeen seen)
     {
         var method = MethodModule.name(seen.Method);
-        var (statusClass, status) = Status(seen.Attempt);
+        var (statusClass, status) = Outcome.label(seen.Attempt);
         _requests.WithLabels(seen.Destination, seen.Route, method, statusClass, status).Inc();
         _latency.WithLabels(seen.Destination, method).Observe(seen.Elapsed.TotalSeconds);
     }
-
-    static readonly string[] StatusTexts = Enumerable.Range(0, 600).Select(s => s.ToString(System.Globalization.CultureInfo.InvariantCulture)).ToArray();
-
-    /// <summary>The class (2xx..5xx, timeout, unreachable) and the exact status of an attempt.</summary>
-    static (string Class, string Status) Status(Attempt attempt) => attempt switch
-    {
-        Attempt.Answered a when a.Item.Status is >= 0 and < 600 => ($"{a.Item.Status / 100}xx", StatusTexts[a.Item.Status]),
-        Attempt.Answered a => ("other", a.Item.Status.ToString(System.Globalization.CultureInfo.InvariantCulture)),
-        Attempt.Unreachable => ("unreachable", "unreachable"),
-        _ => ("timeout", "timeout"),
-    };
 
     /// <summary>Copies the cheap counters into Prometheus, just before a scrape reads them.</summary>
     void Refresh()
@@ -132,7 +118,7 @@ public sealed class ReplayMetrics : IDisposable
 
     public void Dispose()
     {
-        _stats.SkipObserved -= OnSkip;
+        _stats.SkippedByRuleObserved -= OnSkip;
         _stats.AttemptObserved -= OnAttempt;
     }
 }

@@ -51,9 +51,7 @@ public static class FileRedrive
                 Abort = abort.Token,
             };
             // The file's line number orders the records for the lease; the letter keeps its own place.
-            var taken = stack.Take(lease, i, value.Length, stack.Decide(record), source);
-            if (taken is Consuming.Taken.Skipped skipped) stats.Skip(skipped.Item);
-            else submitted++;
+            if (stack.Take(lease, i, value.Length, stack.Decide(record), source)) submitted++;
         }
         for (var done = 0; done < submitted && fatal is null && !cancel.IsCancellationRequested;)
         {

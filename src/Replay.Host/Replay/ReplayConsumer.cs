@@ -174,11 +174,9 @@ public sealed partial class ReplayConsumer
             Topic = result.Topic, Partition = result.Partition.Value, Offset = offset, Key = message.Key, Value = value,
             Headers = message.Headers, Abort = owned.Abort.Token,
         };
-        var taken = _stack.Take(lease, offset, value.Length, _stack.Decide(record), source);
+        _stack.Take(lease, offset, value.Length, _stack.Decide(record), source);
         // One record held too many behind an open one: this partition waits (the others go on).
         if (lease.SpanFull && !owned.Paused) _owned.Reconcile(_mode);
-        if (taken is Consuming.Taken.Skipped skipped) _stats.Skip(skipped.Item);
-        else if (taken is Consuming.Taken.Rejected { Item.IsUndecodable: true }) _stats.DecodeError();
     }
 
     static KafkaHeader[] ToHeaders(Headers? headers)

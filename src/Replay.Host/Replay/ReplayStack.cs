@@ -19,6 +19,7 @@ public sealed class ReplayStack : IDisposable
     readonly HttpSender[] _senders;
     readonly DeliveryEngine[] _engines;
     readonly bool[] _bestEffort;
+    readonly Consuming.ICounters _counters;
 
     /// <summary>One per destination of the run, in the order of RunSettings.Destinations.</summary>
     public DeliveryService[] Deliveries { get; }
@@ -51,20 +52,28 @@ public sealed class ReplayStack : IDisposable
         }
         _engines = Deliveries.Select(d => d.Engine).ToArray();
         _bestEffort = destinations.Select(d => d.BestEffort).ToArray();
+        _counters = new Counters(stats, Deliveries);
     }
 
     /// <summary>The whole per-record decision, with the router in force now.</summary>
     public Pipeline.Decision Decide(Record record) =>
         Pipeline.decide(_settings.Pipeline, _services.Router().Route, _entropy, record);
 
-    /// <summary>Hands a decided record to the engines (Consuming.take), counting best-effort copies shed.</summary>
-    public Consuming.Taken Take(Lease lease, long offset, long bytes, Pipeline.Decision decision, RecordRef source)
+    /// <summary>Hands a decided record to the engines (Consuming.take) and counts it; true when it
+    /// finishes later, through the engines (false: skipped, finished now).</summary>
+    public bool Take(Lease lease, long offset, long bytes, Pipeline.Decision decision, RecordRef source)
     {
         Consuming.Taken taken;
         lock (_gate) taken = Consuming.take(_engines, _bestEffort, _settings.Budget, lease, offset, bytes, decision, source);
-        if (taken is Consuming.Taken.Submitted { shed.IsEmpty: false } submitted)
-            foreach (var destination in submitted.shed) Deliveries[destination].Destination.ShedOne();
-        return taken;
+        return Consuming.count(_counters, taken);
+    }
+
+    /// <summary>Where taken records are counted: skips and decode errors for the run, sheds per destination.</summary>
+    sealed class Counters(ReplayStats stats, DeliveryService[] deliveries) : Consuming.ICounters
+    {
+        public void Skipped(Pipeline.SkipKind kind, string? rule) => stats.Skip(kind, rule);
+        public void Undecodable() => stats.DecodeError();
+        public void Shed(int destination) => deliveries[destination].Destination.ShedOne();
     }
 
     /// <summary>Records in flight at the fullest required destination: what the budget judges.</summary>

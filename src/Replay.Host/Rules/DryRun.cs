@@ -12,27 +12,26 @@ public static class DryRun
     public static string Describe(int number, SampleRecord sample, Pipeline.Decision decision)
     {
         var text = new StringBuilder($"#{number} {sample.Describe()}: ");
-        switch (decision)
+        var requests = Pipeline.requests(decision);
+        if (requests.IsEmpty)
         {
-            case Pipeline.Decision.Send send:
-                var request = send.Item;
-                text.Append($"send by '{request.Route}': {MethodModule.name(request.Method)} {request.Url.OriginalString}");
-                foreach (var (name, value) in request.Headers) text.Append($"\n    {name}: {value}");
-                text.Append($"\n  answers: {StatusPolicy.describe(request.StatusPolicy)}");
-                var before = Encoding.UTF8.GetBytes(sample.Payload);
-                if (sample.Delete) break;
-                if (request.Body.Span.SequenceEqual(before))
-                    text.Append($"\n  body (unchanged): {Shown(before)}");
-                else
-                    text.Append($"\n  body before: {Shown(before)}\n  body after:  {Shown(request.Body.Span)}");
-                break;
-            case Pipeline.Decision.Skip skip:
-                text.Append($"skip: {Pipeline.describeSkip(skip.Item)}");
-                break;
-            case Pipeline.Decision.Reject reject:
-                text.Append($"dead letter: {Pipeline.describeReject(reject.Item)}");
-                break;
+            text.Append(decision is { IsSkip: true } ? "skip: " : "dead letter: ").Append(Pipeline.describeDecision(decision));
+            return text.ToString();
         }
+        foreach (var request in requests)
+        {
+            if (requests.Length > 1) text.Append($"\n  to destination {request.Destination + 1}: ");
+            text.Append($"send by '{request.Route}': {MethodModule.name(request.Method)} {request.Url.OriginalString}");
+            foreach (var (name, value) in request.Headers) text.Append($"\n    {name}: {value}");
+            text.Append($"\n  answers: {StatusPolicy.describe(request.StatusPolicy)}");
+        }
+        var sent = requests.Head;
+        var before = Encoding.UTF8.GetBytes(sample.Payload);
+        if (sample.Delete) return text.ToString();
+        if (sent.Body.Span.SequenceEqual(before))
+            text.Append($"\n  body (unchanged): {Shown(before)}");
+        else
+            text.Append($"\n  body before: {Shown(before)}\n  body after:  {Shown(sent.Body.Span)}");
         return text.ToString();
     }
 
