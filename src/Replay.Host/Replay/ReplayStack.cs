@@ -31,7 +31,7 @@ public sealed class ReplayStack : IDisposable
         var delivery = settings.Delivery;
         HttpMessageHandler handler = services.Handler is { } given
             ? new PassThroughHandler(given)
-            : HttpSender.CreateHandler(delivery.Concurrency, services.Proxy, services.Tls);
+            : HttpSender.CreateHandler(delivery.Concurrency.Most, services.Proxy, services.Tls);
         var sender = new HttpSender(new Security.TlsFailureWatch(handler, services.Tls, tlsFailure), delivery.RequestTimeout,
             PlainHttp.For(services.Handler, services.Proxy));
         Delivery = new DeliveryService(delivery, giveUpOnDeadLetters, sender, services.DeadLetters, stats, finished, fatal,
