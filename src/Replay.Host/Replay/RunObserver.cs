@@ -38,6 +38,12 @@ public sealed class RunObserver
 
     public long InFlightBytes => _delivery?.InFlightBytes ?? 0;
 
+    /// <summary>Requests allowed on the wire at once now (0 before delivery starts).</summary>
+    public int WireLimit => _delivery?.WireLimit ?? 0;
+
+    /// <summary>True when that limit adapts to the destination (--concurrency auto).</summary>
+    public bool AdaptsConcurrency => _delivery?.AdaptsConcurrency ?? false;
+
     /// <summary>Consumer lag per owned partition, from librdkafka's statistics.</summary>
     public ConsumerLag Lag { get; } = new();
 
