@@ -26,8 +26,8 @@
 /// triples with every request past 8, 21 where it grows 20 ms a request, and 45 to 51
 /// where it grows in proportion (8 workers and a queue). So the limit also answers to
 /// the round trip without load, learned while the limit is 1 or 2 (at the start, and
-/// again whenever it falls that low): a window slower than Tolerance times that is
-/// overload, which shrinks the limit and keeps it from growing. The same servers then
+/// again whenever it falls that low): a window slower than Tolerance times that, and by
+/// MinRise at least, is overload, which shrinks the limit and keeps it from growing. The same servers then
 /// hold 8, 8 and 14 to 16, a server that slows down for everyone is learned again, and
 /// one with a flat latency still gets 58 to 59 of 64.
 ///
@@ -45,23 +45,30 @@ type Settings =
       EwmaAlpha: float
       /// How many deviations above the long-term mean a window's mean must be to count as rising.
       RttDeviationScale: float
-      /// A window whose mean round trip is more than this many times the unloaded one is overload.
+      /// A window whose mean round trip is more than this many times the unloaded one is overload...
       Tolerance: float
+      /// ...and at least this much slower than it: below that, the replay's own machine is as
+      /// likely the cause as the destination.
+      MinRise: TimeSpan
       /// The shortest window, so that a destination answering in microseconds is not
       /// judged again after every answer.
       MinWindow: TimeSpan }
 
 /// Vector's tuned parameters (decrease to 90%, EWMA weight 0.4, 2.5 deviations); overload
 /// at twice the unloaded round trip, where a server with a queue has as many requests
-/// waiting as in service, as Netflix's Gradient2 limit tolerates 1.5 to 2 times its long-term
-/// latency; and at most 64 on the wire: the fixed `--concurrency` default, so that switching
-/// to `auto` never loads a destination more than a default run did.
+/// waiting as in service (Netflix's Gradient2 limit tolerates 1.5 to 2 times its long-term
+/// latency), and 5 ms slower at least: a local nginx answered in 0.2 ms alone and 1.5 ms at
+/// 64 at once on a busy 2-core machine, yet took three times the records a second at 64, since
+/// most of each request's time there was the replay's own; and at most 64 on the wire: the
+/// fixed `--concurrency` default, so that switching to `auto` never loads a destination more
+/// than a default run did.
 let defaults =
     { Max = 64
       DecreaseRatio = 0.9
       EwmaAlpha = 0.4
       RttDeviationScale = 2.5
       Tolerance = 2.0
+      MinRise = TimeSpan.FromMilliseconds 5.0
       MinWindow = TimeSpan.FromMilliseconds 1.0 }
 
 /// The defaults, with at most `max` on the wire.
@@ -192,7 +199,8 @@ let finished (settings: Settings) (signal: Signal) (now: TimeSpan) (state: State
     | ValueSome past, _ when now >= state.WindowEnds ->
         let overloaded =
             match current, state.Unloaded with
-            | ValueSome mean, ValueSome unloaded -> mean > settings.Tolerance * unloaded
+            | ValueSome mean, ValueSome unloaded ->
+                mean > settings.Tolerance * unloaded && mean - unloaded > float settings.MinRise.Ticks
             | _ -> false
         let limit = min settings.Max (max 1 (judge settings past overloaded current state))
         let unloaded = learnUnloaded settings overloaded current state
@@ -215,5 +223,6 @@ let problem (settings: Settings) : string option =
     elif not (settings.EwmaAlpha > 0.0 && settings.EwmaAlpha <= 1.0) then Some "the EWMA weight must be in (0, 1]"
     elif not (settings.RttDeviationScale >= 0.0) || Double.IsInfinity settings.RttDeviationScale then Some "the deviation scale must be 0 or more"
     elif not (settings.Tolerance > 1.0) || Double.IsInfinity settings.Tolerance then Some "the tolerance must be more than 1"
+    elif settings.MinRise < TimeSpan.Zero then Some "the least rise that counts as overload must not be negative"
     elif settings.MinWindow <= TimeSpan.Zero then Some "the shortest window must be positive"
     else None
