@@ -1,9 +1,11 @@
 // Carries out the core's adaptive concurrency limit (Replay.Core.ConcurrencyLimit) for one
 // delivery service under --concurrency auto: a gate that lets as many senders through as the
 // limit says, and tells the core when each attempt goes on the wire and what came back. The
-// core decides the limit; this only counts permits. A decrease cannot take permits back from
-// senders already through, so it is owed: the next permits returned are kept until it is paid.
-// (The semaphore is never disposed: it holds no handle, and senders may return permits late.)
+// core decides the limit; this only counts permits. A sender keeps its permit from one job to
+// the next, so a steady limit costs no semaphore wait per request; a decrease cannot take
+// permits back from senders already through, so it is owed, and the next senders to finish a
+// job pay it by giving theirs up. (The semaphore is never disposed: it holds no handle, and
+// senders may still wait on it as delivery stops.)
 using System.Diagnostics;
 using Replay.Core;
 
@@ -32,13 +34,16 @@ public sealed class ConcurrencyGate
     /// <summary>Waits for a permit: one more sender may send.</summary>
     public Task WaitAsync(CancellationToken cancel) => _permits.WaitAsync(cancel);
 
-    /// <summary>Gives a permit back (the sender is done), unless a decrease is owed it.</summary>
-    public void Release()
+    /// <summary>After a job: true when the sender may keep its permit for the next one; false when
+    /// a decrease took it (the sender must wait for a permit again).</summary>
+    public bool Keep()
     {
+        if (Volatile.Read(ref _owed) == 0) return true;
         lock (_lock)
         {
-            if (_owed > 0) _owed--;
-            else _permits.Release();
+            if (_owed == 0) return true;
+            _owed--;
+            return false;
         }
     }
 
@@ -62,7 +67,7 @@ public sealed class ConcurrencyGate
                 _owed -= repaid;
                 if (after - before > repaid) _permits.Release(after - before - repaid);
             }
-            else if (after < before) _owed += before - after;
+            else if (after < before) Volatile.Write(ref _owed, _owed + before - after);
             Volatile.Write(ref _limit, after);
         }
     }

@@ -103,27 +103,22 @@ public sealed class DeliveryService : IDeliveryEffects, IDisposable
         catch (OperationCanceledException) when (_disposed.IsCancellationRequested) { }
     }
 
-    /// <summary>A worker under --concurrency auto: it holds a permit of the gate from before it takes a
-    /// job until that job's attempt is reported, so no more attempts than the limit are ever out.</summary>
+    /// <summary>A worker under --concurrency auto: it holds a permit of the gate while it takes and
+    /// sends jobs, and gives it up only when the limit falls, so no more attempts than the limit are
+    /// ever out and a steady limit costs nothing per request.</summary>
     async Task WorkGatedAsync(ConcurrencyGate gate)
     {
         var ready = _ready.Reader;
         try
         {
+            await gate.WaitAsync(_disposed.Token).ConfigureAwait(false);
             while (true)
             {
-                await gate.WaitAsync(_disposed.Token).ConfigureAwait(false);
-                try
-                {
-                    Job? job;
-                    while (!ready.TryRead(out job))
-                        if (!await ready.WaitToReadAsync(_disposed.Token).ConfigureAwait(false)) return;
-                    await SendAsync(job).ConfigureAwait(false);
-                }
-                finally
-                {
-                    gate.Release();
-                }
+                Job? job;
+                while (!ready.TryRead(out job))
+                    if (!await ready.WaitToReadAsync(_disposed.Token).ConfigureAwait(false)) return;
+                await SendAsync(job).ConfigureAwait(false);
+                if (!gate.Keep()) await gate.WaitAsync(_disposed.Token).ConfigureAwait(false);
             }
         }
         catch (OperationCanceledException) when (_disposed.IsCancellationRequested) { }
