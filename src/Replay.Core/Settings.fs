@@ -6,10 +6,23 @@ namespace Replay.Core
 open System
 open System.Collections.Generic
 
+/// How many requests may be on the wire at once (order is kept per document id either way).
+type Concurrency =
+    /// `--concurrency N`: at most N, always.
+    | Fixed of int
+    /// `--concurrency auto`: between 1 and the settings' Max, as the destination's
+    /// round trips and push backs say (ConcurrencyLimit).
+    | Adaptive of ConcurrencyLimit.Settings
+
+    /// The most requests ever on the wire at once: the senders to start and the connections to pool.
+    member this.Most =
+        match this with
+        | Fixed n -> n
+        | Adaptive limit -> limit.Max
+
 /// How records are sent: how many at once, how long an attempt may take, when to retry.
 type DeliverySettings =
-    { /// Requests in flight at once (order is kept per document id).
-      Concurrency: int
+    { Concurrency: Concurrency
       /// One attempt's time limit, connecting included.
       RequestTimeout: TimeSpan
       Retry: RetrySchedule.Settings
@@ -48,7 +61,7 @@ type RunSettings =
 
 module Settings =
     let delivery: DeliverySettings =
-        { Concurrency = 64
+        { Concurrency = Fixed 64
           RequestTimeout = TimeSpan.FromSeconds 30.0
           Retry = RetrySchedule.defaults
           MaxRate = None
@@ -89,7 +102,12 @@ module Settings =
     let problem (settings: RunSettings) : string option =
         let d = settings.Delivery
         let tooLong (value: TimeSpan) = value > MaxDuration
-        if d.Concurrency < 1 then Some $"--concurrency {d.Concurrency}: must be at least 1"
+        let concurrency =
+            match d.Concurrency with
+            | Fixed n when n < 1 -> Some $"--concurrency {n}: must be at least 1, or auto"
+            | Fixed _ -> None
+            | Adaptive limit -> ConcurrencyLimit.problem limit
+        if concurrency.IsSome then concurrency
         elif d.RequestTimeout <= TimeSpan.Zero || tooLong d.RequestTimeout then Some "--request-timeout must be between 1ms and 30d"
         elif d.ShutdownTimeout < TimeSpan.Zero || tooLong d.ShutdownTimeout then Some "--shutdown-timeout must be between 0 and 30d"
         elif d.Retry.MaxBackoff <= TimeSpan.Zero || d.Retry.MaxBackoff > RetrySchedule.MaxWait then Some "--max-backoff must be between 1ms and 1d"

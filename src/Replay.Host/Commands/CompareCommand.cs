@@ -56,7 +56,7 @@ public static class CompareCommand
                 """);
         Signals.Stops(command, "stopping: finishing in-flight requests, comparing what came back, then committing", "undelivered records stay uncommitted");
         foreach (var option in new Option[] { Topic, GroupId, Properties, Bootstrap, Primary, Candidate, Secondary, Tolerance, Ignore, Unordered,
-                     CompareHeader, CompareMaxBytes, Report, CopyKeys, Sample, SampleMode, Delete, NumThreads, Concurrency, ValidateJson, Proxy,
+                     CompareHeader, CompareMaxBytes, Report, CopyKeys, Sample, SampleMode, Delete, ConcurrencyOptions.NumThreads, ConcurrencyOptions.Concurrency, ConcurrencyOptions.MaxConcurrency, ValidateJson, Proxy,
                      NoProxy, CaFile, ClientCert, ClientKey, InsecureSkipVerify, Format, RawKeys, RunCommand.DeadLetterFile, RunCommand.DeadLetterTopic, MaxRate, From,
                      RunCommand.UntilEnd, MaxRecords, MaxInFlightBytes, MaxInFlightRecords, MaxPayloadBytes, RequestTimeout, MaxRetryDuration, MaxBackoff,
                      PoisonAfter, ShutdownTimeout, RunCommand.RulesFile })

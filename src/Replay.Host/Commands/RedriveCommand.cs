@@ -28,8 +28,8 @@ public static class RedriveCommand
         Signals.Stops(command, "stopping: finishing in-flight requests, then committing", "undelivered records stay uncommitted");
         command.Options.Add(file);
         command.Options.Add(topic);
-        foreach (var option in new Option[] { GroupId, Properties, Bootstrap, Dest, DestBestEffort, CopyKeys, Sample, SampleMode, Delete, NumThreads,
-                     Concurrency, ValidateJson, Proxy, RunCommand.NoProxy, CaFile, ClientCert, ClientKey, InsecureSkipVerify, Format, RawKeys, RunCommand.DeadLetterFile, RunCommand.DeadLetterTopic, MaxRate, From, MaxInFlightBytes,
+        foreach (var option in new Option[] { GroupId, Properties, Bootstrap, Dest, DestBestEffort, CopyKeys, Sample, SampleMode, Delete, ConcurrencyOptions.NumThreads,
+                     ConcurrencyOptions.Concurrency, ConcurrencyOptions.MaxConcurrency, ValidateJson, Proxy, RunCommand.NoProxy, CaFile, ClientCert, ClientKey, InsecureSkipVerify, Format, RawKeys, RunCommand.DeadLetterFile, RunCommand.DeadLetterTopic, MaxRate, From, MaxInFlightBytes,
                      MaxInFlightRecords, MaxPayloadBytes, RequestTimeout, MaxRetryDuration, MaxBackoff, PoisonAfter, ShutdownTimeout, RulesFile }.Concat(Rules.RouteOptions.All))
             command.Options.Add(option);
         foreach (var option in DestinationAuthOptions.All) command.Options.Add(option);

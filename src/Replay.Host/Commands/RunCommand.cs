@@ -27,8 +27,6 @@ public static class RunCommand
     internal static readonly Option<double> Sample = new("--sample", "-s") { HelpName = "rate", Description = "Fraction of documents to replay, in [0, 1]", DefaultValueFactory = _ => 1.0 };
     internal static readonly Option<string> SampleMode = new("--sample-mode") { HelpName = "document|random", Description = "document (deterministic by id, default) or random (Bagheera's coin flip)", DefaultValueFactory = _ => "document" };
     internal static readonly Option<bool> Delete = new("--delete", "-D") { Description = "Replay DELETEs (true, Bagheera's default) or ignore them", DefaultValueFactory = _ => true };
-    internal static readonly Option<int?> NumThreads = new("--numthreads", "-nt") { HelpName = "n", Description = "Bagheera's thread count; sets --concurrency" };
-    internal static readonly Option<int> Concurrency = new("--concurrency", "-c") { HelpName = "n", Description = "Requests in flight at once (order is kept per document id)", DefaultValueFactory = _ => Settings.delivery.Concurrency };
     internal static readonly Option<bool> ValidateJson = new("--validatejson", "-vj") { Description = "Skip (and count) payloads that are not JSON" };
     internal static readonly Option<string?> Proxy = new("--proxy") { HelpName = "url", Description = "HTTP proxy for outbound requests (http://[user:pass@]host:port); default: HTTP_PROXY/HTTPS_PROXY/NO_PROXY" };
     internal static readonly Option<string?> NoProxy = new("--no-proxy") { HelpName = "hosts", Description = "Hosts reached directly rather than through --proxy: comma-separated, * for any characters (localhost,*.internal,127.*); -Dhttp.nonProxyHosts sets it" };
@@ -75,13 +73,15 @@ public static class RunCommand
                   replay run -p kafka.properties -t telemetry -gid replay-proto --from -2h --reset --until-end --dest ...
                   # see what would be sent, without sending or committing anything
                   replay run -p kafka.properties -t telemetry -gid replay-proto --from earliest --max-records 20 --dry-run --dest ...
+                  # a fragile prototype: as many requests at once as it takes without slowing down (at most 64)
+                  replay run -p kafka.properties -t telemetry -gid replay-proto --concurrency auto --dest ...
                   # Prometheus metrics and health on :9464 (all interfaces), JSON logs for the log shipper
                   replay run -p kafka.properties -t telemetry -gid replay-proto --metrics-port 9464 --metrics-host 0.0.0.0 \
                     --log-format json --dest ...
                 """);
         Signals.Stops(command, "stopping: finishing in-flight requests, then committing", "undelivered records stay uncommitted");
         foreach (var option in new Option[] { Topic, GroupId, Properties, Bootstrap, Dest, DestBestEffort, CopyKeys, Sample, SampleMode, Delete,
-                     NumThreads, Concurrency, ValidateJson, Proxy, NoProxy, CaFile, ClientCert, ClientKey, InsecureSkipVerify, Format, RawKeys, DeadLetterFile, DeadLetterTopic, MaxRate, From, UntilEnd, MaxRecords,
+                     ConcurrencyOptions.NumThreads, ConcurrencyOptions.Concurrency, ConcurrencyOptions.MaxConcurrency, ValidateJson, Proxy, NoProxy, CaFile, ClientCert, ClientKey, InsecureSkipVerify, Format, RawKeys, DeadLetterFile, DeadLetterTopic, MaxRate, From, UntilEnd, MaxRecords,
                      MaxInFlightBytes, MaxInFlightRecords, MaxPayloadBytes, RequestTimeout, MaxRetryDuration, MaxBackoff, PoisonAfter, ShutdownTimeout, RulesFile })
             command.Options.Add(option);
         foreach (var option in OperatingOptions.All.Concat(RouteOptions.All))
@@ -245,7 +245,12 @@ public static class RunCommand
             router = () => always;
         }
         var rulesDestinations = rules?.Destinations ?? 1;
-        var concurrency = parse.GetValue(NumThreads) ?? parse.GetValue(Concurrency);
+        var concurrency = ConcurrencyOptions.Read(parse);
+        if (!concurrency.IsOk)
+        {
+            rules?.Dispose();
+            return Result<ReplayJob>.Fail(concurrency.Error!);
+        }
         var maxRetry = parse.GetValue(MaxRetryDuration);
         var run = new RunSettings(
             topic,
@@ -256,7 +261,7 @@ public static class RunCommand
             new Backpressure.Budget(parse.GetValue(MaxInFlightRecords), parse.GetValue(MaxInFlightBytes),
                 Backpressure.defaults.PauseAfterFullMs, Backpressure.defaults.MaxSpanPerPartition),
             new DeliverySettings(
-                concurrency,
+                concurrency.Value!,
                 parse.GetValue(RequestTimeout) ?? Settings.delivery.RequestTimeout,
                 new RetrySchedule.Settings(RetrySchedule.defaults.BaseDelay,
                     parse.GetValue(MaxBackoff) ?? RetrySchedule.defaults.MaxBackoff,

@@ -5,6 +5,11 @@
 // nothing here does. A worker never waits out a backoff, so a failing id holds no
 // worker, and a worker that meets an unexpected exception reports it as a failed
 // attempt of that record rather than leaving the record stranded.
+//
+// How many attempts are on the wire at once: with --concurrency N, N workers, each sending one
+// job at a time. With --concurrency auto, --max-concurrency workers behind a gate whose size the
+// core's ConcurrencyLimit sets from each attempt's round trip and answer. Retries and backoffs
+// stay the engine's either way: the gate only decides how many attempts go out together.
 using System.Diagnostics;
 using System.Runtime.CompilerServices;
 using System.Threading.Channels;
@@ -29,6 +34,8 @@ public sealed class DeliveryService : IDeliveryEffects, IDisposable
     readonly Channel<Job> _toWrite = Channel.CreateUnbounded<Job>(new UnboundedChannelOptions { SingleReader = true });
     readonly CancellationTokenSource _disposed = new();
     readonly RateLimiter? _rate;
+    readonly ConcurrencyGate? _wire;
+    readonly int _fixedConcurrency;
     readonly Throttled _retrying = new(TimeSpan.FromSeconds(10));
     readonly Throttled _unwritable = new(TimeSpan.FromSeconds(10));
     readonly Throttled _bugs = new(TimeSpan.FromSeconds(10));
@@ -49,8 +56,15 @@ public sealed class DeliveryService : IDeliveryEffects, IDisposable
         _log = log;
         _engine = new DeliveryEngine(settings.Retry,
             giveUpOnDeadLetters is { } limit ? Microsoft.FSharp.Core.FSharpOption<TimeSpan>.Some(limit) : null, this);
+        _fixedConcurrency = settings.Concurrency.Most;
         _rate = settings.MaxRate is { } rate ? BuildRateLimiter(rate.Value) : null;
-        for (var i = 0; i < settings.Concurrency; i++) _ = Task.Run(WorkAsync);
+        if (settings.Concurrency is Concurrency.Adaptive adaptive)
+        {
+            var wire = _wire = new ConcurrencyGate(adaptive.Item);
+            for (var i = 0; i < adaptive.Item.Max; i++) _ = Task.Run(() => WorkGatedAsync(wire));
+        }
+        else
+            for (var i = 0; i < settings.Concurrency.Most; i++) _ = Task.Run(WorkAsync);
         new Thread(WriteDeadLetters) { IsBackground = true, Name = "dead letters" }.Start();
     }
 
@@ -65,6 +79,12 @@ public sealed class DeliveryService : IDeliveryEffects, IDisposable
     public int InFlight => _engine.InFlight;
 
     public long InFlightBytes => _engine.InFlightBytes;
+
+    /// <summary>Attempts allowed on the wire at once now: the adaptive limit, or the fixed concurrency.</summary>
+    public int WireLimit => _wire?.Limit ?? _fixedConcurrency;
+
+    /// <summary>True when the limit adapts (--concurrency auto).</summary>
+    public bool AdaptsConcurrency => _wire is not null;
 
     /// <summary>Fences a revoked partition: its waiting work is abandoned now. Returns the jobs still on the wire.</summary>
     public int Revoke(Lease lease) { lock (_gate) return _engine.Revoke(lease); }
@@ -83,6 +103,27 @@ public sealed class DeliveryService : IDeliveryEffects, IDisposable
             while (await ready.WaitToReadAsync(_disposed.Token).ConfigureAwait(false))
                 while (ready.TryRead(out var job))
                     await SendAsync(job).ConfigureAwait(false);
+        }
+        catch (OperationCanceledException) when (_disposed.IsCancellationRequested) { }
+    }
+
+    /// <summary>A worker under --concurrency auto: it holds a permit of the gate while it takes and
+    /// sends jobs, and gives it up only when the limit falls, so no more attempts than the limit are
+    /// ever out and a steady limit costs nothing per request.</summary>
+    async Task WorkGatedAsync(ConcurrencyGate gate)
+    {
+        var ready = _ready.Reader;
+        try
+        {
+            await gate.WaitAsync(_disposed.Token).ConfigureAwait(false);
+            while (true)
+            {
+                Job? job;
+                while (!ready.TryRead(out job))
+                    if (!await ready.WaitToReadAsync(_disposed.Token).ConfigureAwait(false)) return;
+                await SendAsync(job).ConfigureAwait(false);
+                if (!gate.Keep()) await gate.WaitAsync(_disposed.Token).ConfigureAwait(false);
+            }
         }
         catch (OperationCanceledException) when (_disposed.IsCancellationRequested) { }
     }
@@ -114,12 +155,26 @@ public sealed class DeliveryService : IDeliveryEffects, IDisposable
     async ValueTask<Attempt> AttemptAsync(Job job)
     {
         var abort = ((RecordRef)job.Source).Abort;
+        // Under --concurrency auto, the gate hears of every attempt that went on the wire; an
+        // attempt that ends in an exception (abandoned, a bug) says nothing about the destination.
+        var gate = _wire;
+        var onWire = false;
         try
         {
             using var lease = _rate is null ? null : await _rate.AcquireAsync(1, abort).ConfigureAwait(false);
             var started = Stopwatch.GetTimestamp();
+            if (gate is not null)
+            {
+                gate.Started();
+                onWire = true;
+            }
             var attempt = await _sender.SendAsync(job.Request, abort).ConfigureAwait(false);
             var elapsed = Stopwatch.GetElapsedTime(started);
+            if (onWire)
+            {
+                onWire = false;
+                gate!.Finished(global::Replay.Core.ConcurrencyLimit.signal(attempt, elapsed));
+            }
             _stats.Latency.Record(elapsed);
             _stats.Answered(Destination.Name, job.Request, attempt, elapsed);
             return attempt;
@@ -132,6 +187,10 @@ public sealed class DeliveryService : IDeliveryEffects, IDisposable
         {
             if (_bugs.Due()) _log($"delivery: unexpected failure sending {job}: {e}");
             return Attempt.NewUnreachable($"internal error: {e.GetType().Name}: {e.Message}");
+        }
+        finally
+        {
+            if (onWire) gate!.Finished(global::Replay.Core.ConcurrencyLimit.Signal.Silent);
         }
     }
 

@@ -83,7 +83,7 @@ public sealed class OperatedRun : IAsyncDisposable
             if (services.Handler is null && ProxyNaming.Applies(services.Proxy))
                 services = services with
                 {
-                    Handler = proxyNaming = new ProxyNaming(HttpSender.CreateHandler(job.Run.Delivery.Concurrency, services.Proxy, services.Tls), services.Proxy),
+                    Handler = proxyNaming = new ProxyNaming(HttpSender.CreateHandler(job.Run.Delivery.Concurrency.Most, services.Proxy, services.Tls), services.Proxy),
                 };
         }
         job = job with { Services = services };

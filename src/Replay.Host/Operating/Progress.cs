@@ -102,6 +102,8 @@ public sealed class Progress : IDisposable
             parts.Add((4, $"errors {Count(errors)}"));
             parts.Add((5, $"dead {Count(stats.DeadLettered)}"));
             parts.Add((6, $"in flight {Count(_consumer.Observer.InFlight)} ({Bytes(_consumer.Observer.InFlightBytes)})"));
+            // Under --concurrency auto, how many requests the destination is trusted with now.
+            if (_consumer.Observer.AdaptsConcurrency) parts.Add((6, $"limit {_consumer.Observer.WireLimit}"));
             parts.Add((7, $"{Count(sentPerSecond)} {sentWord}/s"));
             parts.Add((8, $"skipped {Count(skipped)}"));
             parts.Add((9, $"consumed {Count(consumed)}"));
@@ -121,6 +123,7 @@ public sealed class Progress : IDisposable
             new("lag", lag),
             new("in_flight", (long)_consumer.Observer.InFlight),
             new("in_flight_bytes", _consumer.Observer.InFlightBytes),
+            new("concurrency_limit", (long)_consumer.Observer.WireLimit),
             new("errors", errors),
             new("retries", stats.Retries),
             new("sampled_out", stats.SampledOut),

@@ -16,7 +16,7 @@ public sealed class ReplayMetrics : IDisposable
     readonly ReplayConsumer _consumer;
     readonly Counter _consumed, _bytesConsumed, _delivered, _sampledOut, _deletesIgnored, _notJson, _deadLetters,
         _decodeErrors, _retries, _ruleReloads, _ruleReloadErrors, _skippedByRule, _requests, _dropped, _deadLetterWriteFailures;
-    readonly Gauge _inFlightRecords, _inFlightBytes, _paused, _assigned, _lag, _destinationInFlight;
+    readonly Gauge _inFlightRecords, _inFlightBytes, _concurrencyLimit, _paused, _assigned, _lag, _destinationInFlight;
     readonly Counter _destinationRecords;
     readonly Histogram _latency;
 
@@ -51,6 +51,8 @@ public sealed class ReplayMetrics : IDisposable
         });
         _inFlightRecords = f.CreateGauge("replay_in_flight_records", "Records handed to delivery and not finished.");
         _inFlightBytes = f.CreateGauge("replay_in_flight_bytes", "Payload bytes of the records in flight.");
+        _concurrencyLimit = f.CreateGauge("replay_concurrency_limit",
+            "Requests allowed on the wire at once now: the adaptive limit under --concurrency auto, otherwise --concurrency.");
         _paused = f.CreateGauge("replay_paused_partitions", "Owned partitions paused by backpressure or --until-end.");
         _assigned = f.CreateGauge("replay_assigned_partitions", "Partitions this member owns.");
         _lag = f.CreateGauge("replay_consumer_lag", "Records of a partition not yet finished (high watermark minus stored offset).", "topic", "partition");
@@ -105,6 +107,7 @@ public sealed class ReplayMetrics : IDisposable
             _destinationInFlight.WithLabels(name).Set(inFlight);
         _inFlightRecords.Set(_consumer.Observer.InFlight);
         _inFlightBytes.Set(_consumer.Observer.InFlightBytes);
+        _concurrencyLimit.Set(_consumer.Observer.WireLimit);
         _paused.Set(_consumer.Observer.PausedCount);
         _assigned.Set(_consumer.Observer.AssignedCount);
 

@@ -28,8 +28,11 @@ public static class StartBanner
         var deadLetters = run.DryRun ? ["printed (dry run)"] : facts?.DeadLetters is { Count: > 0 } dl ? dl.Select(d => "to " + d).ToList() : ["to the log"];
         var rules = settings.Rules is { } r && facts?.RulesFile is { } file ? $"{file} (generation {r.Generation})" : "none";
         var status = facts?.StatusPolicy ?? global::Replay.Core.StatusPolicy.describe(global::Replay.Core.StatusPolicy.defaults);
+        var concurrency = run.Delivery.Concurrency is global::Replay.Core.Concurrency.Adaptive adaptive
+            ? $"auto (1 to {adaptive.Item.Max})"
+            : run.Delivery.Concurrency.Most.ToString(System.Globalization.CultureInfo.InvariantCulture);
         var text = $"replay: group {group}, topic {run.Topic}, from {from}, to {string.Join(" | ", destinations)}, proxy {proxy}, " +
-                   $"sample {facts?.Sample ?? "-"}, answers {status}, dead letters {string.Join(" and ", deadLetters)}, rules {rules}" +
+                   $"sample {facts?.Sample ?? "-"}, concurrency {concurrency}, answers {status}, dead letters {string.Join(" and ", deadLetters)}, rules {rules}" +
                    (run.DryRun ? ", DRY RUN (nothing sent or committed)" : "");
         log.Write(Severity.Info, text,
         [
@@ -42,6 +45,7 @@ public static class StartBanner
             new("destinations", destinations),
             new("proxy", proxy),
             new("sample", facts?.Sample),
+            new("concurrency", concurrency),
             new("status_policy", status),
             new("dead_letters", deadLetters),
             new("rules", settings.Rules is null ? null : facts?.RulesFile),

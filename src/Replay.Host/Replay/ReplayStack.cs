@@ -43,7 +43,7 @@ public sealed class ReplayStack : IDisposable
         {
             HttpMessageHandler handler = services.Handler is { } given
                 ? new PassThroughHandler(given)
-                : HttpSender.CreateHandler(delivery.Concurrency, services.Proxy, services.Tls);
+                : HttpSender.CreateHandler(delivery.Concurrency.Most, services.Proxy, services.Tls);
             _senders[i] = new HttpSender(new Security.TlsFailureWatch(handler, services.Tls, tlsFailure), delivery.RequestTimeout,
                 PlainHttp.For(services.Handler, services.Proxy), services.Capture, services.Tokens);
             var destination = stats.AddDestination(destinations[i].Name, destinations[i].BestEffort);

@@ -42,6 +42,12 @@ public sealed class RunObserver
     public IEnumerable<(string Destination, int InFlight)> InFlightByDestination() =>
         _delivery?.Deliveries.Select(d => (d.Destination.Name, d.InFlight)) ?? [];
 
+    /// <summary>Requests allowed on the wire at once now, at the first destination (0 before delivery starts).</summary>
+    public int WireLimit => _delivery?.Deliveries[0].WireLimit ?? 0;
+
+    /// <summary>True when that limit adapts to the destination (--concurrency auto).</summary>
+    public bool AdaptsConcurrency => _delivery?.Deliveries[0].AdaptsConcurrency ?? false;
+
     /// <summary>Consumer lag per owned partition, from librdkafka's statistics.</summary>
     public ConsumerLag Lag { get; } = new();
 

@@ -44,7 +44,7 @@ let tests =
               Broker.produce cluster.BootstrapServers "t" (Data.versioned ids versions)
               let random = Random 11
               use server = HttpRecorder.startSlow (fun _ -> TimeSpan.FromMilliseconds(float (lock random (fun () -> random.Next 4)))) (HttpRecorder.always 201)
-              replayUntilEnd cluster server 8 (ReplayProcess.withDelivery (fun d -> { d with Concurrency = 64 })) |> ignore
+              replayUntilEnd cluster server 8 (ReplayProcess.withDelivery (fun d -> { d with Concurrency = Replay.Core.Fixed 64 })) |> ignore
               let sequences = sequencesById server
               Expect.equal sequences.Count ids "every id arrived"
               for KeyValue(path, seqs) in sequences do
@@ -239,7 +239,7 @@ let failures =
               let route = ReplayProcess.route $"{server.Url}/submit/telemetry/%%k" 1.0 true true
               let make () =
                   ReplayProcess.settings cluster.BootstrapServers "g" "t" route
-                  |> ReplayProcess.withDelivery (fun d -> { d with Concurrency = 2 })
+                  |> ReplayProcess.withDelivery (fun d -> { d with Concurrency = Replay.Core.Fixed 2 })
                   |> ReplayProcess.withBudget (fun b -> { b with MaxInFlightRecords = 50 })
               use a = ReplayProcess.start (make ())
               Expect.isTrue (Wait.until within (fun () -> a.Consumer.Observer.AssignedCount = 8)) "the first member takes all partitions"
@@ -264,7 +264,7 @@ let failures =
               let route = ReplayProcess.route $"{server.Url}/submit/telemetry/%%k" 1.0 true true
               let s =
                   ReplayProcess.settings cluster.BootstrapServers "g" "t" route
-                  |> ReplayProcess.withDelivery (fun d -> { d with Concurrency = 4 })
+                  |> ReplayProcess.withDelivery (fun d -> { d with Concurrency = Replay.Core.Fixed 4 })
               // COORDINATOR_NOT_AVAILABLE (15) and REQUEST_TIMED_OUT (7) for the next commits.
               cluster.PushRequestErrors(KafkaApi.OffsetCommit, 15, 7, 15, 7, 15)
               use replay = ReplayProcess.start s

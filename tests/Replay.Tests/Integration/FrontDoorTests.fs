@@ -306,6 +306,26 @@ let tests =
                       Expect.isTrue (line.StartsWith "replay: consumed 300,") $"the summary is on a line of its own, no status left on it: '{line}'"
           }
 
+          test "on a terminal, --concurrency auto shows its current limit on the progress line" {
+              use cluster = Broker.start "t" 2
+              Broker.produce cluster.BootstrapServers "t" [ for i in 1..300 -> Data.store $"a-{i}" "{}" ]
+              use server = HttpRecorder.startSlow (fun _ -> TimeSpan.FromMilliseconds 8.0) (HttpRecorder.always 201)
+              let code, output =
+                  onTerminal
+                      160
+                      [ "run"; "-p"; props cluster.BootstrapServers []; "-t"; "t"; "-gid"; "tty-auto"; "--from"; "earliest"; "--until-end"
+                        "--concurrency"; "auto"; "--max-concurrency"; "16"; "--progress-interval"; "200ms"; "--dest"; $"{server.Url}/s/%%k" ]
+              Expect.equal code 0 $"exit 0: {output}"
+              let limits =
+                  fragments output
+                  |> Array.choose (fun f ->
+                      let m = Regex.Match(f, "rec/s.*  limit ([0-9]+)")
+                      if m.Success then Some(int m.Groups[1].Value) else None)
+              Expect.isNonEmpty limits $"the status line shows the limit: {output}"
+              Expect.isTrue (limits |> Array.forall (fun l -> l >= 1 && l <= 16)) $"within [1, --max-concurrency]: %A{limits}"
+              Expect.stringContains output "concurrency auto (1 to 16)" "the banner says so"
+          }
+
           test "--dry-run: the summary says what would be sent, not that it was" {
               use cluster = Broker.start "t" 1
               Broker.produce cluster.BootstrapServers "t" [ for i in 1..5 -> Data.store $"y-{i}" "{}" ]

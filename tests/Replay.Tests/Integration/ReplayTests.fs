@@ -128,7 +128,7 @@ let tests =
               let route = ReplayProcess.route $"{server.Url}/s/%%k" 1.0 true true
               let settings =
                   ReplayProcess.settings cluster.BootstrapServers "g" "t" route
-                  |> ReplayProcess.withDelivery (fun d -> { d with Concurrency = 4 })
+                  |> ReplayProcess.withDelivery (fun d -> { d with Concurrency = Fixed 4 })
                   |> ReplayProcess.withBudget (fun b -> { b with MaxInFlightRecords = 20 })
               do
                   use first = ReplayProcess.start settings
