@@ -27,7 +27,7 @@ let take (engine: DeliveryEngine) (budget: Backpressure.Budget) (lease: Lease) (
         Lease.finish offset lease
         Skipped reason
     | Reject reason ->
-        engine.SubmitRejected(Job(ValueNone, lease, offset, bytes, source), describeReject reason)
+        engine.SubmitRejected(Job(ValueNone, lease, offset, bytes, source), DeadLetterCause.ofReject reason, describeReject reason)
         Rejected reason
 
 /// A finished job reaches the consuming thread: its record is done unless abandoned.

@@ -200,7 +200,7 @@ public sealed class DeliveryService : IDeliveryEffects, IDisposable
         {
             case Conclusion.Delivered: _stats.Deliver(); break;
             case Conclusion.Dropped: _stats.Drop(job.Request.Route, job.LastStatus); break;
-            case Conclusion.DeadLettered: _stats.DeadLetter(); break;
+            case Conclusion.DeadLettered: _stats.DeadLetter(job.Cause); break;
         }
         _finished(job);
     }

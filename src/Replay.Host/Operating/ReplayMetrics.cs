@@ -34,7 +34,9 @@ public sealed class ReplayMetrics : IDisposable
         _deletesIgnored = f.CreateCounter("replay_records_deletes_ignored_total", "DELETEs not replayed because of --delete false.");
         _notJson = f.CreateCounter("replay_records_not_json_total", "Records skipped by --validatejson.");
         _skippedByRule = f.CreateCounter("replay_records_skipped_by_rule_total", "Records a rule chose to skip.", "rule");
-        _deadLetters = f.CreateCounter("replay_dead_letters_total", "Records written to the dead-letter file or topic.");
+        _deadLetters = f.CreateCounter("replay_dead_letters_total",
+            "Records written to the dead-letter file or topic (or log), by reason: permanent_status, poison, max_retry_duration, undecodable, rule_error, too_large, unsafe_url, unsafe_header.",
+            "reason");
         _dropped = f.CreateCounter("replay_records_dropped_total", "Records the status policy ended without delivery (--drop-on, on-status), by route and status.", "route", "status");
         _deadLetterWriteFailures = f.CreateCounter("replay_dead_letter_write_failures_total",
             "Dead letters that could not be written (disk full, topic unreachable); each record waits, holding its partition's commit, and is tried again.");
@@ -89,7 +91,8 @@ public sealed class ReplayMetrics : IDisposable
         _sampledOut.IncTo(_stats.SampledOut);
         _deletesIgnored.IncTo(_stats.DeletesIgnored);
         _notJson.IncTo(_stats.NotJson);
-        _deadLetters.IncTo(_stats.DeadLettered);
+        foreach (var cause in DeadLetterCauseModule.all)
+            _deadLetters.WithLabels(DeadLetterCauseModule.label(cause)).IncTo(_stats.DeadLetteredBy(cause));
         _deadLetterWriteFailures.IncTo(_stats.DeadLetterWriteFailures);
         _decodeErrors.IncTo(_stats.DecodeErrors);
         _retries.IncTo(_stats.Retries);
