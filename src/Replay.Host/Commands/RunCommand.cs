@@ -36,7 +36,8 @@ public static class RunCommand
     internal static readonly Option<bool> InsecureSkipVerify = new("--insecure-skip-verify") { Description = "Do not verify destination certificates (tests only: anyone on the path can read and change the replay)" };
     internal static readonly Option<string> Format = new("--format") { HelpName = "bagheera|raw", Description = "bagheera (protobuf envelopes) or raw (key = id, value = payload)", DefaultValueFactory = _ => "bagheera" };
     internal static readonly Option<bool> RawKeys = new("--raw-keys") { Description = "Insert ids verbatim into the URL as Bagheera did (default: escaped as one path segment)" };
-    internal static readonly Option<string?> DeadLetterFile = new("--dead-letter") { HelpName = "file", Description = "Append records that cannot be delivered to this JSON-lines file" };
+    internal static readonly Option<string?> DeadLetterFile = new("--dead-letter") { HelpName = "file|-", Description = "Append records that cannot be delivered to this JSON-lines file; '-' prints them and keeps nothing. Default: the group's file in --state-dir" };
+    internal static readonly Option<string?> StateDir = new("--state-dir") { HelpName = "dir", Description = "Where the group's dead-letter file is kept by default: $STATE_DIRECTORY (systemd), else $XDG_STATE_HOME/replay, else ~/.local/state/replay" };
     internal static readonly Option<string> From = new("--from") { HelpName = "position", Description = "Where partitions without a committed offset start: earliest, latest, committed (resume only), an ISO-8601 time or -DURATION (-2h); committed offsets win unless --reset", DefaultValueFactory = _ => "latest" };
     internal static readonly Option<bool> UntilEnd = new("--until-end") { Description = "Stop after the records present at start, then commit and exit 0" };
     internal static readonly Option<long?> MaxRecords = new("--max-records") { HelpName = "n", Description = "Stop after N records, then commit and exit 0" };
@@ -79,7 +80,7 @@ public static class RunCommand
                 """);
         Signals.Stops(command, "stopping: finishing in-flight requests, then committing", "undelivered records stay uncommitted");
         foreach (var option in new Option[] { Topic, GroupId, Properties, Bootstrap, Dest, CopyKeys, Sample, SampleMode, Delete,
-                     NumThreads, Concurrency, ValidateJson, Proxy, NoProxy, CaFile, ClientCert, ClientKey, InsecureSkipVerify, Format, RawKeys, DeadLetterFile, DeadLetterTopic, MaxRate, From, UntilEnd, MaxRecords,
+                     NumThreads, Concurrency, ValidateJson, Proxy, NoProxy, CaFile, ClientCert, ClientKey, InsecureSkipVerify, Format, RawKeys, DeadLetterFile, DeadLetterTopic, StateDir, MaxRate, From, UntilEnd, MaxRecords,
                      MaxInFlightBytes, MaxInFlightRecords, MaxPayloadBytes, RequestTimeout, MaxRetryDuration, MaxBackoff, PoisonAfter, ShutdownTimeout, RulesFile })
             command.Options.Add(option);
         foreach (var option in OperatingOptions.All.Concat(RouteOptions.All))
@@ -217,6 +218,8 @@ public static class RunCommand
 
         // With --rules the flags are the base the file's defaults and rules refine, and
         // each record is routed by the generation in force when it is consumed.
+        var deadLetterChoice = ChooseDeadLetters(parse, kafka, dryRun);
+        if (!deadLetterChoice.IsOk) return Result<ReplayJob>.Fail(deadLetterChoice.Error!);
         var routeBase = RouteOptions.Apply(parse, new RuleBase(destination, rate.ResultValue, parse.GetValue(Delete), parse.GetValue(CopyKeys)), secrets, Console.Error);
         if (!routeBase.IsOk) return Result<ReplayJob>.Fail(routeBase.Error!);
         LiveRules? rules = null;
@@ -233,15 +236,13 @@ public static class RunCommand
             var always = FSharpRouter.Always(routeBase.Value!.Route());
             router = () => always;
         }
-        var sinks = new List<IDeadLetterSink>();
-        if (parse.GetValue(DeadLetterFile) is { } dlPath) sinks.Add(new DeadLetterFile(dlPath));
-        if (parse.GetValue(DeadLetterTopic) is { } dlTopic) sinks.Add(new DeadLetterTopic(kafka, dlTopic));
-        IDeadLetterSink deadLetters = new RedactingDeadLetters(sinks.Count switch
+        var opened = deadLetterChoice.Value!.Open(kafka, secrets, Console.Error);
+        if (!opened.IsOk)
         {
-            0 => new DeadLetterLog(Console.Error),
-            1 => sinks[0],
-            _ => new DeadLetterFanOut(sinks),
-        }, secrets);
+            rules?.Dispose();
+            return Result<ReplayJob>.Fail(opened.Error!);
+        }
+        var deadLetters = opened.Value!;
 
         var services = new ReplayServices
         {
@@ -255,6 +256,12 @@ public static class RunCommand
         };
         return Result<ReplayJob>.Ok(new ReplayJob(run, services, operating ?? new OperatingSettings()));
     }
+
+    /// <summary>Where dead letters go (DeadLetterChoice): the flags, else the group's file in the state
+    /// directory; a dry run writes none, and a redrive of a file (no group) prints what fails again.</summary>
+    public static Result<DeadLetterChoice> ChooseDeadLetters(ParseResult parse, IReadOnlyDictionary<string, string> kafka, bool dryRun) =>
+        DeadLetterChoice.Resolve(parse.GetValue(DeadLetterFile), parse.GetValue(DeadLetterTopic), parse.GetValue(StateDir),
+            kafka.TryGetValue("group.id", out var group) ? group : null, useDefault: !dryRun, StateDirectory.Environment);
 
     /// <summary>A pattern must make an absolute http(s) URL, and record data must not pick the host.</summary>
     public static string? CheckDestination(Destination.Pattern pattern)

@@ -52,7 +52,7 @@ public static class RunExecution
                 log.Write(Severity.Error, $"replay run: --metrics-port/--metrics-host: cannot listen ({e.Message}); pick a free port, or 0 for any");
                 return ExitCodes.Usage;
             }
-            run.Facts = Facts(parse);
+            run.Facts = Facts(parse, job);
             run.FromGiven = parse.GetResult(From) is { Implicit: false };
             try
             {
@@ -87,14 +87,12 @@ public static class RunExecution
     }
 
     /// <summary>What the start banner says that the settings hold only as objects.</summary>
-    static BannerFacts Facts(ParseResult parse)
+    static BannerFacts Facts(ParseResult parse, Replay.ReplayJob job)
     {
         var destinations = new List<string>();
         if (parse.GetValue(Dest) is { } dest) destinations.Add(dest);
         if (parse.GetValue(RulesFile) is { } rules) destinations.Add(destinations.Count == 0 ? $"as {rules} routes" : $"or where {rules} routes");
-        var deadLetters = new List<string>();
-        if (parse.GetValue(DeadLetterFile) is { } file) deadLetters.Add($"file {file}");
-        if (parse.GetValue(DeadLetterTopic) is { } topic) deadLetters.Add($"topic {topic}");
+        var deadLetters = ChooseDeadLetters(parse, job.Run.Kafka, job.Run.DryRun) is { IsOk: true } chosen ? chosen.Value!.Describe() : [];
         var sample = $"{parse.GetValue(Sample).ToString(System.Globalization.CultureInfo.InvariantCulture)} by {(parse.GetValue(SampleMode) == "random" ? "coin flip" : "document")}";
         return new BannerFacts(destinations, sample, deadLetters, parse.GetValue(RulesFile), Rules.RouteOptions.Describe(parse));
     }

@@ -19,6 +19,7 @@ public static class Letters
             Convert.ToBase64String(source.Value.Span),
             ReadableHeaders(source.Headers))
         {
+            ReasonClass = DeadLetterCauseModule.label(job.Cause),
             Original = new OriginalRecord(source.Key, source.Value, source.Headers),
         };
     }
