@@ -15,7 +15,7 @@ public sealed class ReplayMetrics : IDisposable
     readonly ReplayStats _stats;
     readonly ReplayConsumer _consumer;
     readonly Counter _consumed, _bytesConsumed, _delivered, _sampledOut, _deletesIgnored, _notJson, _deadLetters,
-        _decodeErrors, _retries, _ruleReloads, _ruleReloadErrors, _skippedByRule, _requests, _dropped, _deadLetterWriteFailures;
+        _decodeErrors, _retries, _ruleReloads, _ruleReloadErrors, _skippedByRule, _requests, _dropped, _deadLetterWriteFailures, _ruleFailures, _ruleRollbacks;
     readonly Gauge _inFlightRecords, _inFlightBytes, _paused, _assigned, _lag;
     readonly Histogram _latency;
 
@@ -56,6 +56,8 @@ public sealed class ReplayMetrics : IDisposable
         _lag = f.CreateGauge("replay_consumer_lag", "Records of a partition not yet finished (high watermark minus stored offset).", "topic", "partition");
         _ruleReloads = f.CreateCounter("replay_rule_reloads_total", "Successful reloads of the rules file.");
         _ruleReloadErrors = f.CreateCounter("replay_rule_reload_errors_total", "Reloads of the rules file that failed (old rules kept).");
+        _ruleFailures = f.CreateCounter("replay_rule_failures_total", "Records a rule's code failed on (threw or gave an unusable value, body: included), per rule; each is a dead letter.", "rule");
+        _ruleRollbacks = f.CreateCounter("replay_rule_rollbacks_total", "New rules generations rolled back because their rules failed on too many records in their first minute.");
         DotNetStats.Register(Registry);
 
         _stats.SkipObserved += OnSkip;
@@ -100,6 +102,8 @@ public sealed class ReplayMetrics : IDisposable
             _dropped.WithLabels(route, status.ToString(System.Globalization.CultureInfo.InvariantCulture)).IncTo(count);
         _ruleReloads.IncTo(RuleMetrics.Reloads);
         _ruleReloadErrors.IncTo(RuleMetrics.ReloadErrors);
+        _ruleRollbacks.IncTo(RuleMetrics.Rollbacks);
+        foreach (var (rule, count) in RuleMetrics.FailuresByRule) _ruleFailures.WithLabels(rule).IncTo(count);
         _inFlightRecords.Set(_consumer.Observer.InFlight);
         _inFlightBytes.Set(_consumer.Observer.InFlightBytes);
         _paused.Set(_consumer.Observer.PausedCount);
