@@ -32,7 +32,9 @@ type RunSettings =
       /// Stop after this many records; 0: no limit.
       MaxRecords: int64
       /// Print requests instead of sending them; store and commit nothing.
-      DryRun: bool }
+      DryRun: bool
+      /// `--max-dead-letter-ratio`: hold consuming when too many records become dead letters; None: never.
+      DeadLetterBrake: DeadLetterBrake.Settings option }
 
 module Settings =
     let delivery: DeliverySettings =
@@ -58,7 +60,8 @@ module Settings =
           Delivery = delivery
           UntilEnd = false
           MaxRecords = 0L
-          DryRun = false }
+          DryRun = false
+          DeadLetterBrake = None }
 
     /// The longest a duration from outside (a flag) may be: timers refuse more than ~49.7 days.
     let MaxDuration = TimeSpan.FromDays 30.0
@@ -77,4 +80,6 @@ module Settings =
         elif settings.Budget.MaxInFlightRecords < 1 then Some "--max-in-flight-records must be at least 1"
         elif settings.Budget.MaxInFlightBytes < 1L then Some "--max-in-flight-bytes must be at least 1"
         elif settings.MaxRecords < 0L then Some "--max-records must be at least 1"
+        elif settings.DeadLetterBrake |> Option.exists (fun b -> (DeadLetterBrake.problem b.MaxRatio).IsSome) then
+            settings.DeadLetterBrake |> Option.bind (fun b -> DeadLetterBrake.problem b.MaxRatio)
         else None

@@ -48,6 +48,7 @@ public static class RunCommand
     internal static readonly Option<TimeSpan?> MaxRetryDuration = Duration.Option("--max-retry-duration", "Give up (dead-letter) after retrying a record this long, outage or not; default: retry until delivered");
     internal static readonly Option<TimeSpan?> MaxBackoff = Duration.Option("--max-backoff", "Longest wait between two attempts of a record, a server's Retry-After included", RetrySchedule.defaults.MaxBackoff);
     internal static readonly Option<TimeSpan?> PoisonAfter = Duration.Option("--poison-after", "Dead-letter a record that keeps failing this long while the destination accepts others (an outage never counts)", RetrySchedule.defaults.PoisonAfter);
+    internal static readonly Option<double?> MaxDeadLetterRatio = new("--max-dead-letter-ratio") { HelpName = "ratio", Description = "Pause consuming when more than this share of the last 1,000 records became dead letters (0.5: half); a probe resumes after 1m (doubling), or at once on new rules" };
     internal static readonly Option<string?> DeadLetterTopic = new("--dead-letter-topic") { HelpName = "topic", Description = "Write records that cannot be delivered to this Kafka topic (original key, value and headers kept)" };
     internal static readonly Option<double?> MaxRate = new("--max-rate") { HelpName = "per-second", Description = "At most N requests per second to the destination (retries included)" };
     internal static readonly Option<string?> RulesFile = new("--rules") { HelpName = "file", Description = "YAML rules file (C# snippets) refining the flags per record; reloaded when it changes. See rules/README.md" };
@@ -80,7 +81,7 @@ public static class RunCommand
                 """);
         Signals.Stops(command, "stopping: finishing in-flight requests, then committing", "undelivered records stay uncommitted");
         foreach (var option in new Option[] { Topic, GroupId, Properties, Bootstrap, Dest, CopyKeys, Sample, SampleMode, Delete,
-                     NumThreads, Concurrency, ValidateJson, Proxy, NoProxy, CaFile, ClientCert, ClientKey, InsecureSkipVerify, Format, RawKeys, DeadLetterFile, DeadLetterTopic, StateDir, MaxRate, From, UntilEnd, MaxRecords,
+                     NumThreads, Concurrency, ValidateJson, Proxy, NoProxy, CaFile, ClientCert, ClientKey, InsecureSkipVerify, Format, RawKeys, DeadLetterFile, DeadLetterTopic, StateDir, MaxDeadLetterRatio, MaxRate, From, UntilEnd, MaxRecords,
                      MaxInFlightBytes, MaxInFlightRecords, MaxPayloadBytes, RequestTimeout, MaxRetryDuration, MaxBackoff, PoisonAfter, ShutdownTimeout, RulesFile })
             command.Options.Add(option);
         foreach (var option in OperatingOptions.All.Concat(RouteOptions.All))
@@ -117,7 +118,8 @@ public static class RunCommand
         var maxRecords = parse.GetValue(MaxRecords);
         if (maxRecords is < 1) return Result<ReplayJob>.Fail($"--max-records {maxRecords}: must be at least 1");
         var built = DeliverySettings(parse, kafka.Value!, parse.GetValue(Topic)!, secrets, untilEnd: parse.GetValue(UntilEnd),
-            maxRecords: maxRecords ?? 0, dryRun: o.DryRun, start: o.Start, reset: o.Reset, operating: o.Operating);
+            maxRecords: maxRecords ?? 0, dryRun: o.DryRun, start: o.Start, reset: o.Reset, operating: o.Operating,
+            maxDeadLetterRatio: parse.GetValue(MaxDeadLetterRatio));
         if (built.IsOk && parse.GetValue(NoProxy) is { } noProxy && ProxySettings.Bypass(built.Value!.Services.Proxy, noProxy) is { } bypassProblem)
         {
             built.Value!.Services.DeadLetters.Dispose();
@@ -157,7 +159,7 @@ public static class RunCommand
     /// with what the caller read of the rest, the whole validated job.</summary>
     public static Result<ReplayJob> DeliverySettings(ParseResult parse, IReadOnlyDictionary<string, string> kafka, string topic, Secrets secrets,
         bool untilEnd = false, long maxRecords = 0, bool dryRun = false, StartPosition? start = null, bool reset = false,
-        OperatingSettings? operating = null)
+        OperatingSettings? operating = null, double? maxDeadLetterRatio = null)
     {
         secrets.AddProxyEnvironment();
         Destination.Pattern? destination = null;
@@ -201,7 +203,8 @@ public static class RunCommand
                 parse.GetValue(ShutdownTimeout) ?? Settings.delivery.ShutdownTimeout),
             untilEnd,
             maxRecords,
-            dryRun);
+            dryRun,
+            maxDeadLetterRatio is { } ratio ? FSharpOption<DeadLetterBrake.Settings>.Some(DeadLetterBrake.settings(ratio)) : null);
         if (Settings.problem(run) is { } invalid) return Result<ReplayJob>.Fail(invalid.Value);
 
         IWebProxy? proxy = null;

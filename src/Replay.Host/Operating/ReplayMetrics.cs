@@ -15,8 +15,8 @@ public sealed class ReplayMetrics : IDisposable
     readonly ReplayStats _stats;
     readonly ReplayConsumer _consumer;
     readonly Counter _consumed, _bytesConsumed, _delivered, _sampledOut, _deletesIgnored, _notJson, _deadLetters,
-        _decodeErrors, _retries, _ruleReloads, _ruleReloadErrors, _skippedByRule, _requests, _dropped, _deadLetterWriteFailures, _ruleFailures, _ruleRollbacks;
-    readonly Gauge _inFlightRecords, _inFlightBytes, _paused, _assigned, _lag;
+        _decodeErrors, _retries, _ruleReloads, _ruleReloadErrors, _skippedByRule, _requests, _dropped, _deadLetterWriteFailures, _ruleFailures, _ruleRollbacks, _brakeHolds;
+    readonly Gauge _inFlightRecords, _inFlightBytes, _paused, _assigned, _lag, _brakeHeld;
     readonly Histogram _latency;
 
     /// <summary>This run's registry: its own, so that runs in one process do not mix.</summary>
@@ -40,6 +40,8 @@ public sealed class ReplayMetrics : IDisposable
         _dropped = f.CreateCounter("replay_records_dropped_total", "Records the status policy ended without delivery (--drop-on, on-status), by route and status.", "route", "status");
         _deadLetterWriteFailures = f.CreateCounter("replay_dead_letter_write_failures_total",
             "Dead letters that could not be written (disk full, topic unreachable); each record waits, holding its partition's commit, and is tried again.");
+        _brakeHolds = f.CreateCounter("replay_dead_letter_brake_holds_total", "Times --max-dead-letter-ratio paused consuming because too many of the last records became dead letters.");
+        _brakeHeld = f.CreateGauge("replay_dead_letter_brake_held", "1 while --max-dead-letter-ratio holds consuming paused, else 0.");
         _decodeErrors = f.CreateCounter("replay_decode_errors_total", "Records whose envelope could not be decoded (also dead letters).");
         _retries = f.CreateCounter("replay_retries_total", "HTTP attempts repeated after a retryable failure.");
         _requests = f.CreateCounter("replay_requests_total", "HTTP attempts by method and outcome (2xx..5xx, timeout, unreachable).", "method", "status_class");
@@ -107,6 +109,8 @@ public sealed class ReplayMetrics : IDisposable
         _inFlightRecords.Set(_consumer.Observer.InFlight);
         _inFlightBytes.Set(_consumer.Observer.InFlightBytes);
         _paused.Set(_consumer.Observer.PausedCount);
+        _brakeHolds.IncTo(_consumer.Observer.Holds);
+        _brakeHeld.Set(_consumer.Observer.Held is null ? 0 : 1);
         _assigned.Set(_consumer.Observer.AssignedCount);
 
         var lag = _consumer.Observer.Lag.Current;

@@ -41,6 +41,7 @@ public sealed partial class ReplayConsumer
         _stats = stats ?? new ReplayStats();
         _starts = new StartOffsets(services.Start, services.Reset, settings.Kafka, services.Log);
         _owned = new OwnedPartitions(services.Log, _observer, settings.DryRun);
+        StartBrake();
     }
 
     public ReplayStats Stats => _stats;
@@ -214,12 +215,17 @@ public sealed partial class ReplayConsumer
         _lastStore = Environment.TickCount64;
         _owned.StoreAll();
         Consuming.updateSpans(_settings.Budget, _owned.Leases);
+        TurnBrake();
         _owned.Reconcile(_mode);
     }
 
     void DrainCompletions()
     {
-        while (_completions.TryDequeue(out var job)) Consuming.finished(job);
+        while (_completions.TryDequeue(out var job))
+        {
+            Consuming.finished(job);
+            ObserveForBrake(job);
+        }
     }
 
     void Commit(IEnumerable<TopicPartitionOffset>? offsets = null)

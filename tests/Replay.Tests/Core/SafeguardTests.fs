@@ -58,3 +58,96 @@ let rulesProbation =
               Expect.equal (RulesProbation.judge probation before { Routed = 1000L; Failed = 210L } 30_000L) RulesProbation.Verdict.OnProbation "kept"
               Expect.equal (RulesProbation.judge probation before { Routed = 1000L; Failed = 450L } 30_000L) RulesProbation.Verdict.RollBack "but not one failing on 45%"
           } ]
+
+let private brake = DeadLetterBrake.settings 0.5
+
+/// A brake small enough to reason about: 2 buckets of 3 records, judged from 4.
+let private small: DeadLetterBrake.Settings =
+    { MaxRatio = 0.5
+      BucketSize = 3
+      Buckets = 2
+      MinRecords = 4
+      HoldMs = 1_000L
+      MaxHoldMs = 4_000L }
+
+/// Outcomes (true: a dead letter) with what the window must hold: the last `Buckets`
+/// chunks of `BucketSize`, the newest possibly partial.
+let private outcomes =
+    Gen.listOf (Gen.frequency [ 3, Gen.constant false; 1, Gen.constant true ])
+    |> Gen.map (fun items ->
+        let chunks = List.chunkBySize small.BucketSize items
+        let kept = chunks |> List.skip (max 0 (chunks.Length - small.Buckets)) |> List.concat
+        items, kept)
+
+[<Tests>]
+let deadLetterBrake =
+    testList
+        "Dead-letter brake"
+        [ property "the window holds the last buckets of outcomes (reference model)" outcomes (fun (items, kept) ->
+              let window = DeadLetterBrake.Window(small)
+              for dead in items do
+                  window.Add dead
+              Expect.equal window.Finished kept.Length "records"
+              Expect.equal window.DeadLettered (kept |> List.filter id |> List.length) "dead letters")
+
+          property "consuming is never held under the ratio, nor before enough records finished"
+              (Gen.zip3 (Gen.choose (0, 2000)) (Gen.choose (0, 2000)) (Gen.choose (0, 1_000_000)))
+          <| fun (finished, dead, now) ->
+              let dead = min dead finished
+              let struct (_, decision) = DeadLetterBrake.step brake (DeadLetterBrake.initial brake) finished dead (int64 now)
+              if finished < brake.MinRecords || float dead <= brake.MaxRatio * float finished then
+                  Expect.equal decision DeadLetterBrake.Decision.Keep "not held"
+              else
+                  Expect.equal decision DeadLetterBrake.Decision.Hold "held"
+
+          test "a hold lasts its time, then probes; a probe over the ratio holds twice as long (up to the cap), one under it lets go" {
+              let step state finished dead now = DeadLetterBrake.step small state finished dead now
+              let struct (held, d) = step (DeadLetterBrake.initial small) 6 4 0L
+              Expect.equal d DeadLetterBrake.Decision.Hold "over: held"
+              Expect.equal (DeadLetterBrake.hold held) Backpressure.DeadLetterRatio "the pause decision hears it"
+              let struct (still, d) = step held 6 4 999L
+              Expect.equal d DeadLetterBrake.Decision.Keep "still held before its time"
+              let struct (probing, d) = step still 6 4 1_000L
+              Expect.equal d DeadLetterBrake.Decision.Release "released for a probe after 1 s"
+              Expect.equal (DeadLetterBrake.hold probing) Backpressure.Free "consuming again"
+              let struct (waiting, d) = step probing 3 3 1_100L
+              Expect.equal d DeadLetterBrake.Decision.Keep "a probe is judged on enough records only"
+              let mutable state = waiting
+              let mutable now = 1_200L
+              let holds = ResizeArray()
+              for _ in 1..4 do
+                  let struct (again, d) = step state 4 4 now
+                  Expect.equal d DeadLetterBrake.Decision.Hold "the probe fails: held again"
+                  match again with
+                  | DeadLetterBrake.Holding(_, hold) -> holds.Add hold
+                  | other -> failtestf "not holding: %A" other
+                  let struct (next, _) = step again 0 0 (now + 10_000L)
+                  state <- next
+                  now <- now + 10_001L
+              Expect.equal (List.ofSeq holds) [ 2_000L; 4_000L; 4_000L; 4_000L ] "doubling, up to the cap"
+              let struct (recovered, d) = step state 4 1 now
+              Expect.equal d DeadLetterBrake.Decision.Recovered "a probe under the ratio lets go"
+              let struct (_, d) = step recovered 6 4 (now + 1L)
+              Expect.equal d DeadLetterBrake.Decision.Hold "and the next hold starts from the first length again"
+              match DeadLetterBrake.step small recovered 6 4 (now + 1L) with
+              | struct (DeadLetterBrake.Holding(_, hold), _) -> Expect.equal hold small.HoldMs "1 s again"
+              | other -> failtestf "%A" other
+          }
+
+          test "new rules end a hold at once, as a probe; otherwise release changes nothing" {
+              let struct (held, _) = DeadLetterBrake.step small (DeadLetterBrake.initial small) 6 6 0L
+              let struct (probing, d) = DeadLetterBrake.release held
+              Expect.equal d DeadLetterBrake.Decision.Release "released"
+              Expect.isTrue probing.IsProbing "as a probe"
+              let struct (same, d) = DeadLetterBrake.release (DeadLetterBrake.initial small)
+              Expect.equal d DeadLetterBrake.Decision.Keep "nothing to release"
+              Expect.equal same (DeadLetterBrake.initial small) "unchanged"
+          }
+
+          test "--max-dead-letter-ratio takes a fraction in [0, 1)" {
+              for ok in [ 0.0; 0.01; 0.5; 0.999 ] do
+                  Expect.isNone (DeadLetterBrake.problem ok) $"{ok} is fine"
+              for bad in [ -0.1; 1.0; 1.5; nan; infinity ] do
+                  let message = Expect.wantSome (DeadLetterBrake.problem bad) $"{bad} is refused"
+                  Expect.stringContains message "--max-dead-letter-ratio" "naming the flag"
+          } ]

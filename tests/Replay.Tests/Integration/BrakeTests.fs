@@ -82,4 +82,59 @@ let tests =
               child.Signal 15
               Expect.equal (child.WaitForExit within) (Some 0) "stops cleanly"
               Expect.stringContains child.Stderr "1 rolled back" "the summary says so"
+          }
+
+          test "--max-dead-letter-ratio pauses consuming when most records become dead letters, says why, and new rules resume it" {
+              use cluster = Broker.start "t" 2
+              let n = 3000
+              Broker.produce cluster.BootstrapServers "t" [ for i in 1..n -> doc $"c-{i}" None ]
+              // A destination that refuses everything (a bad deploy of the prototype, say).
+              use server = HttpRecorder.start (HttpRecorder.always 400)
+              use dir = new RulesFiles.Directory()
+              let file = dir.File "rules.yaml"
+              let rules (comment: string) = $"# {comment}\ndefaults:\n  dest: {server.Url}/d/{{id}}\nrules: []\n"
+              RulesFiles.write file (rules "first")
+              let state = Temp.dir ()
+              let letters () = deadLetters (StateDirectory.DeadLetterFile(state, "g"))
+              use child =
+                  ReplayProcess.spawn
+                      [ "run"; "-p"; props cluster.BootstrapServers; "-t"; "t"; "-gid"; "g"; "--rules"; file; "--state-dir"; state
+                        "--max-dead-letter-ratio"; "0.5"; "--max-in-flight-records"; "50"; "--metrics-port"; "0" ]
+              Expect.isTrue (Wait.until within (fun () -> child.Stderr.Contains "consuming paused: ")) $"paused ({child.Stderr})"
+              let line = child.Stderr.Split('\n') |> Array.find (fun l -> l.Contains "consuming paused: ")
+              for part in [ "became dead letters"; "over --max-dead-letter-ratio 0.5"; "Nothing is lost"; "resumes for a probe in 60 s"; "new generation" ] do
+                  Expect.stringContains line part $"the line says {part}"
+              let url = Expect.wantSome (metricsUrl child) "the metrics URL"
+              Expect.isTrue (Wait.until within (fun () -> sample url "replay_in_flight_records" = 0.0)) "what was in flight finishes"
+              Expect.equal (sample url "replay_dead_letter_brake_held") 1.0 "the metric says consuming is held"
+              Expect.equal (sample url "replay_dead_letter_brake_holds_total") 1.0 "and counts the hold"
+              Expect.equal (sample url "replay_paused_partitions") 2.0 "every partition is paused"
+              use ready = http.GetAsync(Uri(Uri url, "/readyz")).GetAwaiter().GetResult()
+              Expect.equal (int ready.StatusCode) 503 "not ready while held"
+              Expect.stringContains (ready.Content.ReadAsStringAsync().GetAwaiter().GetResult()) "--max-dead-letter-ratio" "and /readyz says why"
+              let heldAt = (letters ()).Length
+              printfn "brake: held after %d of %d records became dead letters" heldAt n
+              Expect.isLessThan heldAt 400 "held after the first hundred or so, not the whole topic"
+
+              // The operator fixes the destination and saves the rules: consuming resumes at once, as a probe.
+              server.SetResponder(HttpRecorder.always 201)
+              RulesFiles.write file (rules "second")
+              Expect.isTrue (Wait.until within (fun () -> child.Stderr.Contains "consuming resumes: a new rules generation came into force")) $"resumed ({child.Stderr})"
+              Expect.isTrue (Wait.until within (fun () -> server.Accepted.Length + (letters ()).Length >= n)) "the rest of the topic goes out"
+              Expect.isTrue (Wait.until within (fun () -> child.Stderr.Contains "dead letters are back under --max-dead-letter-ratio 0.5")) "the brake lets go"
+              Expect.equal (sample url "replay_dead_letter_brake_held") 0.0 "the metric says so"
+              child.Signal 15
+              Expect.equal (child.WaitForExit within) (Some 0) "stops cleanly"
+              Expect.equal (Broker.committedTotal cluster.BootstrapServers "g" "t" 2) (int64 n) "everything committed: delivered or kept as a dead letter"
+          }
+
+          test "--max-dead-letter-ratio refuses what is not a fraction below 1, with exit 2" {
+              for bad in [ "1"; "1.5"; "-0.1"; "half" ] do
+                  let code, _, stderr =
+                      ReplayProcess.run
+                          [ "run"; "-b"; "127.0.0.1:9"; "-gid"; "g"; "-t"; "t"; "--dest"; "http://127.0.0.1:9/s/%k"; "--max-dead-letter-ratio"; bad ]
+                          within
+                  Expect.equal code 2 $"{bad}: exit 2 ({stderr})"
+                  Expect.stringContains stderr "--max-dead-letter-ratio" $"{bad}: names the flag"
+                  Expect.isFalse (hasStackTrace stderr) "no stack trace"
           } ]
