@@ -130,9 +130,9 @@ public sealed class DeadLetterFile : IDeadLetterSink
         }
     }
 
-    /// <summary>The lock is held by another open of the file (EWOULDBLOCK from flock).</summary>
+    /// <summary>The lock is held by another open of the file (EWOULDBLOCK from flock; a sharing violation on Windows).</summary>
     static bool HeldByAnother(IOException e) =>
-        e.GetType() == typeof(IOException) && e.HResult is 11 /* Linux */ or 35 /* macOS, BSD */;
+        e.GetType() == typeof(IOException) && e.HResult is 11 /* Linux */ or 35 /* macOS, BSD */ or unchecked((int)0x80070020) /* Windows */;
 
     public static IEnumerable<DeadLetter> Read(string path)
     {
