@@ -219,10 +219,11 @@ public static class RunCommand
         var tls = ClientTls.Load(parse.GetValue(CaFile), parse.GetValue(ClientCert), parse.GetValue(ClientKey), parse.GetValue(InsecureSkipVerify));
         if (!tls.IsOk) return Result<ReplayJob>.Fail(tls.Error!);
 
-        // With --rules the flags are the base the file's defaults and rules refine, and
-        // each record is routed by the generation in force when it is consumed.
+        // Checked before the rules start (a thread of their own); the file is opened once they have.
         var deadLetterChoice = ChooseDeadLetters(parse, kafka, dryRun);
         if (!deadLetterChoice.IsOk) return Result<ReplayJob>.Fail(deadLetterChoice.Error!);
+        // With --rules the flags are the base the file's defaults and rules refine, and
+        // each record is routed by the generation in force when it is consumed.
         var routeBase = RouteOptions.Apply(parse, new RuleBase(destination, rate.ResultValue, parse.GetValue(Delete), parse.GetValue(CopyKeys)), secrets, Console.Error);
         if (!routeBase.IsOk) return Result<ReplayJob>.Fail(routeBase.Error!);
         LiveRules? rules = null;
