@@ -68,7 +68,14 @@ let hasRoom (budget: Budget) (inFlight: int) (bytes: int64) =
 let spanFull (budget: Budget) (wasFull: bool) (span: int) =
     if wasFull then span > budget.MaxSpanPerPartition / 2 else span > budget.MaxSpanPerPartition
 
+/// Why consuming is held as a whole besides the budget: every partition stays paused
+/// while a hold lasts.
+type Hold =
+    | Free
+    /// `--max-dead-letter-ratio`: too many of the last records became dead letters (DeadLetterBrake).
+    | DeadLetterRatio
+
 /// Whether a partition should be paused now, for any reason: the whole budget is
-/// paused, its --until-end mark is reached, or its span is full.
-let wantsPause (mode: Mode) (lease: Lease) =
-    mode = Paused || lease.ReachedEnd || lease.SpanFull
+/// paused, consuming is held, its --until-end mark is reached, or its span is full.
+let wantsPause (mode: Mode) (hold: Hold) (lease: Lease) =
+    mode = Paused || hold <> Free || lease.ReachedEnd || lease.SpanFull

@@ -79,7 +79,7 @@ let take
         Lease.finish offset lease
         Skipped reason
     | Reject reason ->
-        engines[0].SubmitRejected(Job(ValueNone, lease, offset, bytes, source), describeReject reason)
+        engines[0].SubmitRejected(Job(ValueNone, lease, offset, bytes, source), DeadLetterCause.ofReject reason, describeReject reason)
         Rejected reason
 
 let private severity result =
@@ -93,13 +93,19 @@ let private severity result =
 /// How a record ended: what its required copies came to, and the status that
 /// dropped it when it was dropped.
 [<Struct>]
-type RecordEnd = { Conclusion: Conclusion; DroppedStatus: int; Route: string }
+type RecordEnd =
+    { Conclusion: Conclusion
+      DroppedStatus: int
+      Route: string
+      /// Why it is a dead letter, when it is one.
+      Cause: DeadLetterCause }
 
-let private ended (job: Job) (result: JobResult) =
+let private ended (job: Job) (result: JobResult) (cause: DeadLetterCause) =
     ValueSome
         { Conclusion = JobResult.conclusion result
           DroppedStatus = JobResult.droppedStatus result
-          Route = (if job.HasRequest then job.Request.Route else "") }
+          Route = (if job.HasRequest then job.Request.Route else "")
+          Cause = cause }
 
 /// A finished job reaches the consuming thread. When that finishes its record —
 /// its only job, or the last required copy — the record's checkpoint moves and its
@@ -112,7 +118,7 @@ let finished (job: Job) : RecordEnd voption =
         | Pending -> ValueNone
         | result ->
             Lease.finish job.Offset job.Lease
-            ended job result
+            ended job result job.Cause
     | copies when job.BestEffort ->
         copies.Finished[job.Request.Destination] <- job
         ValueNone
@@ -125,10 +131,12 @@ let finished (job: Job) : RecordEnd voption =
             ValueNone
         | result ->
             copies.Remaining <- copies.Remaining - 1
-            if severity result > severity copies.Outcome then copies.Outcome <- result
+            if severity result > severity copies.Outcome then
+                copies.Outcome <- result
+                copies.Cause <- job.Cause
             if copies.Remaining = 0 && not copies.Abandoned then
                 Lease.finish job.Offset job.Lease
-                ended job copies.Outcome
+                ended job copies.Outcome copies.Cause
             else
                 ValueNone
 

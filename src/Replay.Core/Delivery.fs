@@ -95,6 +95,8 @@ type Job(request: Pipeline.Request voption, lease: Lease, offset: int64, bytes: 
     member val internal DeadLetterFailing: RetrySchedule.Failing voption = ValueNone with get, set
     /// Why it is a dead letter.
     member val Reason: string = "" with get, set
+    /// Why it is a dead letter, as one of a few classes (metrics, the dead-letter brake).
+    member val Cause: DeadLetterCause = PermanentStatus with get, set
     /// The job behind this one in its lane.
     member val internal Next: Job | null = null with get, set
     /// On a lane's head: the lane's last job.
@@ -121,6 +123,8 @@ and [<Sealed>] Copies(required: int, destinations: int) =
     member val Abandoned = false with get, set
     /// The worst end of the required copies so far: a dead letter over a drop over a delivery.
     member val Outcome = Pending with get, set
+    /// Why the copy that decided the outcome is a dead letter, when it is one.
+    member val Cause = PermanentStatus with get, set
 
 
 /// What the host carries out for the engine. Called under the engine's lock: each
@@ -232,8 +236,9 @@ type DeliveryEngine(schedule: RetrySchedule.Settings, giveUpOnDeadLetters: TimeS
         else
             finish job Abandoned
 
-    let deadLetter (job: Job) (reason: string) =
+    let deadLetter (job: Job) (cause: DeadLetterCause) (reason: string) =
         job.Reason <- reason
+        job.Cause <- cause
         // A best-effort copy holds nothing and leaves nothing behind: it is dropped.
         if job.BestEffort then finish job (Dropped job.LastStatus)
         elif accepts job then
@@ -288,11 +293,11 @@ type DeliveryEngine(schedule: RetrySchedule.Settings, giveUpOnDeadLetters: TimeS
 
     /// A consumed record that can only become a dead letter (undecodable, refused).
     /// It holds its partition's commit until the dead letter is written.
-    member _.SubmitRejected(job: Job, reason: string) =
+    member _.SubmitRejected(job: Job, cause: DeadLetterCause, reason: string) =
         inFlight <- inFlight + 1
         inFlightBytes <- inFlightBytes + job.Bytes
         job.Lease.Unfinished <- job.Lease.Unfinished + 1
-        deadLetter job reason
+        deadLetter job cause reason
 
     /// A sender is about to send: false when the job was fenced or abandoned meanwhile.
     member _.Begin(job: Job) : bool =
@@ -324,7 +329,7 @@ type DeliveryEngine(schedule: RetrySchedule.Settings, giveUpOnDeadLetters: TimeS
             | Draining, _ -> finish job Abandoned
             | _, Permanent reason ->
                 answered job now
-                deadLetter job reason
+                deadLetter job PermanentStatus reason
             | _, Retry retryAfter ->
                 let healthy = job.Failing.IsSome && serving job
                 (healthOf job).Failed(job, now)
@@ -334,7 +339,7 @@ type DeliveryEngine(schedule: RetrySchedule.Settings, giveUpOnDeadLetters: TimeS
                 | RetrySchedule.WaitFor wait ->
                     job.Phase <- BackingOff
                     effects.Backoff(job, wait)
-                | RetrySchedule.GiveUp reason -> deadLetter job $"{reason} ({describe attempt})"
+                | RetrySchedule.GiveUp(cause, reason) -> deadLetter job cause $"{reason} ({describe attempt})"
 
     /// A backoff ended.
     member _.Due(job: Job) =

@@ -82,7 +82,8 @@ let fail (previous: Failing voption) (now: int64) (healthy: bool) : Failing =
 /// What happens after a failed attempt.
 type Next =
     | WaitFor of TimeSpan
-    | GiveUp of reason: string
+    /// Stop trying: the record becomes a dead letter of this class, for this reason.
+    | GiveUp of cause: DeadLetterCause * reason: string
 
 let private describeDuration (d: TimeSpan) =
     if d.TotalHours >= 1.0 && d.Minutes = 0 && d.Seconds = 0 then $"{int d.TotalHours}h"
@@ -94,9 +95,9 @@ let private describeDuration (d: TimeSpan) =
 let next (settings: Settings) (failing: Failing) (now: int64) (draw: float) (retryAfter: TimeSpan option) : Next =
     let elapsed = TimeSpan.FromMilliseconds(float (max 0L (now - failing.Since)))
     match settings.MaxRetryDuration with
-    | Some limit when elapsed >= limit -> GiveUp $"still failing after --max-retry-duration {describeDuration limit}"
+    | Some limit when elapsed >= limit -> GiveUp(MaxRetryDuration, $"still failing after --max-retry-duration {describeDuration limit}")
     | _ when TimeSpan.FromMilliseconds(float failing.PoisonMs) >= settings.PoisonAfter ->
-        GiveUp $"poison: kept failing for --poison-after {describeDuration settings.PoisonAfter} while the destination accepted other records"
+        GiveUp(Poison, $"poison: kept failing for --poison-after {describeDuration settings.PoisonAfter} while the destination accepted other records")
     | limit ->
         let wait = backoff settings failing.Attempts draw retryAfter
         match limit with

@@ -57,7 +57,9 @@ type RunSettings =
       /// Stop after this many records; 0: no limit.
       MaxRecords: int64
       /// Print requests instead of sending them; store and commit nothing.
-      DryRun: bool }
+      DryRun: bool
+      /// `--max-dead-letter-ratio`: hold consuming when too many records become dead letters; None: never.
+      DeadLetterBrake: DeadLetterBrake.Settings option }
 
 module Settings =
     let delivery: DeliverySettings =
@@ -87,7 +89,8 @@ module Settings =
           Destinations = single
           UntilEnd = false
           MaxRecords = 0L
-          DryRun = false }
+          DryRun = false
+          DeadLetterBrake = None }
 
     /// The same run, giving up on a record after `limit` unless a limit is already set.
     let withDefaultRetryLimit (limit: TimeSpan) (settings: RunSettings) =
@@ -120,4 +123,6 @@ module Settings =
         elif settings.Destinations |> List.forall (fun d -> d.BestEffort) then Some "every destination is best-effort: give at least one with --dest, whose deliveries the commits wait for"
         elif settings.Destinations |> List.skipWhile (fun d -> not d.BestEffort) |> List.exists (fun d -> not d.BestEffort) then
             Some "required destinations come first, best-effort ones after them"
+        elif settings.DeadLetterBrake |> Option.exists (fun b -> (DeadLetterBrake.problem b.MaxRatio).IsSome) then
+            settings.DeadLetterBrake |> Option.bind (fun b -> DeadLetterBrake.problem b.MaxRatio)
         else None

@@ -1,10 +1,15 @@
 module Replay.Tests.Main
 
+open System
 open Expecto
 open Expecto.Impl
 
 [<EntryPoint>]
 let main argv =
+    // Runs built in this process (RunCommand.Build) keep their default dead-letter files in a
+    // scratch directory, never in the home directory of whoever runs the tests.
+    Environment.SetEnvironmentVariable("STATE_DIRECTORY", null)
+    Environment.SetEnvironmentVariable("XDG_STATE_HOME", Replay.Tests.Temp.dir ())
     let mutable counts = None
     let printer =
         { defaultConfig.printer with

@@ -111,8 +111,8 @@ public static class CompareCommand
         });
     }
 
-    static BannerFacts Facts(ParseResult parse) =>
-        RunExecution.Facts(parse) with
+    static BannerFacts Facts(ParseResult parse, ReplayJob job) =>
+        RunExecution.Facts(parse, job) with
         {
             Destinations = [$"primary {parse.GetValue(Primary)}", $"candidate {parse.GetValue(Candidate)}",
                 .. parse.GetValue(Secondary) is { } s ? [$"secondary {s}"] : Array.Empty<string>()],

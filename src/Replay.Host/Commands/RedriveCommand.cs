@@ -18,8 +18,9 @@ public static class RedriveCommand
         var command = new Command("redrive", "Send dead letters again, from a --dead-letter file or a --dead-letter-topic.");
         HelpText.Describe(command,
             details: """
-                Records that fail again go to this run's --dead-letter / --dead-letter-topic (use a new file), so nothing is
-                lost. Exit 0 when every record was sent, 1 when some failed again.
+                Records that fail again go to this run's --dead-letter / --dead-letter-topic (use a new file); from a file
+                without either they are printed (the file still holds them), from a topic they go to the group's file in
+                --state-dir, so nothing is lost. Exit 0 when every record was sent, 1 when some failed again.
                 """,
             examples: """
                   replay redrive --file dead.jsonl --dest "http://proto.example/submit/telemetry/%k" --dead-letter dead-2.jsonl
@@ -29,7 +30,7 @@ public static class RedriveCommand
         command.Options.Add(file);
         command.Options.Add(topic);
         foreach (var option in new Option[] { GroupId, Properties, Bootstrap, Dest, DestBestEffort, CopyKeys, Sample, SampleMode, Delete, ConcurrencyOptions.NumThreads,
-                     ConcurrencyOptions.Concurrency, ConcurrencyOptions.MaxConcurrency, ValidateJson, Proxy, RunCommand.NoProxy, CaFile, ClientCert, ClientKey, InsecureSkipVerify, Format, RawKeys, RunCommand.DeadLetterFile, RunCommand.DeadLetterTopic, MaxRate, From, MaxInFlightBytes,
+                     ConcurrencyOptions.Concurrency, ConcurrencyOptions.MaxConcurrency, ValidateJson, Proxy, RunCommand.NoProxy, CaFile, ClientCert, ClientKey, InsecureSkipVerify, Format, RawKeys, RunCommand.DeadLetterFile, RunCommand.DeadLetterTopic, StateDir, MaxRate, From, MaxInFlightBytes,
                      MaxInFlightRecords, MaxPayloadBytes, RequestTimeout, MaxRetryDuration, MaxBackoff, PoisonAfter, ShutdownTimeout, RulesFile }.Concat(Rules.RouteOptions.All))
             command.Options.Add(option);
         foreach (var option in DestinationAuthOptions.All) command.Options.Add(option);

@@ -36,7 +36,8 @@ public static class RunCommand
     internal static readonly Option<bool> InsecureSkipVerify = new("--insecure-skip-verify") { Description = "Do not verify destination certificates (tests only: anyone on the path can read and change the replay)" };
     internal static readonly Option<string> Format = new("--format") { HelpName = "bagheera|raw", Description = "bagheera (protobuf envelopes) or raw (key = id, value = payload)", DefaultValueFactory = _ => "bagheera" };
     internal static readonly Option<bool> RawKeys = new("--raw-keys") { Description = "Insert ids verbatim into the URL as Bagheera did (default: escaped as one path segment)" };
-    internal static readonly Option<string?> DeadLetterFile = new("--dead-letter") { HelpName = "file", Description = "Append records that cannot be delivered to this JSON-lines file" };
+    internal static readonly Option<string?> DeadLetterFile = new("--dead-letter") { HelpName = "file|-", Description = "Append records that cannot be delivered to this JSON-lines file; '-' prints them and keeps nothing. Default: the group's file in --state-dir" };
+    internal static readonly Option<string?> StateDir = new("--state-dir") { HelpName = "dir", Description = "Where the group's dead-letter file is kept by default: $STATE_DIRECTORY (systemd), else $XDG_STATE_HOME/replay, else ~/.local/state/replay" };
     internal static readonly Option<string> From = new("--from") { HelpName = "position", Description = "Where partitions without a committed offset start: earliest, latest, committed (resume only), an ISO-8601 time or -DURATION (-2h); committed offsets win unless --reset", DefaultValueFactory = _ => "latest" };
     internal static readonly Option<bool> UntilEnd = new("--until-end") { Description = "Stop after the records present at start, then commit and exit 0" };
     internal static readonly Option<long?> MaxRecords = new("--max-records") { HelpName = "n", Description = "Stop after N records, then commit and exit 0" };
@@ -47,6 +48,7 @@ public static class RunCommand
     internal static readonly Option<TimeSpan?> MaxRetryDuration = Duration.Option("--max-retry-duration", "Give up (dead-letter) after retrying a record this long, outage or not; default: retry until delivered");
     internal static readonly Option<TimeSpan?> MaxBackoff = Duration.Option("--max-backoff", "Longest wait between two attempts of a record, a server's Retry-After included", RetrySchedule.defaults.MaxBackoff);
     internal static readonly Option<TimeSpan?> PoisonAfter = Duration.Option("--poison-after", "Dead-letter a record that keeps failing this long while the destination accepts others (an outage never counts)", RetrySchedule.defaults.PoisonAfter);
+    internal static readonly Option<double?> MaxDeadLetterRatio = new("--max-dead-letter-ratio") { HelpName = "ratio", Description = "Pause consuming when more than this share of the last 1,000 records became dead letters (0.5: half); a probe resumes after 1m (doubling), or at once on new rules" };
     internal static readonly Option<string?> DeadLetterTopic = new("--dead-letter-topic") { HelpName = "topic", Description = "Write records that cannot be delivered to this Kafka topic (original key, value and headers kept)" };
     internal static readonly Option<double?> MaxRate = new("--max-rate") { HelpName = "per-second", Description = "At most N requests per second to the destination (retries included)" };
     internal static readonly Option<string?> RulesFile = new("--rules") { HelpName = "file", Description = "YAML rules file (C# snippets) refining the flags per record; reloaded when it changes. See rules/README.md" };
@@ -81,7 +83,7 @@ public static class RunCommand
                 """);
         Signals.Stops(command, "stopping: finishing in-flight requests, then committing", "undelivered records stay uncommitted");
         foreach (var option in new Option[] { Topic, GroupId, Properties, Bootstrap, Dest, DestBestEffort, CopyKeys, Sample, SampleMode, Delete,
-                     ConcurrencyOptions.NumThreads, ConcurrencyOptions.Concurrency, ConcurrencyOptions.MaxConcurrency, ValidateJson, Proxy, NoProxy, CaFile, ClientCert, ClientKey, InsecureSkipVerify, Format, RawKeys, DeadLetterFile, DeadLetterTopic, MaxRate, From, UntilEnd, MaxRecords,
+                     ConcurrencyOptions.NumThreads, ConcurrencyOptions.Concurrency, ConcurrencyOptions.MaxConcurrency, ValidateJson, Proxy, NoProxy, CaFile, ClientCert, ClientKey, InsecureSkipVerify, Format, RawKeys, DeadLetterFile, DeadLetterTopic, StateDir, MaxDeadLetterRatio, MaxRate, From, UntilEnd, MaxRecords,
                      MaxInFlightBytes, MaxInFlightRecords, MaxPayloadBytes, RequestTimeout, MaxRetryDuration, MaxBackoff, PoisonAfter, ShutdownTimeout, RulesFile })
             command.Options.Add(option);
         foreach (var option in OperatingOptions.All.Concat(RouteOptions.All))
@@ -127,7 +129,8 @@ public static class RunCommand
         var maxRecords = parse.GetValue(MaxRecords);
         if (maxRecords is < 1) return Result<ReplayJob>.Fail($"--max-records {maxRecords}: must be at least 1");
         var built = DeliverySettings(parse, kafka.Value!, parse.GetValue(Topic)!, secrets, untilEnd: parse.GetValue(UntilEnd),
-            maxRecords: maxRecords ?? 0, dryRun: o.DryRun, start: o.Start, reset: o.Reset, operating: o.Operating, fixedDestinations: fixedDestinations);
+            maxRecords: maxRecords ?? 0, dryRun: o.DryRun, start: o.Start, reset: o.Reset, operating: o.Operating, fixedDestinations: fixedDestinations,
+            maxDeadLetterRatio: parse.GetValue(MaxDeadLetterRatio));
         if (built.IsOk && parse.GetValue(NoProxy) is { } noProxy && ProxySettings.Bypass(built.Value!.Services.Proxy, noProxy) is { } bypassProblem)
         {
             built.Value!.Services.DeadLetters.Dispose();
@@ -167,7 +170,7 @@ public static class RunCommand
     /// with what the caller read of the rest, the whole validated job.</summary>
     public static Result<ReplayJob> DeliverySettings(ParseResult parse, IReadOnlyDictionary<string, string> kafka, string topic, Secrets secrets,
         bool untilEnd = false, long maxRecords = 0, bool dryRun = false, StartPosition? start = null, bool reset = false,
-        OperatingSettings? operating = null, FixedDestinations? fixedDestinations = null)
+        OperatingSettings? operating = null, FixedDestinations? fixedDestinations = null, double? maxDeadLetterRatio = null)
     {
         secrets.AddProxyEnvironment();
         var required = new List<Destination.Pattern>();
@@ -215,6 +218,9 @@ public static class RunCommand
         var tokens = DestinationAuthOptions.Load(parse, secrets, proxy, parse.GetValue(RequestTimeout) ?? Settings.delivery.RequestTimeout);
         if (!tokens.IsOk) return Result<ReplayJob>.Fail(tokens.Error!);
 
+        // Checked before the rules start (a thread of their own); the file is opened once they have.
+        var deadLetterChoice = ChooseDeadLetters(parse, kafka, dryRun);
+        if (!deadLetterChoice.IsOk) return Result<ReplayJob>.Fail(deadLetterChoice.Error!);
         // With --rules the flags are the base the file's defaults and rules refine, and
         // each record is routed by the generation in force when it is consumed.
         var flagsBase = new RuleBase(destination, rate.ResultValue, parse.GetValue(Delete), parse.GetValue(CopyKeys))
@@ -274,23 +280,21 @@ public static class RunCommand
                 : Slots(required, bestEffort, rulesDestinations),
             untilEnd,
             maxRecords,
-            dryRun);
+            dryRun,
+            maxDeadLetterRatio is { } ratio ? FSharpOption<DeadLetterBrake.Settings>.Some(DeadLetterBrake.settings(ratio)) : null);
         if (Settings.problem(run) is { } invalid)
         {
             rules?.Dispose();
             return Result<ReplayJob>.Fail(invalid.Value);
         }
 
-
-        var sinks = new List<IDeadLetterSink>();
-        if (parse.GetValue(DeadLetterFile) is { } dlPath) sinks.Add(new DeadLetterFile(dlPath));
-        if (parse.GetValue(DeadLetterTopic) is { } dlTopic) sinks.Add(new DeadLetterTopic(kafka, dlTopic));
-        IDeadLetterSink deadLetters = new RedactingDeadLetters(sinks.Count switch
+        var opened = deadLetterChoice.Value!.Open(kafka, secrets, Console.Error);
+        if (!opened.IsOk)
         {
-            0 => new DeadLetterLog(Console.Error),
-            1 => sinks[0],
-            _ => new DeadLetterFanOut(sinks),
-        }, secrets);
+            rules?.Dispose();
+            return Result<ReplayJob>.Fail(opened.Error!);
+        }
+        var deadLetters = opened.Value!;
 
         var services = new ReplayServices
         {
@@ -329,6 +333,12 @@ public static class RunCommand
             new Destination.Values("x", "x", "x", 0, 0, "1", FSharpList<string>.Empty), pattern);
         return Uri.TryCreate(sample, UriKind.Absolute, out var uri) ? uri.Authority : pattern.Text;
     }
+
+    /// <summary>Where dead letters go (DeadLetterChoice): the flags, else the group's file in the state
+    /// directory; a dry run writes none, and a redrive of a file (no group) prints what fails again.</summary>
+    public static Result<DeadLetterChoice> ChooseDeadLetters(ParseResult parse, IReadOnlyDictionary<string, string> kafka, bool dryRun) =>
+        DeadLetterChoice.Resolve(parse.GetValue(DeadLetterFile), parse.GetValue(DeadLetterTopic), parse.GetValue(StateDir),
+            kafka.TryGetValue("group.id", out var group) ? group : null, useDefault: !dryRun, StateDirectory.Environment);
 
     /// <summary>A pattern must make an absolute http(s) URL, and record data must not pick the host.</summary>
     public static string? CheckDestination(Destination.Pattern pattern)

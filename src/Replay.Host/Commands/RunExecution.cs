@@ -18,7 +18,7 @@ public static class RunExecution
     /// <summary>A run as <paramref name="name"/> carries it out: its job from <paramref name="build"/>
     /// (replay run's flags, or compare's), what its banner says from <paramref name="facts"/>.</summary>
     public static int Execute(ParseResult parse, CancellationToken cancel, string name, Func<ParseResult, Secrets, Result<ReplayJob>> build,
-        Func<ParseResult, BannerFacts> facts)
+        Func<ParseResult, ReplayJob, BannerFacts> facts)
     {
         // Everything this command prints goes through the redactor, so a secret met while reading
         // the settings stays hidden whoever prints it later (librdkafka included), and through the
@@ -41,7 +41,7 @@ public static class RunExecution
     }
 
     static int Execute(ParseResult parse, Secrets secrets, OperatorLog log, CancellationToken cancel, string name,
-        Func<ParseResult, Secrets, Result<ReplayJob>> build, Func<ParseResult, BannerFacts> facts)
+        Func<ParseResult, Secrets, Result<ReplayJob>> build, Func<ParseResult, ReplayJob, BannerFacts> facts)
     {
         var settings = build(parse, secrets);
         if (!settings.IsOk)
@@ -60,7 +60,7 @@ public static class RunExecution
                 log.Write(Severity.Error, $"{name}: --metrics-port/--metrics-host: cannot listen ({e.Message}); pick a free port, or 0 for any");
                 return ExitCodes.Usage;
             }
-            run.Facts = facts(parse);
+            run.Facts = facts(parse, job);
             run.FromGiven = parse.GetResult(From) is { Implicit: false };
             try
             {
@@ -98,15 +98,13 @@ public static class RunExecution
     }
 
     /// <summary>What the start banner says that the settings hold only as objects.</summary>
-    internal static BannerFacts Facts(ParseResult parse)
+    internal static BannerFacts Facts(ParseResult parse, ReplayJob job)
     {
         var destinations = new List<string>();
         destinations.AddRange(parse.GetValue(Dest) ?? []);
         destinations.AddRange((parse.GetValue(DestBestEffort) ?? []).Select(d => d + " (best effort)"));
         if (parse.GetValue(RulesFile) is { } rules) destinations.Add(destinations.Count == 0 ? $"as {rules} routes" : $"or where {rules} routes");
-        var deadLetters = new List<string>();
-        if (parse.GetValue(DeadLetterFile) is { } file) deadLetters.Add($"file {file}");
-        if (parse.GetValue(DeadLetterTopic) is { } topic) deadLetters.Add($"topic {topic}");
+        var deadLetters = ChooseDeadLetters(parse, job.Run.Kafka, job.Run.DryRun) is { IsOk: true } chosen ? chosen.Value!.Describe() : [];
         var sample = $"{parse.GetValue(Sample).ToString(System.Globalization.CultureInfo.InvariantCulture)} by {(parse.GetValue(SampleMode) == "random" ? "coin flip" : "document")}";
         return new BannerFacts(destinations, sample, deadLetters, parse.GetValue(RulesFile), Rules.RouteOptions.Describe(parse));
     }

@@ -26,6 +26,11 @@ public sealed record DeadLetter(
     [JsonPropertyName("destination")]
     public string? Destination { get; init; }
 
+    /// <summary>Why, as one of a few classes (DeadLetterCause: permanent_status, poison, rule_error, ...),
+    /// for filtering; absent in letters written before it existed.</summary>
+    [JsonPropertyName("reason_class")]
+    public string? ReasonClass { get; init; }
+
     /// <summary>The record as consumed — key, value and headers byte for byte — for sinks that
     /// keep it whole (the dead-letter topic); null for a letter read back from a file.</summary>
     [JsonIgnore]
@@ -47,28 +52,92 @@ public interface IDeadLetterSink : IDisposable
 
 /// <summary>Appends dead letters as JSON lines, each on disk (fsync) before Write returns: the
 /// record it stands for may be committed right after.</summary>
+/// <remarks>
+/// The file is opened for every entry, under an exclusive lock, at its end: several members of
+/// one group on one host may share the file (their lines never interleave), and an operator may
+/// move the file away or truncate it at any time (the next entry starts a new file at the path).
+/// Opening costs little next to the fsync every entry needs anyway. A new file is created
+/// readable by its owner only (dead letters are production data), and its directory is synced
+/// so that the file itself survives a power cut, not only its contents.
+/// </remarks>
 public sealed class DeadLetterFile : IDeadLetterSink
 {
-    readonly FileStream _stream;
+    /// <summary>How long an entry waits for another process (a member of the same group) to
+    /// finish its own; one entry takes milliseconds, so this means that process is stuck.</summary>
+    static readonly TimeSpan LockWait = TimeSpan.FromSeconds(10);
+    const UnixFileMode OwnerOnly = UnixFileMode.UserRead | UnixFileMode.UserWrite;
+
     readonly object _gate = new();
 
+    public string Path { get; }
+
+    /// <summary>Creates the file (and its directory) now, so that a place that cannot be written
+    /// is an error at start rather than at the first dead letter.</summary>
+    /// <exception cref="IOException">or <see cref="UnauthorizedAccessException"/>: not writable.</exception>
     public DeadLetterFile(string path)
     {
-        var dir = Path.GetDirectoryName(Path.GetFullPath(path));
-        if (dir is not null) Directory.CreateDirectory(dir);
-        _stream = new FileStream(path, FileMode.Append, FileAccess.Write, FileShare.Read);
+        Path = System.IO.Path.GetFullPath(path);
+        var dir = System.IO.Path.GetDirectoryName(Path);
+        if (dir is not null)
+        {
+            if (OperatingSystem.IsWindows()) Directory.CreateDirectory(dir);
+            else Directory.CreateDirectory(dir, OwnerOnly | UnixFileMode.UserExecute);
+        }
+        using var _ = Open();
     }
 
     public void Write(DeadLetter letter)
     {
-        var line = JsonSerializer.SerializeToUtf8Bytes(letter, DeadLetterJson.Default.DeadLetter);
+        var json = JsonSerializer.SerializeToUtf8Bytes(letter, DeadLetterJson.Default.DeadLetter);
+        var line = new byte[json.Length + 1];
+        json.CopyTo(line, 0);
+        line[^1] = (byte)'\n';
         lock (_gate)
         {
-            _stream.Write(line);
-            _stream.WriteByte((byte)'\n');
-            _stream.Flush(flushToDisk: true);
+            using var stream = Open();
+            // One write of the whole line, then to disk: a crash leaves the line whole or absent.
+            stream.Write(line);
+            stream.Flush(flushToDisk: true);
         }
     }
+
+    /// <summary>The file, at its end, locked against other writers (flock); created if missing.</summary>
+    FileStream Open()
+    {
+        var options = new FileStreamOptions
+        {
+            Mode = FileMode.Append,
+            Access = FileAccess.Write,
+            // FileShare.None takes an exclusive flock on Unix: the other members of the group on
+            // this host wait for it. No buffer: a line goes out in one write.
+            Share = FileShare.None,
+            BufferSize = 0,
+        };
+        if (!OperatingSystem.IsWindows()) options.UnixCreateMode = OwnerOnly;
+        var created = !File.Exists(Path);
+        var deadline = Environment.TickCount64 + (long)LockWait.TotalMilliseconds;
+        while (true)
+        {
+            try
+            {
+                var stream = new FileStream(Path, options);
+                if (created) DirectorySync.Sync(System.IO.Path.GetDirectoryName(Path));
+                return stream;
+            }
+            catch (IOException e) when (HeldByAnother(e) && Environment.TickCount64 < deadline)
+            {
+                Thread.Sleep(2);
+            }
+            catch (IOException e) when (HeldByAnother(e))
+            {
+                throw new IOException($"{Path} stayed locked by another process for {LockWait.TotalSeconds:0} s", e);
+            }
+        }
+    }
+
+    /// <summary>The lock is held by another open of the file (EWOULDBLOCK from flock; a sharing violation on Windows).</summary>
+    static bool HeldByAnother(IOException e) =>
+        e.GetType() == typeof(IOException) && e.HResult is 11 /* Linux */ or 35 /* macOS, BSD */ or unchecked((int)0x80070020) /* Windows */;
 
     public static IEnumerable<DeadLetter> Read(string path)
     {
@@ -80,16 +149,16 @@ public sealed class DeadLetterFile : IDeadLetterSink
         }
     }
 
-    public void Dispose() => _stream.Dispose();
+    public void Dispose() { }
 }
 
-/// <summary>Without --dead-letter, each dead letter is one warning line on stderr.</summary>
+/// <summary>With --dead-letter - (or stderr), each dead letter is one warning line on stderr, and kept nowhere.</summary>
 public sealed class DeadLetterLog(TextWriter log) : IDeadLetterSink
 {
     public void Write(DeadLetter letter)
     {
         lock (log)
-            log.WriteLine($"dead letter: {letter.Topic}/{letter.Partition}/{letter.Offset} id={(letter.Id is null ? "-" : global::Replay.Core.Printable.show(letter.Id))}: {letter.Reason} (keep them with --dead-letter FILE)");
+            log.WriteLine($"dead letter: {letter.Topic}/{letter.Partition}/{letter.Offset} id={(letter.Id is null ? "-" : global::Replay.Core.Printable.show(letter.Id))}: {letter.Reason} (printed, not kept: --dead-letter -)");
     }
 
     public void Dispose() { }

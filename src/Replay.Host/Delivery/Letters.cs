@@ -21,6 +21,7 @@ public static class Letters
             ReadableHeaders(source.Headers))
         {
             Destination = request is null ? null : destination,
+            ReasonClass = DeadLetterCauseModule.label(job.Cause),
             Original = new OriginalRecord(source.Key, source.Value, source.Headers),
         };
     }

@@ -11,6 +11,7 @@ public sealed class ReplayStats
     long _consumed, _delivered, _sampledOut, _deletesIgnored, _notJson, _skippedByRule, _deadLettered,
         _decodeErrors, _retries, _status2xx, _status4xx, _status5xx, _failedAttempts, _bytesConsumed, _dropped, _deadLetterWriteFailures;
     readonly ConcurrentDictionary<(string Route, int Status), long> _droppedBy = new();
+    readonly long[] _deadLetteredBy = new long[DeadLetterCauseModule.all.Length];
 
     public long Consumed => Volatile.Read(ref _consumed);
     public long Delivered => Volatile.Read(ref _delivered);
@@ -60,10 +61,18 @@ public sealed class ReplayStats
         {
             case Conclusion.Delivered: Deliver(); break;
             case Conclusion.Dropped: Drop(end.Route, end.DroppedStatus); break;
-            case Conclusion.DeadLettered: DeadLetter(); break;
+            case Conclusion.DeadLettered: DeadLetter(end.Cause); break;
         }
     }
-    public void DeadLetter() => Interlocked.Increment(ref _deadLettered);
+
+    public void DeadLetter(DeadLetterCause cause)
+    {
+        Interlocked.Increment(ref _deadLettered);
+        Interlocked.Increment(ref _deadLetteredBy[DeadLetterCauseModule.index(cause)]);
+    }
+
+    /// <summary>Dead letters of one class (<see cref="DeadLetterCause"/>).</summary>
+    public long DeadLetteredBy(DeadLetterCause cause) => Volatile.Read(ref _deadLetteredBy[DeadLetterCauseModule.index(cause)]);
     public void DeadLetterWriteFailed() => Interlocked.Increment(ref _deadLetterWriteFailures);
 
     public void DecodeError() => Interlocked.Increment(ref _decodeErrors);

@@ -1,4 +1,4 @@
-// Dead letters that go to the operator's log (no --dead-letter file or topic, or --dry-run):
+// Dead letters that go to the operator's log (--dead-letter -, or --dry-run):
 // the same line as before in text, a "dead_letter" event with its fields in JSON, so that a
 // log shipper can count and search them like any other event.
 using Replay.Host.Delivery;
@@ -12,7 +12,7 @@ public sealed class DeadLetterEvents(OperatorLog log) : IDeadLetterSink
     {
         var id = letter.Id is null ? "-" : global::Replay.Core.Printable.show(letter.Id);
         log.Write(Severity.Warn,
-            $"dead letter: {letter.Topic}/{letter.Partition}/{letter.Offset} id={id}: {letter.Reason} (keep them with --dead-letter FILE)",
+            $"dead letter: {letter.Topic}/{letter.Partition}/{letter.Offset} id={id}: {letter.Reason} (printed, not kept)",
             [
                 new("event", "dead_letter"),
                 new("topic", letter.Topic),
@@ -22,6 +22,7 @@ public sealed class DeadLetterEvents(OperatorLog log) : IDeadLetterSink
                 new("method", letter.Method),
                 new("url", letter.Url),
                 new("reason", letter.Reason),
+                new("reason_class", letter.ReasonClass),
                 new("last_status", letter.LastStatus),
                 new("attempts", letter.Attempts),
             ]);

@@ -13,6 +13,7 @@ public static class Readiness
     {
         if (!consumer.Observer.IsRunning) return "not consuming: the replay has not started or has stopped";
         if (consumer.Observer.AssignedCount == 0) return "no partitions assigned: waiting for the consumer group (or more members than partitions)";
+        if (consumer.Observer.Held is { } held) return $"{held} (--max-dead-letter-ratio); consuming resumes for a probe after the pause";
         if (consumer.Observer.SinceLastTurn > stuckAfter)
             return $"stuck: the consume loop has not turned for {consumer.Observer.SinceLastTurn.TotalSeconds:F0} s (rebalance or broker trouble)";
         if (consumer.Observer.InFlight > 0 && consumer.Observer.SinceLastProgress > stuckAfter)

@@ -15,8 +15,8 @@ public sealed class ReplayMetrics : IDisposable
     readonly ReplayStats _stats;
     readonly ReplayConsumer _consumer;
     readonly Counter _consumed, _bytesConsumed, _delivered, _sampledOut, _deletesIgnored, _notJson, _deadLetters,
-        _decodeErrors, _retries, _ruleReloads, _ruleReloadErrors, _skippedByRule, _requests, _dropped, _deadLetterWriteFailures;
-    readonly Gauge _inFlightRecords, _inFlightBytes, _concurrencyLimit, _paused, _assigned, _lag, _destinationInFlight;
+        _decodeErrors, _retries, _ruleReloads, _ruleReloadErrors, _skippedByRule, _requests, _dropped, _deadLetterWriteFailures, _ruleFailures, _ruleRollbacks, _brakeHolds;
+    readonly Gauge _inFlightRecords, _inFlightBytes, _concurrencyLimit, _paused, _assigned, _lag, _destinationInFlight, _brakeHeld;
     readonly Counter _destinationRecords;
     readonly Histogram _latency;
 
@@ -35,10 +35,14 @@ public sealed class ReplayMetrics : IDisposable
         _deletesIgnored = f.CreateCounter("replay_records_deletes_ignored_total", "DELETEs not replayed because of --delete false.");
         _notJson = f.CreateCounter("replay_records_not_json_total", "Records skipped by --validatejson.");
         _skippedByRule = f.CreateCounter("replay_records_skipped_by_rule_total", "Records a rule chose to skip.", "rule");
-        _deadLetters = f.CreateCounter("replay_dead_letters_total", "Records written to the dead-letter file or topic.");
+        _deadLetters = f.CreateCounter("replay_dead_letters_total",
+            "Records written to the dead-letter file or topic (or log), by reason: permanent_status, poison, max_retry_duration, undecodable, rule_error, too_large, unsafe_url, unsafe_header.",
+            "reason");
         _dropped = f.CreateCounter("replay_records_dropped_total", "Records the status policy ended without delivery (--drop-on, on-status), by route and status.", "route", "status");
         _deadLetterWriteFailures = f.CreateCounter("replay_dead_letter_write_failures_total",
             "Dead letters that could not be written (disk full, topic unreachable); each record waits, holding its partition's commit, and is tried again.");
+        _brakeHolds = f.CreateCounter("replay_dead_letter_brake_holds_total", "Times --max-dead-letter-ratio paused consuming because too many of the last records became dead letters.");
+        _brakeHeld = f.CreateGauge("replay_dead_letter_brake_held", "1 while --max-dead-letter-ratio holds consuming paused, else 0.");
         _decodeErrors = f.CreateCounter("replay_decode_errors_total", "Records whose envelope could not be decoded (also dead letters).");
         _retries = f.CreateCounter("replay_retries_total", "HTTP attempts repeated after a retryable failure.");
         _requests = f.CreateCounter("replay_requests_total", "HTTP attempts by destination, route, method and outcome: the status (404) and its class (4xx), or timeout / unreachable.",
@@ -62,6 +66,8 @@ public sealed class ReplayMetrics : IDisposable
         _destinationInFlight = f.CreateGauge("replay_destination_in_flight_records", "Copies handed to a destination and not finished.", "destination");
         _ruleReloads = f.CreateCounter("replay_rule_reloads_total", "Successful reloads of the rules file.");
         _ruleReloadErrors = f.CreateCounter("replay_rule_reload_errors_total", "Reloads of the rules file that failed (old rules kept).");
+        _ruleFailures = f.CreateCounter("replay_rule_failures_total", "Records a rule's code failed on (threw or gave an unusable value, body: included), per rule; each is a dead letter.", "rule");
+        _ruleRollbacks = f.CreateCounter("replay_rule_rollbacks_total", "New rules generations rolled back because their rules failed on too many records in their first minute.");
         DotNetStats.Register(Registry);
 
         _stats.SkippedByRuleObserved += OnSkip;
@@ -88,7 +94,8 @@ public sealed class ReplayMetrics : IDisposable
         _sampledOut.IncTo(_stats.SampledOut);
         _deletesIgnored.IncTo(_stats.DeletesIgnored);
         _notJson.IncTo(_stats.NotJson);
-        _deadLetters.IncTo(_stats.DeadLettered);
+        foreach (var cause in DeadLetterCauseModule.all)
+            _deadLetters.WithLabels(DeadLetterCauseModule.label(cause)).IncTo(_stats.DeadLetteredBy(cause));
         _deadLetterWriteFailures.IncTo(_stats.DeadLetterWriteFailures);
         _decodeErrors.IncTo(_stats.DecodeErrors);
         _retries.IncTo(_stats.Retries);
@@ -105,10 +112,14 @@ public sealed class ReplayMetrics : IDisposable
         }
         foreach (var (name, inFlight) in _consumer.Observer.InFlightByDestination())
             _destinationInFlight.WithLabels(name).Set(inFlight);
+        _ruleRollbacks.IncTo(RuleMetrics.Rollbacks);
+        foreach (var (rule, count) in RuleMetrics.FailuresByRule) _ruleFailures.WithLabels(rule).IncTo(count);
         _inFlightRecords.Set(_consumer.Observer.InFlight);
         _inFlightBytes.Set(_consumer.Observer.InFlightBytes);
         _concurrencyLimit.Set(_consumer.Observer.WireLimit);
         _paused.Set(_consumer.Observer.PausedCount);
+        _brakeHolds.IncTo(_consumer.Observer.Holds);
+        _brakeHeld.Set(_consumer.Observer.Held is null ? 0 : 1);
         _assigned.Set(_consumer.Observer.AssignedCount);
 
         var lag = _consumer.Observer.Lag.Current;

@@ -23,6 +23,9 @@ sealed class OwnedPartitions(TextWriter log, RunObserver observer, bool dryRun)
 
     public IConsumer<byte[]?, byte[]?>? Consumer { get; set; }
 
+    /// <summary>Whether consuming is held as a whole (--max-dead-letter-ratio); the next Reconcile carries it out.</summary>
+    public Backpressure.Hold Hold { get; set; } = Backpressure.Hold.Free;
+
     public IEnumerable<Lease> Leases => _owned.Values.Select(o => o.Lease);
 
     public bool TryGet(TopicPartition partition, out Owned owned) => _owned.TryGetValue(partition, out owned!);
@@ -75,7 +78,7 @@ sealed class OwnedPartitions(TextWriter log, RunObserver observer, bool dryRun)
         List<TopicPartition>? pause = null, resume = null;
         foreach (var owned in _owned.Values)
         {
-            var wanted = Backpressure.wantsPause(mode, owned.Lease);
+            var wanted = Backpressure.wantsPause(mode, Hold, owned.Lease);
             if (wanted == owned.Paused) continue;
             (wanted ? pause ??= [] : resume ??= []).Add(owned.Partition);
             owned.Paused = wanted;

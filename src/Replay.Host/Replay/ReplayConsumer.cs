@@ -41,6 +41,7 @@ public sealed partial class ReplayConsumer
         _stats = stats ?? new ReplayStats();
         _starts = new StartOffsets(services.Start, services.Reset, settings.Kafka, services.Log);
         _owned = new OwnedPartitions(services.Log, _observer, settings.DryRun);
+        StartBrake();
     }
 
     public ReplayStats Stats => _stats;
@@ -213,6 +214,7 @@ public sealed partial class ReplayConsumer
         _lastStore = Environment.TickCount64;
         _owned.StoreAll();
         Consuming.updateSpans(_settings.Budget, _owned.Leases);
+        TurnBrake();
         _owned.Reconcile(_mode);
     }
 
@@ -222,6 +224,7 @@ public sealed partial class ReplayConsumer
             if (Consuming.finished(job) is { IsValueSome: true } end)
             {
                 _stats.Ended(end.Value);
+                ObserveForBrake(end.Value);
                 if (_services.Comparison is { } comparison && job.Copies is { } copies) comparison.Finished(copies.Finished);
             }
     }

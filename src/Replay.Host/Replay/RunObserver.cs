@@ -33,6 +33,15 @@ public sealed class RunObserver
     public bool IsBackpressured => Volatile.Read(ref _backpressured) == 1;
     internal bool Backpressured { set => Volatile.Write(ref _backpressured, value ? 1 : 0); }
 
+    /// <summary>Why consuming is held by --max-dead-letter-ratio, in words; null while it is not.</summary>
+    public string? Held { get => Volatile.Read(ref _held); internal set => Volatile.Write(ref _held, value); }
+    string? _held;
+
+    /// <summary>Times --max-dead-letter-ratio held consuming.</summary>
+    public long Holds => Volatile.Read(ref _holds);
+    internal void HeldAgain() => Interlocked.Increment(ref _holds);
+    long _holds;
+
     /// <summary>Records handed to the delivery engine and not yet finished.</summary>
     public int InFlight => _delivery?.InFlight ?? 0;
 

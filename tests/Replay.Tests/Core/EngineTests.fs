@@ -116,12 +116,57 @@ let private lanes =
               Expect.isEmpty host.Fatal "nothing fatal"
           }
 
+          test "each dead letter carries its class: a permanent answer, poison, the retry limit, a rejection's reason" {
+              let limited = DeliveryEngine({ schedule with MaxRetryDuration = Some(TimeSpan.FromMinutes 1.0) }, None, Recorder())
+              let engine, _ = newEngine None
+              let lease = Lease.create "t" 0 -1L
+              let refused, poison, slow = job lease 0L "refused", job lease 1L "poison", job lease 2L "slow"
+              engine.Submit refused
+              attempt engine refused (answer 400) 0L
+              Expect.equal refused.Cause PermanentStatus "a 400 is a permanent status"
+              // Poison: failing for --poison-after while another record is accepted each minute.
+              engine.Submit poison
+              for minute in 0..11 do
+                  if poison.Phase = Ready then
+                      attempt engine poison (answer 500) (minutes (float minute))
+                      let other = job lease (100L + int64 minute) $"other-{minute}"
+                      engine.Submit other
+                      attempt engine other (answer 201) (minutes (float minute) + 1L)
+                      engine.Due poison
+              Expect.equal poison.Phase DeadLettering "given up"
+              Expect.equal poison.Cause Poison "as poison"
+              limited.Submit slow
+              for minute in 0..2 do
+                  if slow.Phase = Ready then
+                      attempt limited slow (answer 503) (minutes (float minute))
+                      limited.Due slow
+              Expect.equal slow.Phase DeadLettering "given up"
+              Expect.equal slow.Cause MaxRetryDuration "at the retry limit"
+              let rejected = Job(ValueNone, lease, 9L, 5L, obj ())
+              engine.SubmitRejected(rejected, TooLarge, "too large")
+              Expect.equal rejected.Cause TooLarge "a rejection keeps the class it was given"
+          }
+
+          test "every reason a record is refused maps to its class; labels are distinct and stable" {
+              let cases =
+                  [ Pipeline.Undecodable(Envelope.Truncated "value"), Undecodable
+                    Pipeline.RuleError("r", "boom"), RuleError
+                    Pipeline.PayloadTooLarge(10, 5), TooLarge
+                    Pipeline.UnsafeHeader "X-A", UnsafeHeader
+                    Pipeline.BadUrl("http://x/\n", "control character"), UnsafeUrl ]
+              for reason, cause in cases do
+                  Expect.equal (DeadLetterCause.ofReject reason) cause $"{reason}"
+              let labels = DeadLetterCause.all |> List.map DeadLetterCause.label
+              Expect.equal labels [ "permanent_status"; "poison"; "max_retry_duration"; "undecodable"; "rule_error"; "too_large"; "unsafe_url"; "unsafe_header" ] "the labels"
+              Expect.equal (DeadLetterCause.all |> List.map DeadLetterCause.index) [ 0 .. labels.Length - 1 ] "indexes number them in order"
+          }
+
           test "a rejected record holds its partition until its dead letter is written, retried when the sink fails" {
               let engine, host = newEngine None
               let lease = Lease.create "t" 0 -1L
               Checkpoint.start 0L lease.Progress
               let rejected = Job(ValueNone, lease, 0L, 5L, obj ())
-              engine.SubmitRejected(rejected, "undecodable")
+              engine.SubmitRejected(rejected, Undecodable, "undecodable")
               Expect.equal (List.ofSeq host.DeadLetters) [ rejected ] "its dead letter is asked for"
               engine.DeadLetterFailed(rejected, 0L, 0.5)
               Expect.equal host.DeadLetterBackoffs.Count 1 "a backoff before trying again"
@@ -141,7 +186,7 @@ let private lanes =
               let engine, host = newEngine (Some(TimeSpan.FromSeconds 30.0))
               let lease = Lease.create "t" 0 -1L
               let rejected = Job(ValueNone, lease, 0L, 5L, obj ())
-              engine.SubmitRejected(rejected, "undecodable")
+              engine.SubmitRejected(rejected, Undecodable, "undecodable")
               engine.DeadLetterFailed(rejected, 0L, 0.5)
               engine.DeadLetterDue rejected
               engine.DeadLetterFailed(rejected, 31_000L, 0.5)

@@ -152,9 +152,13 @@ let private schedule =
               let elapsed = TimeSpan.FromMilliseconds(float (now - failing.Since))
               match s.MaxRetryDuration, RetrySchedule.next s failing now d after with
               | Some limit, RetrySchedule.WaitFor wait -> Expect.isLessThanOrEqual (elapsed + wait) limit "ends by the deadline"
-              | Some limit, RetrySchedule.GiveUp reason when elapsed >= limit -> Expect.stringContains reason "max-retry-duration" "says why"
+              | Some limit, RetrySchedule.GiveUp(cause, reason) when elapsed >= limit ->
+                  Expect.stringContains reason "max-retry-duration" "says why"
+                  Expect.equal cause MaxRetryDuration "classed as max-retry-duration"
               | None, RetrySchedule.WaitFor wait -> Expect.isLessThanOrEqual wait s.MaxBackoff "bounded"
-              | _, RetrySchedule.GiveUp reason -> Expect.stringContains reason "poison" "only poison gives up early"
+              | _, RetrySchedule.GiveUp(cause, reason) ->
+                  Expect.stringContains reason "poison" "only poison gives up early"
+                  Expect.equal cause Poison "classed as poison"
 
           property "poison accrues only over the gaps when the destination served others" history (fun (failing, _, healthyMs) ->
               Expect.equal failing.PoisonMs healthyMs "the healthy gaps, exactly")
@@ -169,7 +173,9 @@ let private schedule =
               for minute in 1..10 do
                   poison <- RetrySchedule.fail (ValueSome poison) (int64 minute * 60_000L) true
               match RetrySchedule.next s poison (10L * 60_000L) 0.5 None with
-              | RetrySchedule.GiveUp reason -> Expect.stringContains reason "poison" "given up as poison"
+              | RetrySchedule.GiveUp(cause, reason) ->
+                  Expect.stringContains reason "poison" "given up as poison"
+                  Expect.equal cause Poison "classed as poison"
               | other -> failtest $"still {other}"
           }
 

@@ -1,6 +1,6 @@
 /// A deterministic simulation of the whole delivery contract, in the manner of
 /// FoundationDB's simulation testing: the core's real policy (Lease, Backpressure,
-/// Consuming, DeliveryEngine, RetrySchedule, Checkpoint) driven by a fake Kafka
+/// Consuming, DeliveryEngine, RetrySchedule, Checkpoint, DeadLetterBrake) driven by a fake Kafka
 /// (partitions, a group of members, commits), a fake destination and a fake
 /// dead-letter sink, on a virtual clock. FsCheck generates the story — consume,
 /// send, answers of every kind (2xx, 4xx, 5xx, a 49-day Retry-After, time-outs,
@@ -74,6 +74,16 @@ let private schedule: RetrySchedule.Settings =
       MaxRetryDuration = None
       PoisonAfter = TimeSpan.FromMinutes 10.0 }
 
+/// The dead-letter brake, small enough that stories trip it: over 30% of the last 4-6
+/// finished records, judged from 3 on; holds of 1 s doubling up to 8 s.
+let private brake: DeadLetterBrake.Settings =
+    { MaxRatio = 0.3
+      BucketSize = 2
+      Buckets = 3
+      MinRecords = 3
+      HoldMs = 1_000L
+      MaxHoldMs = 8_000L }
+
 /// A request on the wire.
 type InFlight = { Member: int; Job: Job; Generation: int }
 
@@ -91,8 +101,11 @@ type Member(id: int, world: World) as this =
     member val Leases = Dictionary<int, Lease * int>() with get
     member val Positions = Dictionary<int, int64>() with get
     member val Mode = Backpressure.Mode.Flowing with get, set
+    member val Brake = DeadLetterBrake.initial brake with get, set
+    member val Window = DeadLetterBrake.Window(brake) with get
     member val Fatal: string option = None with get, set
     member _.Id = id
+    member _.World = world
     member _.Engines = engines
     member _.EngineOf(job: Job) = engines[slotOf job]
     /// The fullest required destination: what the budget judges.
@@ -164,11 +177,22 @@ let private assign (world: World) (partition: int) =
 
 let private memberOf (world: World) (id: int) = world.Members |> Seq.tryFind (fun m -> m.Id = id)
 
-/// The consuming thread takes what finished into its checkpoints.
+/// Holds of the brake over all stories run (for the corpus's note).
+let mutable private brakeHolds = 0
+
+/// The consuming thread takes what finished into its checkpoints and the brake's window,
+/// and turns the brake.
 let private drain (m: Member) =
     while m.Completions.Count > 0 do
-        Consuming.finished (m.Completions.Dequeue()) |> ignore
+        let job = m.Completions.Dequeue()
+        match Consuming.finished job with
+        | ValueSome ended -> DeadLetterBrake.observe m.Window ended.Conclusion
+        | ValueNone -> ()
     Consuming.updateSpans budget (m.Leases.Values |> Seq.map fst)
+    let struct (state, decision) = DeadLetterBrake.step brake m.Brake m.Window.Finished m.Window.DeadLettered m.World.Now
+    if decision = DeadLetterBrake.Decision.Release then m.Window.Clear()
+    if decision = DeadLetterBrake.Decision.Hold then brakeHolds <- brakeHolds + 1
+    m.Brake <- state
 
 /// Stores and commits each lease's position (what librdkafka would commit).
 let private commit (world: World) (m: Member) =
@@ -234,7 +258,7 @@ let private consume (world: World) (m: Member) (partition: int) =
         m.Mode <- mode
         let position = m.Positions[partition]
         if decision <> Backpressure.Decision.WaitForRoom
-           && not (Backpressure.wantsPause m.Mode lease)
+           && not (Backpressure.wantsPause m.Mode (DeadLetterBrake.hold m.Brake) lease)
            && position < int64 world.Log[partition].Length then
             m.Positions[partition] <- position + 1L
             match Lease.intake position lease with
@@ -417,10 +441,14 @@ let private heal (world: World) =
             respond world 0 Ok201
         for m in world.Members do
             commit world m
-        if world.Timers.Count > 0 then
-            advance world (int (world.Timers |> Seq.map (fun t -> t.At - world.Now) |> Seq.min |> max 1L))
-        else
-            advance world 1
+        // The next thing that happens by itself: a timer, or the end of a member's brake hold.
+        let wakes =
+            [ for t in world.Timers -> t.At
+              for m in world.Members do
+                  match m.Brake with
+                  | DeadLetterBrake.Holding(since, hold) -> yield since + hold
+                  | _ -> () ]
+        if wakes.IsEmpty then advance world 1 else advance world (int (List.min wakes - world.Now |> max 1L))
         check world
     checkOrder world
     // At least once: every record finished at every required destination.
@@ -514,12 +542,14 @@ let run (story: Story) =
 let tests =
     testList
         "Simulation"
-        [ testPropertyWithConfig simulationConfig "no loss, no commit past an open record, per-id order across owners, bounded, drains once faults clear"
+        [ testPropertyWithConfig simulationConfig "no loss, no commit past an open record, per-id order across owners, bounded, drains once faults clear (the dead-letter brake included)"
           <| Prop.forAll (Arb.fromGen stories) (run >> ignore)
 
           test "a fixed corpus of 500 stories (the figures for the closing note)" {
               let corpus = Gen.sampleWithSeed (Rnd 20261201UL) 60 500 stories
+              let holdsBefore = brakeHolds
               let steps = corpus |> Array.sumBy run
-              printfn "simulation corpus: %d stories, %d steps checked" corpus.Length steps
+              printfn "simulation corpus: %d stories, %d steps checked, %d dead-letter brake holds" corpus.Length steps (brakeHolds - holdsBefore)
+              Expect.isGreaterThan (brakeHolds - holdsBefore) 0 "the brake is exercised"
               Expect.isGreaterThan steps 10_000 "the stories are long enough to mean something"
           } ]

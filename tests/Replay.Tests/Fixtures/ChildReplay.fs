@@ -20,12 +20,21 @@ let properties (path: string) (extra: string list) =
     File.WriteAllLines(path, "group.protocol=consumer" :: extra)
     path
 
+/// The text of a file a replay may be writing: .NET readers take a shared lock, which waits
+/// while the writer holds its exclusive one for an entry (milliseconds).
+let rec private readShared (path: string) (tries: int) =
+    try
+        use stream = new FileStream(path, FileMode.Open, FileAccess.Read, FileShare.ReadWrite)
+        use reader = new StreamReader(stream)
+        reader.ReadToEnd()
+    with :? IOException when tries > 0 && File.Exists path ->
+        Thread.Sleep 5
+        readShared path (tries - 1)
+
 /// The entries of a dead-letter file (none when it does not exist yet).
 let deadLetters (path: string) =
     if File.Exists path then
-        use stream = new FileStream(path, FileMode.Open, FileAccess.Read, FileShare.ReadWrite)
-        use reader = new StreamReader(stream)
-        let text = reader.ReadToEnd()
+        let text = readShared path 1000
         // Only complete lines: the writer may be half way through the next one.
         text.Substring(0, text.LastIndexOf '\n' + 1).Split('\n', StringSplitOptions.RemoveEmptyEntries)
         |> Array.map (fun line -> Text.Json.JsonSerializer.Deserialize<Replay.Host.Delivery.DeadLetter> line)

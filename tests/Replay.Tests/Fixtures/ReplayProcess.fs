@@ -134,9 +134,15 @@ type Child(proc: Process, stdout: Text.StringBuilder, stderr: Text.StringBuilder
             if not proc.HasExited then proc.Kill(true)
             proc.Dispose()
 
-/// Starts `replay ARGS` as a child process, capturing its output.
-let spawn (args: string list) =
+/// Starts `replay ARGS` as a child process with these environment variables, capturing its output.
+/// Unless `environment` says otherwise, each child keeps its default state (its dead-letter file)
+/// in a fresh directory of its own, never in the home directory of whoever runs the tests.
+let spawnWith (environment: (string * string) list) (args: string list) =
     let info = ProcessStartInfo("dotnet", RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false)
+    info.Environment.Remove "STATE_DIRECTORY" |> ignore
+    info.Environment["XDG_STATE_HOME"] <- Temp.dir ()
+    for name, value in environment do
+        if isNull value then info.Environment.Remove name |> ignore else info.Environment[name] <- value
     info.ArgumentList.Add programPath
     for a in args do
         info.ArgumentList.Add a
@@ -149,6 +155,9 @@ let spawn (args: string list) =
     proc.BeginOutputReadLine()
     proc.BeginErrorReadLine()
     new Child(proc, stdout, stderr)
+
+/// Starts `replay ARGS` as a child process, capturing its output.
+let spawn (args: string list) = spawnWith [] args
 
 /// Runs `replay ARGS` to completion: exit code, stdout, stderr.
 let run (args: string list) (timeout: TimeSpan) =

@@ -123,7 +123,7 @@ let tests =
               let skipped =
                   metric "replay_records_deletes_ignored_total" m + metric "replay_records_not_json_total" m
                   + family "replay_records_skipped_by_rule_total" m
-              let dead = metric "replay_dead_letters_total" m
+              let dead = family "replay_dead_letters_total" m
               Expect.equal (float total) (sent + sampledOut + skipped + dead) "consumed = sent + sampled out + skipped + dead letters"
               Expect.equal sent (float server.Accepted.Length) "sent = what the server accepted"
               Expect.equal (family "replay_requests_total" m) (float server.Hits.Length) "every request the server saw was counted once"
@@ -135,6 +135,9 @@ let tests =
               Expect.equal (metric "replay_records_deletes_ignored_total" m) (float expectDeletesIgnored) "deletes ignored"
               Expect.equal sampledOut (float expectSampledOut) "sampled out"
               Expect.equal dead (float (expectRefused + garbage.Length)) "dead letters: refused plus undecodable"
+              Expect.equal (metric "replay_dead_letters_total{reason=\"permanent_status\"}" m) (float expectRefused) "refused ones by their class"
+              Expect.equal (metric "replay_dead_letters_total{reason=\"undecodable\"}" m) (float garbage.Length) "undecodable ones by theirs"
+              Expect.equal (metric "replay_dead_letters_total{reason=\"poison\"}" m) 0.0 "every class is shown, at 0 until it happens"
               Expect.equal (metric "replay_decode_errors_total" m) (float garbage.Length) "decode errors"
               Expect.equal (metric "replay_assigned_partitions" m) 4.0 "owns the four partitions"
               Expect.equal (metric "replay_paused_partitions" m) 0.0 "nothing paused"

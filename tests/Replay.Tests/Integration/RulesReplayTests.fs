@@ -260,12 +260,54 @@ rules:
               Expect.hasLength logged 1 "the first failure is logged, the rest only counted"
           }
 
+          test "a reload whose rules fail on many records is rolled back, counted, and not loaded again until the file changes" {
+              use dir = new RulesFiles.Directory()
+              let file = dir.File "rollback.yaml"
+              let rules (condition: string) =
+                  $"defaults:\n  dest: http://d.example/{{id}}\nrules:\n  - name: nightly\n    when: {condition}\n    dest: http://n.example/{{id}}\n"
+              RulesFiles.write file (rules "Header(\"channel\") == \"nightly\"")
+              let log = Log()
+              use live = LiveRules.Start(file, RuleBase.Flags, log.Writer, watch = false).Value
+              let route (i: int) =
+                  let sample = SampleRecord(Id = $"r-{i}", Offset = int64 i)
+                  if i % 2 = 0 then sample.Headers.Add(("channel", "nightly"))
+                  let record = sample.ToRecord()
+                  match Envelope.decode record.Value with
+                  | Ok envelope -> live.Router().Route record envelope
+                  | Error e -> failtestf "%A" e
+              for i in 1..100 do
+                  route i |> ignore
+              let rollbacksBefore = Replay.Host.Operating.RuleMetrics.Rollbacks
+              // The incident's kind of edit: it compiles (CS8602 is a warning), and throws where the header is absent.
+              RulesFiles.write file (rules "Header(\"channel\")!.Length > 3")
+              Expect.isTrue (live.Reload(force = false)) "the edit compiles and comes into force"
+              Expect.equal live.Generation 2 "generation 2"
+              Expect.isTrue live.OnProbation "on probation"
+              let choices = [ for i in 101..140 -> route i ]
+              let failedUnder2 = choices |> List.filter (fun c -> c.IsRuleFailed) |> List.length
+              Expect.equal live.Generation 1 "rolled back to generation 1"
+              Expect.equal live.Rollbacks 1 "counted"
+              Expect.equal (Replay.Host.Operating.RuleMetrics.Rollbacks - rollbacksBefore) 1L "and in the metrics"
+              Expect.equal failedUnder2 (int RulesProbation.defaults.MinFailures) "after as many failures as the core needs to judge, no more"
+              Expect.isFalse ((route 141).IsRuleFailed || (route 142).IsRuleFailed) "generation 1 routes again"
+              let line = log.Text.Split('\n') |> Array.find (fun l -> l.Contains "rolled back")
+              for part in [ "generation 2 rolled back"; "failed on 10 of 19 records (52.6%; generation 1 failed on 0%)"; "generation 1 is in force again"; "rule_error"; file ] do
+                  Expect.stringContains line part $"the log line says {part}"
+              Expect.isFalse (live.Reload(force = false)) "the unchanged file is not loaded again"
+              Expect.equal live.Generation 1 "generation 1 stays"
+              RulesFiles.write file (rules "Header(\"channel\")?.Length > 3")
+              Expect.isTrue (live.Reload(force = false)) "a changed file is"
+              Expect.equal live.Generation 3 "as generation 3: numbers are not reused"
+              Expect.stringContains (live.Summary()) "1 rolled back" "the run's summary says so"
+          }
+
           test "a replaced generation's load context is collected" {
               use dir = new RulesFiles.Directory()
               let file = dir.File "collect.yaml"
               RulesFiles.write file "defaults:\n  dest: http://d.example/{id}\nrules:\n  - name: any\n    when: Id.Length > 0\n"
               let log = Log()
-              use rules = LiveRules.Start(file, RuleBase.Flags, log.Writer, watch = false).Value
+              // No probation: the replaced generation is let go as soon as the new one is judged.
+              use rules = LiveRules.Start(file, RuleBase.Flags, log.Writer, watch = false, probation = { RulesProbation.defaults with WindowMs = 0L }).Value
               let weak = replacedGeneration rules
               let current = WeakReference(rules.Current.Context)
               let deadline = DateTime.UtcNow + TimeSpan.FromSeconds 20.0
