@@ -68,7 +68,9 @@ let hasRoom (budget: Budget) (inFlight: int) (bytes: int64) =
 let spanFull (budget: Budget) (wasFull: bool) (span: int) =
     if wasFull then span > budget.MaxSpanPerPartition / 2 else span > budget.MaxSpanPerPartition
 
-/// Whether a partition should be paused now, for any reason: the whole budget is
-/// paused, its --until-end mark is reached, or its span is full.
-let wantsPause (mode: Mode) (lease: Lease) =
-    mode = Paused || lease.ReachedEnd || lease.SpanFull
+/// Whether a partition should be paused at `now` (the run's clock), for any reason: the
+/// whole budget is paused, its end is reached (--until-end, --until), its span is full,
+/// or it waits for a record that is not due yet (--speed: kept in the process, or left
+/// in Kafka until shortly before it is due).
+let wantsPause (mode: Mode) (lease: Lease) (now: int64) =
+    mode = Paused || lease.ReachedEnd || lease.SpanFull || lease.Holding || lease.PacedUntil > now

@@ -32,7 +32,12 @@ type RunSettings =
       /// Stop after this many records; 0: no limit.
       MaxRecords: int64
       /// Print requests instead of sending them; store and commit nothing.
-      DryRun: bool }
+      DryRun: bool
+      /// --until: records stamped at or after this (Unix milliseconds) are not replayed;
+      /// each partition ends at the first of them, and the run stops once all have.
+      Until: int64 voption
+      /// --speed: the pace of the records, by their timestamps (see Pacing).
+      Speed: Pacing.Speed }
 
 module Settings =
     let delivery: DeliverySettings =
@@ -58,7 +63,9 @@ module Settings =
           Delivery = delivery
           UntilEnd = false
           MaxRecords = 0L
-          DryRun = false }
+          DryRun = false
+          Until = ValueNone
+          Speed = Pacing.Max }
 
     /// The longest a duration from outside (a flag) may be: timers refuse more than ~49.7 days.
     let MaxDuration = TimeSpan.FromDays 30.0
@@ -77,4 +84,4 @@ module Settings =
         elif settings.Budget.MaxInFlightRecords < 1 then Some "--max-in-flight-records must be at least 1"
         elif settings.Budget.MaxInFlightBytes < 1L then Some "--max-in-flight-bytes must be at least 1"
         elif settings.MaxRecords < 0L then Some "--max-records must be at least 1"
-        else None
+        else Pacing.problem settings.Speed

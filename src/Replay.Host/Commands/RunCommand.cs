@@ -200,7 +200,9 @@ public static class RunCommand
                 parse.GetValue(ShutdownTimeout) ?? Settings.delivery.ShutdownTimeout),
             untilEnd,
             maxRecords,
-            dryRun);
+            dryRun,
+            FSharpValueOption<long>.ValueNone,
+            Pacing.Speed.Max);
         if (Settings.problem(run) is { } invalid) return Result<ReplayJob>.Fail(invalid.Value);
 
         IWebProxy? proxy = null;
