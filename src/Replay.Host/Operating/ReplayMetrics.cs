@@ -16,7 +16,7 @@ public sealed class ReplayMetrics : IDisposable
     readonly ReplayConsumer _consumer;
     readonly Counter _consumed, _bytesConsumed, _delivered, _sampledOut, _deletesIgnored, _notJson, _deadLetters,
         _decodeErrors, _retries, _ruleReloads, _ruleReloadErrors, _skippedByRule, _requests, _dropped, _deadLetterWriteFailures;
-    readonly Gauge _inFlightRecords, _inFlightBytes, _paused, _assigned, _lag;
+    readonly Gauge _inFlightRecords, _inFlightBytes, _paused, _assigned, _lag, _behindSchedule;
     readonly Histogram _latency;
 
     /// <summary>This run's registry: its own, so that runs in one process do not mix.</summary>
@@ -49,7 +49,9 @@ public sealed class ReplayMetrics : IDisposable
         });
         _inFlightRecords = f.CreateGauge("replay_in_flight_records", "Records handed to delivery and not finished.");
         _inFlightBytes = f.CreateGauge("replay_in_flight_bytes", "Payload bytes of the records in flight.");
-        _paused = f.CreateGauge("replay_paused_partitions", "Owned partitions paused by backpressure or --until-end.");
+        _paused = f.CreateGauge("replay_paused_partitions", "Owned partitions paused: by backpressure, at their end (--until-end, --until), or waiting for a record not due yet (--speed).");
+        _behindSchedule = f.CreateGauge("replay_schedule_behind_seconds",
+            "--speed: how late the latest record was handed to delivery against its schedule (about 0 on schedule; 0 without --speed).");
         _assigned = f.CreateGauge("replay_assigned_partitions", "Partitions this member owns.");
         _lag = f.CreateGauge("replay_consumer_lag", "Records of a partition not yet finished (high watermark minus stored offset).", "topic", "partition");
         _ruleReloads = f.CreateCounter("replay_rule_reloads_total", "Successful reloads of the rules file.");
@@ -100,6 +102,7 @@ public sealed class ReplayMetrics : IDisposable
         _inFlightRecords.Set(_consumer.Observer.InFlight);
         _inFlightBytes.Set(_consumer.Observer.InFlightBytes);
         _paused.Set(_consumer.Observer.PausedCount);
+        _behindSchedule.Set(_consumer.Observer.BehindSchedule?.TotalSeconds ?? 0);
         _assigned.Set(_consumer.Observer.AssignedCount);
 
         var lag = _consumer.Observer.Lag.Current;

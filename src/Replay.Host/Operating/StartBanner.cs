@@ -28,7 +28,10 @@ public static class StartBanner
         var deadLetters = run.DryRun ? ["printed (dry run)"] : facts?.DeadLetters is { Count: > 0 } dl ? dl.Select(d => "to " + d).ToList() : ["to the log"];
         var rules = settings.Rules is { } r && facts?.RulesFile is { } file ? $"{file} (generation {r.Generation})" : "none";
         var status = facts?.StatusPolicy ?? global::Replay.Core.StatusPolicy.describe(global::Replay.Core.StatusPolicy.defaults);
-        var text = $"replay: group {group}, topic {run.Topic}, from {from}, to {string.Join(" | ", destinations)}, proxy {proxy}, " +
+        string? until = run.Until.IsValueSome ? PointInTime.Format(DateTimeOffset.FromUnixTimeMilliseconds(run.Until.Value)) : null;
+        var speed = global::Replay.Core.Pacing.describe(run.Speed);
+        var window = (until is null ? "" : $", until {until}") + (run.Speed.IsMax ? "" : $", speed {speed} (by record timestamps)");
+        var text = $"replay: group {group}, topic {run.Topic}, from {from}{window}, to {string.Join(" | ", destinations)}, proxy {proxy}, " +
                    $"sample {facts?.Sample ?? "-"}, answers {status}, dead letters {string.Join(" and ", deadLetters)}, rules {rules}" +
                    (run.DryRun ? ", DRY RUN (nothing sent or committed)" : "");
         log.Write(Severity.Info, text,
@@ -39,6 +42,8 @@ public static class StartBanner
             new("bootstrap_servers", run.Kafka.TryGetValue("bootstrap.servers", out var b) ? b : null),
             new("from", settings.Start.ToString()),
             new("reset", settings.Reset),
+            new("until", until),
+            new("speed", speed),
             new("destinations", destinations),
             new("proxy", proxy),
             new("sample", facts?.Sample),
