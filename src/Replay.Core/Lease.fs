@@ -144,9 +144,10 @@ module Lease =
     /// at `offset` (EOF, or a high-water mark the host asked for). --until-end: done at
     /// or past its mark. --until: done once that was so after the until-time's grace;
     /// before, remembered, for the host to confirm once the grace has passed. A record
-    /// held for pacing is still to come: then the partition is not at its end.
+    /// that waits for its time (kept, or left in Kafka) is still to come: whatever Kafka
+    /// said, the partition is not at its end, and its floor must not pass that record.
     let caughtUp (offset: int64) (wallMs: int64) (lease: Lease) =
-        if not lease.Holding then
+        if not lease.Holding && lease.PacedUntil = Int64.MinValue then
             endOfPartition offset lease
             if untilPassed wallMs lease then reachEnd offset lease
             elif lease.Until <> Int64.MaxValue then lease.CaughtUp <- ValueSome offset

@@ -212,15 +212,22 @@ let private window =
               Expect.equal (Lease.storable lease) (ValueSome 2L) "committed to where it ended"
           }
 
-          test "a partition whose next record is kept for the schedule is not at its end, whatever Kafka says" {
-              let lease = leaseUntil 1_000L
+          test "a partition whose next record waits for its time is not at its end, whatever Kafka says" {
+              let lease = leaseUntil 10_000L
               let pacer = Pacing.Pacer(Pacing.Times 1.0)
               Expect.equal (Consuming.admit pacer lease 0L 0L 0L) Consuming.Admission.Take "the first starts the schedule"
+              Lease.finish 0L lease
               Expect.equal (Consuming.admit pacer lease 1L 500L 0L) Consuming.Admission.Hold "the next is kept"
               Lease.caughtUp 2L 1_000_000L lease
               Expect.isFalse lease.ReachedEnd "an end reported behind a kept record is not the end"
               Expect.equal (Consuming.admit pacer lease 1L 500L 500L) Consuming.Admission.Take "taken when due"
-              Expect.equal (Consuming.admit pacer lease 2L 1_000L 600L) Consuming.Admission.PastEnd "a record at the until-time ends it, due or not"
+              Lease.finish 1L lease
+              Expect.equal (Consuming.admit pacer lease 2L 5_000L 600L) Consuming.Admission.Defer "the next, due in 4.4 s, stays in Kafka"
+              Lease.caughtUp 3L 1_000_000L lease
+              Expect.isFalse lease.ReachedEnd "an end reported behind a record left in Kafka is not the end"
+              Expect.equal (Lease.storable lease) (ValueSome 2L) "nothing past the record left in Kafka is committed"
+              Expect.equal (Consuming.admit pacer lease 2L 5_000L 5_000L) Consuming.Admission.Take "read again, and taken when due"
+              Expect.equal (Consuming.admit pacer lease 3L 10_000L 5_100L) Consuming.Admission.PastEnd "a record at the until-time ends it, due or not"
           }
 
           test "without --until nothing ends by time" {
