@@ -246,8 +246,9 @@ let tests =
                   // A replay that kept records until due would hold the whole 32 MB backlog.
                   Expect.isLessThan (peak - ordinaryPeak) 12.0 $"--speed {speed}: no more memory than an unpaced replay of the same records ({peak:F0} against {ordinaryPeak:F0} MB; the backlog is 32 MB)"
                   // At --speed 4 the run is over before the process has warmed up: its peak says it all.
+                  // (Keeping what passes would add 16 MB over the second half at --speed 1; the GC's own swing is a few.)
                   if speed = 1.0 then
-                      Expect.isLessThan growth 8.0 $"--speed {speed}: memory stays flat while the backlog is worked through (grew {growth:F1} MB)"
+                      Expect.isLessThan growth 10.0 $"--speed {speed}: memory stays flat while the backlog is worked through (grew {growth:F1} MB)"
                   Expect.isNonEmpty run.Behind $"--speed {speed}: /metrics reports how far behind the schedule the run is"
                   Expect.isLessThan (List.max run.Behind) 1.0 $"--speed {speed}: on schedule, about 0 s behind"
                   Expect.stringContains run.Stderr "behind_schedule_s=" $"--speed {speed}: the progress line says it too"
