@@ -75,7 +75,9 @@ type Hold =
     /// `--max-dead-letter-ratio`: too many of the last records became dead letters (DeadLetterBrake).
     | DeadLetterRatio
 
-/// Whether a partition should be paused now, for any reason: the whole budget is
-/// paused, consuming is held, its --until-end mark is reached, or its span is full.
-let wantsPause (mode: Mode) (hold: Hold) (lease: Lease) =
-    mode = Paused || hold <> Free || lease.ReachedEnd || lease.SpanFull
+/// Whether a partition should be paused at `now` (the run's clock), for any reason: the
+/// whole budget is paused, consuming is held, its end is reached (--until-end, --until),
+/// its span is full, or it waits for a record that is not due yet (--speed: kept in the
+/// process, or left in Kafka until shortly before it is due).
+let wantsPause (mode: Mode) (hold: Hold) (lease: Lease) (now: int64) =
+    mode = Paused || hold <> Free || lease.ReachedEnd || lease.SpanFull || lease.Holding || lease.PacedUntil > now

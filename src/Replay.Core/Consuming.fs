@@ -1,7 +1,8 @@
-/// What the consuming thread does with what it reads: each decided record goes to
-/// the delivery engine or is finished at once, each finished job moves its
-/// partition's checkpoint, and the set of partitions that must be paused follows
-/// from the budget, the --until-end marks and the partitions' spans. The host reads
+/// What the consuming thread does with what it reads: each record is admitted (past
+/// its partition's end, not due yet by the --speed schedule, or taken), each decided
+/// record goes to the delivery engine or is finished at once, each finished job moves
+/// its partition's checkpoint, and the set of partitions that must be paused follows
+/// from the budget, the partitions' ends, their spans and the schedule. The host reads
 /// Kafka and carries these out.
 module Replay.Core.Consuming
 
@@ -43,6 +44,44 @@ let count (counters: ICounters) (taken: Taken) : bool =
 
 let private full (budget: Backpressure.Budget) (engine: DeliveryEngine) =
     engine.InFlight >= budget.MaxInFlightRecords || engine.InFlightBytes >= budget.MaxInFlightBytes
+
+/// What becomes of a record just read (an enum: the host switches on it).
+type Admission =
+    /// Decide it and hand it on: it is open in its partition's checkpoint from now on.
+    | Take = 0
+    /// It lies past its partition's end (--until-end, --until): not replayed, not
+    /// consumed; the partition is done once nothing below it is open.
+    | PastEnd = 1
+    /// Not due yet, but within the pacing lead: keep this one record (its partition
+    /// pauses) and admit it again at the lease's PacedUntil.
+    | Hold = 2
+    /// Not due for longer: seek its partition back to it (it stays in Kafka); the
+    /// partition pauses until the lease's PacedUntil.
+    | Defer = 3
+
+/// Admits the record at `offset`, stamped `timestampMs`, read at `now` on the run's clock.
+/// A record that is held or deferred is not open anywhere: what may be committed stays
+/// at or below it, and after a crash or a revoke it is read again.
+let admit (pacer: Pacing.Pacer) (lease: Lease) (offset: int64) (timestampMs: int64) (now: int64) : Admission =
+    if Lease.pastEnd offset timestampMs lease then
+        Admission.PastEnd
+    else
+        match pacer.Pace(lease, timestampMs, now) with
+        | Pacing.Pace.Now ->
+            Lease.intake offset timestampMs lease |> ignore
+            Admission.Take
+        | Pacing.Pace.Hold ->
+            Lease.movedOn lease
+            Admission.Hold
+        | _ ->
+            Lease.movedOn lease
+            Admission.Defer
+
+/// A record kept for the schedule is due at `now`, and the budget lets it go: admit it
+/// again. While every partition is paused for the budget or the dead-letter brake, it
+/// waits with the rest.
+let heldIsDue (mode: Backpressure.Mode) (hold: Backpressure.Hold) (lease: Lease) (now: int64) =
+    lease.Holding && now >= lease.PacedUntil && mode <> Backpressure.Paused && hold = Backpressure.Hold.Free
 
 /// Hands a decided record on: `engines` holds one engine per destination of the run,
 /// `bestEffort` says which of them never hold a record. Skips finish at once; a
@@ -145,5 +184,5 @@ let updateSpans (budget: Backpressure.Budget) (leases: Lease seq) =
     for lease in leases do
         lease.SpanFull <- Backpressure.spanFull budget lease.SpanFull (Checkpoint.span lease.Progress)
 
-/// Every partition of this member is at its --until-end mark with nothing open.
+/// Every partition of this member is at its end (--until-end, --until) with nothing open.
 let allDone (leases: Lease seq) = not (Seq.isEmpty leases) && Seq.forall Lease.isDone leases

@@ -59,7 +59,12 @@ type RunSettings =
       /// Print requests instead of sending them; store and commit nothing.
       DryRun: bool
       /// `--max-dead-letter-ratio`: hold consuming when too many records become dead letters; None: never.
-      DeadLetterBrake: DeadLetterBrake.Settings option }
+      DeadLetterBrake: DeadLetterBrake.Settings option
+      /// --until: records stamped at or after this (Unix milliseconds) are not replayed;
+      /// each partition ends at the first of them, and the run stops once all have.
+      Until: int64 voption
+      /// --speed: the pace of the records, by their timestamps (see Pacing).
+      Speed: Pacing.Speed }
 
 module Settings =
     let delivery: DeliverySettings =
@@ -90,7 +95,9 @@ module Settings =
           UntilEnd = false
           MaxRecords = 0L
           DryRun = false
-          DeadLetterBrake = None }
+          DeadLetterBrake = None
+          Until = ValueNone
+          Speed = Pacing.Max }
 
     /// The same run, giving up on a record after `limit` unless a limit is already set.
     let withDefaultRetryLimit (limit: TimeSpan) (settings: RunSettings) =
@@ -125,4 +132,4 @@ module Settings =
             Some "required destinations come first, best-effort ones after them"
         elif settings.DeadLetterBrake |> Option.exists (fun b -> (DeadLetterBrake.problem b.MaxRatio).IsSome) then
             settings.DeadLetterBrake |> Option.bind (fun b -> DeadLetterBrake.problem b.MaxRatio)
-        else None
+        else Pacing.problem settings.Speed

@@ -87,7 +87,7 @@ public static class DemoCommand
             ["group.protocol"] = "consumer",
         };
         var settings = Settings.run(topic, kafka) is var run
-            ? new RunSettings(run.Topic, run.Kafka, run.Pipeline, run.Budget, run.Delivery, run.Destinations, true, run.MaxRecords, run.DryRun, run.DeadLetterBrake)
+            ? new RunSettings(run.Topic, run.Kafka, run.Pipeline, run.Budget, run.Delivery, run.Destinations, true, run.MaxRecords, run.DryRun, run.DeadLetterBrake, run.Until, run.Speed)
             : throw new InvalidOperationException();
         var services = new ReplayServices { Router = () => router, Log = TextWriter.Null };
         Console.Out.WriteLine($"replay    sample {Sampling.RateModule.value(rate)} by document id, deletes on, 64 in flight ...");

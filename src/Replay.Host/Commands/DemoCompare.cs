@@ -53,7 +53,7 @@ static class DemoCompare
         var run = Settings.run(topic, kafka);
         var settings = new RunSettings(run.Topic, run.Kafka, run.Pipeline, run.Budget, run.Delivery,
             Microsoft.FSharp.Collections.ListModule.OfSeq(new[] { new DestinationSlot("primary", false), new DestinationSlot("candidate", false), new DestinationSlot("secondary", false) }),
-            true, run.MaxRecords, run.DryRun, run.DeadLetterBrake);
+            true, run.MaxRecords, run.DryRun, run.DeadLetterBrake, run.Until, run.Speed);
         var services = new ReplayServices
         {
             Router = () => router,

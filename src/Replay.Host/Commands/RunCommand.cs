@@ -73,6 +73,9 @@ public static class RunCommand
                     -t telemetry -gid replay-proto -p kafka.properties --dest "http://proto.example/submit/telemetry/%k"
                   # the last two hours again, even if this group already went past them
                   replay run -p kafka.properties -t telemetry -gid replay-proto --from -2h --reset --until-end --dest ...
+                  # the hour from 10:00 to 11:00 (UTC) again, ten times as fast as it happened; exits 0 at its end
+                  replay run -p kafka.properties -t telemetry -gid replay-window --from 2026-11-30T10:00Z --until 2026-11-30T11:00Z \
+                    --speed 10 --dest ...
                   # see what would be sent, without sending or committing anything
                   replay run -p kafka.properties -t telemetry -gid replay-proto --from earliest --max-records 20 --dry-run --dest ...
                   # a fragile prototype: as many requests at once as it takes without slowing down (at most 64)
@@ -86,7 +89,7 @@ public static class RunCommand
                      ConcurrencyOptions.NumThreads, ConcurrencyOptions.Concurrency, ConcurrencyOptions.MaxConcurrency, ValidateJson, Proxy, NoProxy, CaFile, ClientCert, ClientKey, InsecureSkipVerify, Format, RawKeys, DeadLetterFile, DeadLetterTopic, StateDir, MaxDeadLetterRatio, MaxRate, From, UntilEnd, MaxRecords,
                      MaxInFlightBytes, MaxInFlightRecords, MaxPayloadBytes, RequestTimeout, MaxRetryDuration, MaxBackoff, PoisonAfter, ShutdownTimeout, RulesFile })
             command.Options.Add(option);
-        foreach (var option in OperatingOptions.All.Concat(RouteOptions.All))
+        foreach (var option in OperatingOptions.All.Concat(WindowOptions.All).Concat(RouteOptions.All))
             command.Options.Add(option);
         foreach (var option in DestinationAuthOptions.All) command.Options.Add(option);
         command.SetAction((parse, cancel) => Task.FromResult(RunExecution.Execute(parse, cancel)));
@@ -123,14 +126,17 @@ public static class RunCommand
     {
         var kafka = KafkaSettings(parse, secrets);
         if (!kafka.IsOk) return Result<ReplayJob>.Fail(kafka.Error!);
-        var operating = OperatingOptions.Read(parse, From, DateTimeOffset.UtcNow);
+        var now = DateTimeOffset.UtcNow;
+        var operating = OperatingOptions.Read(parse, From, now);
         if (!operating.IsOk) return Result<ReplayJob>.Fail(operating.Error!);
         var o = operating.Value!;
+        var window = WindowOptions.Read(parse, o.Start, now);
+        if (!window.IsOk) return Result<ReplayJob>.Fail(window.Error!);
         var maxRecords = parse.GetValue(MaxRecords);
         if (maxRecords is < 1) return Result<ReplayJob>.Fail($"--max-records {maxRecords}: must be at least 1");
         var built = DeliverySettings(parse, kafka.Value!, parse.GetValue(Topic)!, secrets, untilEnd: parse.GetValue(UntilEnd),
             maxRecords: maxRecords ?? 0, dryRun: o.DryRun, start: o.Start, reset: o.Reset, operating: o.Operating, fixedDestinations: fixedDestinations,
-            maxDeadLetterRatio: parse.GetValue(MaxDeadLetterRatio));
+            maxDeadLetterRatio: parse.GetValue(MaxDeadLetterRatio), until: window.Value!.Until, speed: window.Value!.Speed);
         if (built.IsOk && parse.GetValue(NoProxy) is { } noProxy && ProxySettings.Bypass(built.Value!.Services.Proxy, noProxy) is { } bypassProblem)
         {
             built.Value!.Services.DeadLetters.Dispose();
@@ -170,7 +176,8 @@ public static class RunCommand
     /// with what the caller read of the rest, the whole validated job.</summary>
     public static Result<ReplayJob> DeliverySettings(ParseResult parse, IReadOnlyDictionary<string, string> kafka, string topic, Secrets secrets,
         bool untilEnd = false, long maxRecords = 0, bool dryRun = false, StartPosition? start = null, bool reset = false,
-        OperatingSettings? operating = null, FixedDestinations? fixedDestinations = null, double? maxDeadLetterRatio = null)
+        OperatingSettings? operating = null, FixedDestinations? fixedDestinations = null, double? maxDeadLetterRatio = null,
+        DateTimeOffset? until = null, Pacing.Speed? speed = null)
     {
         secrets.AddProxyEnvironment();
         var required = new List<Destination.Pattern>();
@@ -281,7 +288,9 @@ public static class RunCommand
             untilEnd,
             maxRecords,
             dryRun,
-            maxDeadLetterRatio is { } ratio ? FSharpOption<DeadLetterBrake.Settings>.Some(DeadLetterBrake.settings(ratio)) : null);
+            maxDeadLetterRatio is { } ratio ? FSharpOption<DeadLetterBrake.Settings>.Some(DeadLetterBrake.settings(ratio)) : null,
+            until is { } end ? FSharpValueOption<long>.NewValueSome(end.ToUnixTimeMilliseconds()) : FSharpValueOption<long>.ValueNone,
+            speed ?? Pacing.Speed.Max);
         if (Settings.problem(run) is { } invalid)
         {
             rules?.Dispose();

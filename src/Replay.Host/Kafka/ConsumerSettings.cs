@@ -6,7 +6,9 @@ namespace Replay.Host.Kafka;
 
 public static class ConsumerSettings
 {
-    public static ConsumerConfig Build(IReadOnlyDictionary<string, string> kafka, bool untilEnd, bool dryRun = false)
+    /// <param name="partitionEof">Report each partition's end (--until-end, --until).</param>
+    /// <param name="paced">--speed: partitions pause and resume with the schedule.</param>
+    public static ConsumerConfig Build(IReadOnlyDictionary<string, string> kafka, bool partitionEof, bool dryRun = false, bool paced = false)
     {
         var config = new ConsumerConfig(kafka.ToDictionary(kv => kv.Key, kv => kv.Value));
         // Offsets move only when a record is finished: we store them, librdkafka commits them.
@@ -20,7 +22,17 @@ public static class ConsumerSettings
         if (!kafka.ContainsKey("fetch.queue.backoff.ms")) config.FetchQueueBackoffMs = 10;
         // librdkafka's 5 s default would replay up to 5 s of delivered records after a crash.
         if (!kafka.ContainsKey("auto.commit.interval.ms")) config.AutoCommitIntervalMs = 1000;
-        config.EnablePartitionEof = untilEnd;
+        config.EnablePartitionEof = partitionEof;
+        if (paced)
+        {
+            // A paced partition resumes shortly before its next record is due (Pacing.leadMs), and its
+            // first fetch waits for the fetch already outstanding on its broker: librdkafka's 500 ms
+            // long poll would eat half the lead.
+            if (!kafka.ContainsKey("fetch.wait.max.ms")) config.FetchWaitMaxMs = 100;
+            // Pausing a partition for a record that is not due drops what was prefetched of it, to be
+            // fetched again on resume: smaller fetches waste less (1 MiB each by default).
+            if (!kafka.ContainsKey("max.partition.fetch.bytes")) config.MaxPartitionFetchBytes = 64 * 1024;
+        }
         // --dry-run leaves the group's offsets exactly as they were.
         if (dryRun) config.EnableAutoCommit = false;
         // Lag per partition for the metrics and the progress line; cheap at this interval.

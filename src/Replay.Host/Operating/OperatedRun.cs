@@ -110,7 +110,8 @@ public sealed class OperatedRun : IAsyncDisposable
         if (_job.Run.DryRun)
             _log.Message("dry run: printing requests instead of sending them; no offsets are committed");
         var preflight = Preflight.Check(new PreflightRequest(_job.Run.Kafka, _job.Run.Topic, _job.Services.Start, FromGiven, _job.Services.Reset,
-            _job.Run.UntilEnd, _job.Operating.ConnectTimeout), _log, cancel);
+            // Records ahead (for the percentage) are counted to the high-water marks: with --until the run ends before them.
+            _job.Run.UntilEnd && _job.Run.Until.IsValueNone, _job.Operating.ConnectTimeout), _log, cancel);
         if (preflight.ExitCode is { } stopped)
         {
             if (stopped != ExitCodes.Ok) _log.Write(Severity.Error, $"replay run: {preflight.Problem}", [new("event", "preflight"), new("exit_code", stopped)]);

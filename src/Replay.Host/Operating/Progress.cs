@@ -1,8 +1,9 @@
 // Live progress: every interval, rates since the last report and the state of the run, as a
 // status line rewritten in place on a terminal (fitted to its width, the least important
 // figures dropped first) or as one structured log line ("progress k=v ..." or JSON)
-// otherwise. With --until-end it shows how far the run is and when it should end. While the
-// member owns no partitions it says why it waits. Reads counters only; never touches the
+// otherwise. With --until-end it shows how far the run is and when it should end; with
+// --speed, how far behind its schedule it runs. While the member owns no partitions it says
+// why it waits. Reads counters only; never touches the
 // consume loop.
 using System.Globalization;
 using Replay.Host.Cli;
@@ -96,6 +97,7 @@ public sealed class Progress : IDisposable
             var parts = new List<(int Keep, string Text)>();
             if (waiting) parts.Add((0, $"waiting for partitions ({(now - _waitingSince) / 1000} s)"));
             if (percent is { } p) parts.Add((0, $"{p:0}%{(eta is { } e ? " ETA " + Clock(e) : "")}"));
+            if (_consumer.Observer.BehindSchedule is { } behind) parts.Add((1, $"behind {Seconds(behind)}"));
             parts.Add((1, $"{Count(perSecond)} rec/s"));
             parts.Add((2, $"{sentWord} {Count(sent)}"));
             parts.Add((3, $"lag {(lag is { } l ? Count(l) : "?")}"));
@@ -131,6 +133,7 @@ public sealed class Progress : IDisposable
             new("paused", _consumer.Observer.PausedCount),
         };
         if (_context.Extra is { } more) fields.Add(new("compare", more()));
+        if (_consumer.Observer.BehindSchedule is { } late) fields.Add(new("behind_schedule_s", Math.Round(late.TotalSeconds, 3)));
         if (percent is { } pc)
         {
             fields.Add(new("percent", pc));
@@ -172,6 +175,10 @@ public sealed class Progress : IDisposable
     static string Clock(TimeSpan t) => t.TotalHours >= 1
         ? $"{(int)t.TotalHours}:{t.Minutes:00}:{t.Seconds:00}"
         : $"{t.Minutes}:{t.Seconds:00}";
+
+    /// <summary>Short lags in tenths of a second (on schedule is "0.0 s"), long ones as a clock.</summary>
+    static string Seconds(TimeSpan t) =>
+        t.TotalSeconds < 60 ? t.TotalSeconds.ToString("0.0", CultureInfo.InvariantCulture) + " s" : Clock(t);
 
     static string Count(double n) => n switch
     {

@@ -16,7 +16,7 @@ public sealed class ReplayMetrics : IDisposable
     readonly ReplayConsumer _consumer;
     readonly Counter _consumed, _bytesConsumed, _delivered, _sampledOut, _deletesIgnored, _notJson, _deadLetters,
         _decodeErrors, _retries, _ruleReloads, _ruleReloadErrors, _skippedByRule, _requests, _dropped, _deadLetterWriteFailures, _ruleFailures, _ruleRollbacks, _brakeHolds;
-    readonly Gauge _inFlightRecords, _inFlightBytes, _concurrencyLimit, _paused, _assigned, _lag, _destinationInFlight, _brakeHeld;
+    readonly Gauge _inFlightRecords, _inFlightBytes, _concurrencyLimit, _paused, _assigned, _lag, _destinationInFlight, _brakeHeld, _behindSchedule;
     readonly Counter _destinationRecords;
     readonly Histogram _latency;
 
@@ -57,7 +57,9 @@ public sealed class ReplayMetrics : IDisposable
         _inFlightBytes = f.CreateGauge("replay_in_flight_bytes", "Payload bytes of the records in flight.");
         _concurrencyLimit = f.CreateGauge("replay_concurrency_limit",
             "Requests allowed on the wire at once now: the adaptive limit under --concurrency auto, otherwise --concurrency.");
-        _paused = f.CreateGauge("replay_paused_partitions", "Owned partitions paused by backpressure or --until-end.");
+        _paused = f.CreateGauge("replay_paused_partitions", "Owned partitions paused: by backpressure or the dead-letter brake, at their end (--until-end, --until), or waiting for a record not due yet (--speed).");
+        _behindSchedule = f.CreateGauge("replay_schedule_behind_seconds",
+            "--speed: how late the latest record was handed to delivery against its schedule (about 0 on schedule; 0 without --speed).");
         _assigned = f.CreateGauge("replay_assigned_partitions", "Partitions this member owns.");
         _lag = f.CreateGauge("replay_consumer_lag", "Records of a partition not yet finished (high watermark minus stored offset).", "topic", "partition");
         _destinationRecords = f.CreateCounter("replay_destination_records_total",
@@ -120,6 +122,7 @@ public sealed class ReplayMetrics : IDisposable
         _paused.Set(_consumer.Observer.PausedCount);
         _brakeHolds.IncTo(_consumer.Observer.Holds);
         _brakeHeld.Set(_consumer.Observer.Held is null ? 0 : 1);
+        _behindSchedule.Set(_consumer.Observer.BehindSchedule?.TotalSeconds ?? 0);
         _assigned.Set(_consumer.Observer.AssignedCount);
 
         var lag = _consumer.Observer.Lag.Current;

@@ -31,7 +31,10 @@ public static class StartBanner
         var concurrency = run.Delivery.Concurrency is global::Replay.Core.Concurrency.Adaptive adaptive
             ? $"auto (1 to {adaptive.Item.Max})"
             : run.Delivery.Concurrency.Most.ToString(System.Globalization.CultureInfo.InvariantCulture);
-        var text = $"replay: group {group}, topic {run.Topic}, from {from}, to {string.Join(" | ", destinations)}, proxy {proxy}, " +
+        string? until = run.Until.IsValueSome ? PointInTime.Format(DateTimeOffset.FromUnixTimeMilliseconds(run.Until.Value)) : null;
+        var speed = global::Replay.Core.Pacing.describe(run.Speed);
+        var window = (until is null ? "" : $", until {until}") + (run.Speed.IsMax ? "" : $", speed {speed} (by record timestamps)");
+        var text = $"replay: group {group}, topic {run.Topic}, from {from}{window}, to {string.Join(" | ", destinations)}, proxy {proxy}, " +
                    $"sample {facts?.Sample ?? "-"}, concurrency {concurrency}, answers {status}, dead letters {string.Join(" and ", deadLetters)}, rules {rules}" +
                    (run.DryRun ? ", DRY RUN (nothing sent or committed)" : "");
         log.Write(Severity.Info, text,
@@ -42,6 +45,8 @@ public static class StartBanner
             new("bootstrap_servers", run.Kafka.TryGetValue("bootstrap.servers", out var b) ? b : null),
             new("from", settings.Start.ToString()),
             new("reset", settings.Reset),
+            new("until", until),
+            new("speed", speed),
             new("destinations", destinations),
             new("proxy", proxy),
             new("sample", facts?.Sample),

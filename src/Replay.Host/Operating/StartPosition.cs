@@ -1,9 +1,6 @@
 // `--from`: where a replay starts reading a partition. Parsed once, against the
 // clock of the moment the run starts, so that `-2h` means the same instant for
 // every partition and every rebalance of this run.
-using System.Globalization;
-using System.Xml;
-using Replay.Host.Cli;
 
 namespace Replay.Host.Operating;
 
@@ -28,7 +25,7 @@ public sealed record StartPosition(StartKind Kind, DateTimeOffset? Time = null)
 
     public static StartPosition At(DateTimeOffset time) => new(StartKind.Time, time);
 
-    const string Usage = "use earliest, latest, committed, an ISO-8601 time (2024-05-01T10:00:00Z) or a duration back from now (-2h, -30m, -1d, -PT90M)";
+    const string Usage = "use earliest, latest, committed, " + PointInTime.Forms;
 
     /// <summary>Parses the text of <c>--from</c>; relative durations count back from <paramref name="now"/>.</summary>
     public static Result<StartPosition> Parse(string text, DateTimeOffset now)
@@ -40,38 +37,11 @@ public sealed record StartPosition(StartKind Kind, DateTimeOffset? Time = null)
             case "latest": return Result<StartPosition>.Ok(Latest);
             case "committed": return Result<StartPosition>.Ok(Committed);
         }
-        if (trimmed.StartsWith('-'))
-        {
-            if (!TryParseDuration(trimmed[1..], out var back) || back <= TimeSpan.Zero)
-                return Result<StartPosition>.Fail($"--from '{text}': '{trimmed[1..]}' is not a duration; {Usage}");
-            return Result<StartPosition>.Ok(At(now - back));
-        }
-        // Only ISO-8601 shapes: a culture's "5/1/2024" would be read differently on another machine.
-        if (trimmed.Length < 10 || !char.IsAsciiDigit(trimmed[0]) || trimmed[4] != '-'
-            || !DateTimeOffset.TryParse(trimmed, CultureInfo.InvariantCulture, DateTimeStyles.AssumeUniversal, out var time))
-            return Result<StartPosition>.Fail($"--from '{text}': {Usage}");
-        if (time > now)
+        var time = PointInTime.Parse("--from", text, now, Usage);
+        if (!time.IsOk) return Result<StartPosition>.Fail(time.Error!);
+        if (time.Value > now)
             return Result<StartPosition>.Fail($"--from '{text}' is in the future (now is {now.UtcDateTime:yyyy-MM-ddTHH:mm:ssZ}); use --from latest to replay only new records");
-        return Result<StartPosition>.Ok(At(time));
-    }
-
-    /// <summary>Our own duration style (2h, 30m, 1d) or ISO-8601's (PT2H, P1D).</summary>
-    static bool TryParseDuration(string text, out TimeSpan value)
-    {
-        if (text.StartsWith('P') || text.StartsWith('p'))
-        {
-            try
-            {
-                value = XmlConvert.ToTimeSpan(text.ToUpperInvariant());
-                return true;
-            }
-            catch (FormatException)
-            {
-                value = default;
-                return false;
-            }
-        }
-        return Duration.TryParse(text, out value);
+        return Result<StartPosition>.Ok(At(time.Value));
     }
 
     /// <summary>The librdkafka <c>auto.offset.reset</c> that matches this position, for partitions
@@ -85,7 +55,5 @@ public sealed record StartPosition(StartKind Kind, DateTimeOffset? Time = null)
         _ => "earliest",
     };
 
-    public override string ToString() => Kind == StartKind.Time
-        ? Time!.Value.UtcDateTime.ToString("yyyy-MM-ddTHH:mm:ss.fffZ", CultureInfo.InvariantCulture)
-        : Kind.ToString().ToLowerInvariant();
+    public override string ToString() => Kind == StartKind.Time ? PointInTime.Format(Time!.Value) : Kind.ToString().ToLowerInvariant();
 }

@@ -17,6 +17,11 @@ sealed class OwnedPartitions(TextWriter log, RunObserver observer, bool dryRun)
         public CancellationTokenSource Abort { get; } = new();
         /// <summary>What Kafka was last told: paused or not.</summary>
         public bool Paused;
+        /// <summary>--speed: the one record kept until it is due (Consuming.Admission.Hold); its partition is paused meanwhile.</summary>
+        public ConsumeResult<byte[]?, byte[]?>? Held;
+        /// <summary>--speed: where the partition goes on when it resumes; sought to then, because librdkafka's fetcher
+        /// does not notice a plain resume while it idles (up to a second) and a seek wakes it.</summary>
+        public long? SeekOnResume;
     }
 
     readonly Dictionary<TopicPartition, Owned> _owned = new();
@@ -27,6 +32,8 @@ sealed class OwnedPartitions(TextWriter log, RunObserver observer, bool dryRun)
     public Backpressure.Hold Hold { get; set; } = Backpressure.Hold.Free;
 
     public IEnumerable<Lease> Leases => _owned.Values.Select(o => o.Lease);
+
+    public IEnumerable<Owned> All => _owned.Values;
 
     public bool TryGet(TopicPartition partition, out Owned owned) => _owned.TryGetValue(partition, out owned!);
 
@@ -76,9 +83,10 @@ sealed class OwnedPartitions(TextWriter log, RunObserver observer, bool dryRun)
     public void Reconcile(Backpressure.Mode mode)
     {
         List<TopicPartition>? pause = null, resume = null;
+        var now = Environment.TickCount64;
         foreach (var owned in _owned.Values)
         {
-            var wanted = Backpressure.wantsPause(mode, Hold, owned.Lease);
+            var wanted = Backpressure.wantsPause(mode, Hold, owned.Lease, now);
             if (wanted == owned.Paused) continue;
             (wanted ? pause ??= [] : resume ??= []).Add(owned.Partition);
             owned.Paused = wanted;
@@ -86,7 +94,17 @@ sealed class OwnedPartitions(TextWriter log, RunObserver observer, bool dryRun)
         try
         {
             if (pause is not null) Consumer!.Pause(pause);
-            if (resume is not null) Consumer!.Resume(resume);
+            if (resume is not null)
+            {
+                Consumer!.Resume(resume);
+                foreach (var partition in resume)
+                {
+                    var owned = _owned[partition];
+                    if (owned.SeekOnResume is not { } next) continue;
+                    owned.SeekOnResume = null;
+                    Consumer.Seek(new TopicPartitionOffset(partition, next));
+                }
+            }
         }
         catch (KafkaException e)
         {
@@ -102,6 +120,8 @@ sealed class OwnedPartitions(TextWriter log, RunObserver observer, bool dryRun)
         {
             delivery?.Release(owned.Lease);
             owned.Abort.Cancel();
+            // Never started: the next owner reads it again from the commit, which stays at or below it.
+            owned.Held = null;
             _owned.Remove(owned.Partition);
         }
         observer.Assigned = _owned.Count;

@@ -29,6 +29,7 @@ public sealed partial class ReplayConsumer
         foreach (var start in starts)
         {
             var lease = LeaseModule.create(start.Topic, start.Partition.Value, start.Offset.Value >= 0 ? start.Offset.Value : -1);
+            if (_settings.Until.IsValueSome) lease.Until = _settings.Until.Value;
             _untilEnd?.Assigned(start.TopicPartition, lease);
             _owned.Add(start.TopicPartition, lease);
         }

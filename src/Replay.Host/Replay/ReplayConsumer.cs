@@ -2,7 +2,9 @@
 // to the delivery service, moves checkpoints and carries out the core's decisions on
 // what to store, pause and resume; every call into the consumer happens on that
 // thread. The decisions themselves — what may be committed, when to pause, what a
-// revoke abandons — are the core's (Lease, Backpressure, Consuming, DeliveryEngine).
+// revoke abandons, where a partition ends and when a record is due — are the core's
+// (Lease, Backpressure, Consuming, Pacing, DeliveryEngine). --until and --speed are
+// carried out in ReplayConsumer.Window.cs.
 using System.Collections.Concurrent;
 using Confluent.Kafka;
 using Replay.Core;
@@ -23,6 +25,7 @@ public sealed partial class ReplayConsumer
     readonly ManualResetEventSlim _finishedSignal = new(false, spinCount: 1);
     readonly StartOffsets _starts;
     readonly RunObserver _observer = new();
+    readonly Pacing.Pacer _pacer;
     IConsumer<byte[]?, byte[]?>? _consumer;
     ReplayStack? _stack;
     UntilEnd? _untilEnd;
@@ -42,6 +45,8 @@ public sealed partial class ReplayConsumer
         _starts = new StartOffsets(services.Start, services.Reset, settings.Kafka, services.Log);
         _owned = new OwnedPartitions(services.Log, _observer, settings.DryRun);
         StartBrake();
+        _pacer = new Pacing.Pacer(settings.Speed);
+        _observer.Pacer = _pacer;
     }
 
     public ReplayStats Stats => _stats;
@@ -60,7 +65,7 @@ public sealed partial class ReplayConsumer
 
     int RunConsumer(CancellationToken stop)
     {
-        var config = ConsumerSettings.Build(_settings.Kafka, _settings.UntilEnd, _settings.DryRun);
+        var config = ConsumerSettings.Build(_settings.Kafka, partitionEof: _settings.UntilEnd || HasUntil, _settings.DryRun, paced: _pacer.IsPaced);
         using var stack = new ReplayStack(_settings, _services, _stats, OnFinished,
             tlsFailure: reason => Stop(reason, Cli.ExitCodes.DestinationTls),
             fatal: reason => Stop(reason, Cli.ExitCodes.Failure),
@@ -77,7 +82,7 @@ public sealed partial class ReplayConsumer
             .Build();
         _consumer = consumer;
         _owned.Consumer = consumer;
-        if (_settings.UntilEnd) _untilEnd = UntilEnd.Start(consumer, _settings.Topic, _settings.DryRun);
+        if (_settings.UntilEnd) _untilEnd = UntilEnd.Start(consumer, _settings.Topic, _settings.DryRun, waitForGroup: !HasUntil);
         if (_services.Reset && !_settings.Topic.StartsWith('^'))
             _starts.RememberCommitted(consumer, Topics.Partitions(consumer, _settings.Topic));
         consumer.Subscribe(_settings.Topic);
@@ -89,8 +94,10 @@ public sealed partial class ReplayConsumer
                 _observer.Turned();
                 Drain();
                 if (_untilEnd is { } untilEnd && untilEnd.Reached(consumer, _owned.Leases, () => { _owned.StoreAll(); Commit(); })) break;
+                if (_untilEnd is null && HasUntil && Consuming.allDone(_owned.Leases)) break;
                 if (!Admit()) continue;
-                var result = consumer.Consume(_mode.IsPaused ? 50 : 100);
+                ReleaseHeld();
+                var result = consumer.Consume(ConsumeTimeout(_mode.IsPaused ? 50 : 100));
                 if (result is null) continue;
                 if (result.IsPartitionEOF) AtEnd(result.TopicPartition, result.Offset.Value);
                 else Handle(result);
@@ -158,17 +165,24 @@ public sealed partial class ReplayConsumer
             _consumer!.Seek(result.TopicPartitionOffset);
             return;
         }
-        if (LeaseModule.intake(offset, lease).IsPastEnd)
-        {
-            _owned.Reconcile(_mode);
-            return;
-        }
         var message = result.Message;
+        switch (Consuming.admit(_pacer, lease, offset, TimestampMs(message), Environment.TickCount64))
+        {
+            case Consuming.Admission.PastEnd:
+                _owned.Reconcile(_mode);
+                return;
+            case Consuming.Admission.Hold:
+                Hold(owned, result);
+                return;
+            case Consuming.Admission.Defer:
+                Defer(owned, result);
+                return;
+        }
         var value = message.Value ?? [];
         _stats.Consume(value.Length);
         _consumed++;
         var record = new Record(result.Topic, result.Partition.Value, offset, message.Key, value, ToHeaders(message.Headers),
-            message.Timestamp.UnixTimestampMs);
+            TimestampMs(message));
         if (_stack!.InFlight == 0) _observer.Progressed();
         var source = new RecordRef
         {
@@ -189,11 +203,12 @@ public sealed partial class ReplayConsumer
         return result;
     }
 
-    /// <summary>Kafka says the partition has nothing more (only with --until-end).</summary>
+    /// <summary>Kafka says the partition has nothing more (only with --until-end or --until).</summary>
     void AtEnd(TopicPartition tp, long offset)
     {
         if (!_owned.TryGet(tp, out var owned)) return;
-        if (_untilEnd is { } untilEnd && untilEnd.EnsureMark(_consumer!, tp, owned.Lease)) LeaseModule.endOfPartition(offset, owned.Lease);
+        if (_untilEnd is not { } untilEnd || untilEnd.EnsureMark(_consumer!, tp, owned.Lease))
+            LeaseModule.caughtUp(offset, DateTimeOffset.UtcNow.ToUnixTimeMilliseconds(), owned.Lease);
         _owned.Reconcile(_mode);
     }
 
@@ -215,6 +230,7 @@ public sealed partial class ReplayConsumer
         _owned.StoreAll();
         Consuming.updateSpans(_settings.Budget, _owned.Leases);
         TurnBrake();
+        ConfirmEnds();
         _owned.Reconcile(_mode);
     }
 

@@ -25,7 +25,13 @@ public sealed class RunObserver
     /// <summary>True once the consumer has partitions (for readiness checks).</summary>
     public bool IsAssigned => AssignedCount > 0;
 
-    /// <summary>Partitions paused now: by backpressure, at their --until-end mark, or by their span.</summary>
+    /// <summary>--speed: the run's schedule; null until the consumer exists.</summary>
+    internal global::Replay.Core.Pacing.Pacer? Pacer { get; set; }
+
+    /// <summary>--speed: how late the latest record was handed on against its schedule; null when not paced.</summary>
+    public TimeSpan? BehindSchedule => Pacer is { IsPaced: true } pacer ? TimeSpan.FromMilliseconds(pacer.BehindMs) : null;
+
+    /// <summary>Partitions paused now: by backpressure, at their end, by their span, or waiting for a record that is not due.</summary>
     public int PausedCount => Volatile.Read(ref _paused);
     internal int Paused { set => Volatile.Write(ref _paused, value); }
 

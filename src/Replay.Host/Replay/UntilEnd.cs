@@ -4,7 +4,9 @@
 // thread when first met. The run is done when this member's partitions are at their
 // marks with nothing open and — for a named topic — the whole group has committed up
 // to every mark, so that a member does not stop while partitions of a crashed member
-// still wait for a new owner.
+// still wait for a new owner. With --until as well, partitions may end before their
+// marks, where the group's commits will then stay: each member stops when its own
+// partitions are done.
 using Confluent.Kafka;
 using Microsoft.FSharp.Core;
 using Replay.Core;
@@ -16,25 +18,28 @@ public sealed class UntilEnd
     static readonly TimeSpan BrokerTimeout = TimeSpan.FromSeconds(10);
     readonly Dictionary<TopicPartition, (long Low, long High)>? _marks;
     readonly bool _dryRun;
+    readonly bool _waitForGroup;
     long _nextGroupCheck;
 
-    UntilEnd(Dictionary<TopicPartition, (long Low, long High)>? marks, bool dryRun)
+    UntilEnd(Dictionary<TopicPartition, (long Low, long High)>? marks, bool dryRun, bool waitForGroup)
     {
         _marks = marks;
         _dryRun = dryRun;
+        _waitForGroup = waitForGroup;
     }
 
     /// <summary>Reads the marks of a named topic now (a regex topic's come later, per partition).</summary>
-    public static UntilEnd Start(IConsumer<byte[]?, byte[]?> consumer, string topic, bool dryRun)
+    /// <param name="waitForGroup">False with --until: the group's commits may stop short of the marks.</param>
+    public static UntilEnd Start(IConsumer<byte[]?, byte[]?> consumer, string topic, bool dryRun, bool waitForGroup = true)
     {
-        if (topic.StartsWith('^')) return new UntilEnd(null, dryRun);
+        if (topic.StartsWith('^')) return new UntilEnd(null, dryRun, waitForGroup);
         var marks = new Dictionary<TopicPartition, (long, long)>();
         foreach (var tp in Topics.Partitions(consumer, topic))
         {
             var w = consumer.QueryWatermarkOffsets(tp, BrokerTimeout);
             marks[tp] = (w.Low.Value, w.High.Value);
         }
-        return new UntilEnd(marks, dryRun);
+        return new UntilEnd(marks, dryRun, waitForGroup);
     }
 
     /// <summary>Gives a new lease its mark when it is already known.</summary>
@@ -68,7 +73,7 @@ public sealed class UntilEnd
     {
         if (!Consuming.allDone(leases)) return false;
         // A dry run commits nothing, so there is no group progress to wait for.
-        if (_marks is null || _dryRun) return true;
+        if (_marks is null || _dryRun || !_waitForGroup) return true;
         var now = Environment.TickCount64;
         if (now < _nextGroupCheck) return false;
         _nextGroupCheck = now + 500;

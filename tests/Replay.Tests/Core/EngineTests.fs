@@ -258,7 +258,7 @@ let private lease =
         [ property "what may be stored is never past an open record" progress (fun (offsets, finished) ->
               let lease = Lease.create "t" 0 -1L
               for o in offsets do
-                  Lease.intake o lease |> ignore
+                  Lease.intake o 0L lease |> ignore
               for o in finished do
                   Lease.finish o lease
               let openOffsets = set offsets - set finished
@@ -272,7 +272,7 @@ let private lease =
               // The group had committed `committed`; this run's mark is `mark`.
               let lease = Lease.create "t" 0 -1L
               lease.End <- ValueSome(int64 mark)
-              Lease.intake (int64 committed) lease |> ignore
+              Lease.intake (int64 committed) 0L lease |> ignore
               if committed >= mark then
                   Expect.isTrue lease.ReachedEnd "at or past the mark"
                   Expect.equal (Lease.storable lease) (ValueSome(int64 committed)) "stays where the group was"
@@ -281,11 +281,11 @@ let private lease =
 
           test "a gone lease stores nothing and counts nothing; a draining one still does" {
               let lease = Lease.create "t" 0 -1L
-              Lease.intake 5L lease |> ignore
+              Lease.intake 5L 0L lease |> ignore
               lease.State <- Draining
               Lease.finish 5L lease
               Expect.equal (Lease.storable lease) (ValueSome 6L) "draining: what finished counts"
-              Lease.intake 6L lease |> ignore
+              Lease.intake 6L 0L lease |> ignore
               lease.State <- Gone
               Lease.finish 6L lease
               Expect.equal (Lease.storable lease) ValueNone "gone: nothing"

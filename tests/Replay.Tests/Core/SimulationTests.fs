@@ -6,8 +6,11 @@
 /// send, answers of every kind (2xx, 4xx, 5xx, a 49-day Retry-After, time-outs,
 /// broken connections), time passing, dead-letter sinks failing, revokes, lost
 /// partitions, crashes and restarts — and the invariants are checked after every
-/// step. Then the faults clear and the world must drain: every record finished,
-/// every partition committed to its end.
+/// step. Records carry Kafka timestamps (mostly rising, sometimes not): a story may
+/// replay a window (--until) and pace it (--speed), so records are also held and
+/// left in Kafka until due. Then the faults clear and the world must drain: every
+/// record of the window finished, none after it touched, every partition committed
+/// to the window's end.
 ///
 /// A failure prints FsCheck's seed; `REPLAY_FSCHECK_SEED` replays it exactly (see
 /// Fixtures/Generators.fs), and shrinking hands over the shortest failing story.
@@ -30,7 +33,8 @@ type Op =
     /// Sampled out: finished at once.
     | Skipped
 
-type SimRecord = { Id: string; Op: Op }
+/// `Stamp` is the Kafka timestamp (ms); -1 when the record has none.
+type SimRecord = { Id: string; Op: Op; Stamp: int64 }
 
 /// How the destination answers one attempt.
 type Answer =
@@ -92,7 +96,8 @@ type Timer = { At: int64; Member: int; Job: Job; DeadLetter: bool }
 /// Which destination a job goes to (a rejected record's dead letter goes through the first).
 let slotOf (job: Job) = if job.HasRequest then job.Request.Destination else 0
 
-/// One replay member: a real engine per destination, its leases, its consuming thread's queues.
+/// One replay member: a real engine per destination, its leases, its consuming thread's queues,
+/// its own schedule (each member paces on its own clock) and the records it keeps.
 type Member(id: int, world: World) as this =
     let ready = Queue<Job>()
     let deadLetters = Queue<Job>()
@@ -103,6 +108,9 @@ type Member(id: int, world: World) as this =
     member val Mode = Backpressure.Mode.Flowing with get, set
     member val Brake = DeadLetterBrake.initial brake with get, set
     member val Window = DeadLetterBrake.Window(brake) with get
+    member val Pacer = Pacing.Pacer(world.Speed) with get
+    /// Per partition, the offset of the one record kept until it is due.
+    member val Held = Dictionary<int, int64>() with get
     member val Fatal: string option = None with get, set
     member _.Id = id
     member _.World = world
@@ -125,12 +133,25 @@ type Member(id: int, world: World) as this =
         member _.Finished job = completions.Enqueue job
         member this.Fatal reason = (this :> obj :?> Member).Fatal <- Some reason
 
-and World(log: SimRecord[][], seed: int, bestEffort: bool[]) =
+and World(log: SimRecord[][], seed: int, bestEffort: bool[], until: int64 voption, speed: Pacing.Speed) =
     let random = Random seed
     /// One flag per destination: best-effort ones never hold a record.
     member _.BestEffort: bool[] = bestEffort
     member val Now: int64 = 1_000_000L with get, set
     member _.Log = log
+    member _.Until = until
+    member _.Speed = speed
+    /// Where this run's part of each partition ends: the first record stamped at or after
+    /// --until (where offsets-for-times would place it), else the partition's end.
+    member val EndOf =
+        log
+        |> Array.map (fun records ->
+            match until with
+            | ValueSome t ->
+                match Array.tryFindIndex (fun (r: SimRecord) -> r.Stamp >= t) records with
+                | Some i -> int64 i
+                | None -> int64 records.Length
+            | ValueNone -> int64 records.Length) with get
     member _.Draw() = random.NextDouble()
     member val Timers: List<Timer> = List<Timer>() with get
     member val Members: List<Member> = List<Member>() with get
@@ -148,6 +169,8 @@ and World(log: SimRecord[][], seed: int, bestEffort: bool[]) =
     member val DoneForAll = Array.init log.Length (fun _ -> HashSet<int64>()) with get
     member val SinkFails = false with get, set
     member val Steps = 0 with get, set
+    /// How often each admission happened, to show the stories reach every path.
+    member val Admissions = Dictionary<Consuming.Admission, int>() with get
 
 let private partitionOf (partitions: int) (id: string) = (abs (id.GetHashCode StringComparison.Ordinal)) % partitions
 
@@ -170,6 +193,9 @@ let private assign (world: World) (partition: int) =
         let heir = world.Members |> Seq.minBy (fun m -> m.Leases.Count, m.Id)
         world.Generation <- world.Generation + 1
         let lease = Lease.create "t" partition -1L
+        match world.Until with
+        | ValueSome t -> lease.Until <- t
+        | ValueNone -> ()
         heir.Leases[partition] <- (lease, world.Generation)
         heir.Positions[partition] <- world.Committed[partition]
         world.Owner[partition] <- heir.Id
@@ -250,6 +276,36 @@ let private abort (world: World) (belongs: InFlight -> bool) =
             | Some m -> m.EngineOf(flight.Job).Complete(flight.Job, Unreachable "aborted", world.Now, world.Draw())
             | None -> ()
 
+/// The consuming thread admits the record at `offset` (Consuming.admit) and carries
+/// out what the core says: past the end, keep it, seek back to it, or take it.
+let private admit (world: World) (m: Member) (lease: Lease) (partition: int) (offset: int64) =
+    let record = world.Log[partition][int offset]
+    let admission = Consuming.admit m.Pacer lease offset record.Stamp world.Now
+    world.Admissions[admission] <- (match world.Admissions.TryGetValue admission with | true, n -> n + 1 | _ -> 1)
+    match admission with
+    | Consuming.Admission.PastEnd ->
+        if offset <> world.EndOf[partition] then
+            fail world $"p{partition} ended at {offset}, but the window ends at {world.EndOf[partition]}"
+    | Consuming.Admission.Hold -> m.Held[partition] <- offset
+    // Left in Kafka: the partition is sought back to it.
+    | Consuming.Admission.Defer -> m.Positions[partition] <- offset
+    | _ ->
+        if offset >= world.EndOf[partition] then
+            fail world $"p{partition} took offset {offset}, past the window's end {world.EndOf[partition]}"
+        match m.Pacer.Schedule with
+        | ValueSome schedule when record.Stamp >= 0L && Pacing.dueAt schedule record.Stamp > world.Now ->
+            fail world $"p{partition} took offset {offset} at {world.Now}, before it was due at {Pacing.dueAt schedule record.Stamp}"
+        | _ -> ()
+        let decision =
+            match record.Op with
+            | Garbage -> Pipeline.Reject(Pipeline.Undecodable(Envelope.Truncated "value"))
+            | Skipped -> Pipeline.Skip(Pipeline.SampledOut "defaults")
+            | op when world.BestEffort.Length = 1 -> Pipeline.Send(request record.Id op 0)
+            | op -> Pipeline.Mirror [ for slot in 0 .. world.BestEffort.Length - 1 -> request record.Id op slot ]
+        match Consuming.take m.Engines world.BestEffort budget lease offset 1L decision (obj ()) with
+        | Consuming.Skipped _ -> world.DoneForAll[partition].Add offset |> ignore
+        | _ -> ()
+
 let private consume (world: World) (m: Member) (partition: int) =
     match m.Leases.TryGetValue partition with
     | true, (lease, _) when lease.State = Live ->
@@ -257,23 +313,19 @@ let private consume (world: World) (m: Member) (partition: int) =
         let struct (mode, decision) = Backpressure.step budget m.Mode records bytes world.Now
         m.Mode <- mode
         let position = m.Positions[partition]
-        if decision <> Backpressure.Decision.WaitForRoom
-           && not (Backpressure.wantsPause m.Mode (DeadLetterBrake.hold m.Brake) lease)
-           && position < int64 world.Log[partition].Length then
-            m.Positions[partition] <- position + 1L
-            match Lease.intake position lease with
-            | PastEnd -> ()
-            | Take ->
-                let record = world.Log[partition][int position]
-                let decision =
-                    match record.Op with
-                    | Garbage -> Pipeline.Reject(Pipeline.Undecodable(Envelope.Truncated "value"))
-                    | Skipped -> Pipeline.Skip(Pipeline.SampledOut "defaults")
-                    | op when world.BestEffort.Length = 1 -> Pipeline.Send(request record.Id op 0)
-                    | op -> Pipeline.Mirror [ for slot in 0 .. world.BestEffort.Length - 1 -> request record.Id op slot ]
-                match Consuming.take m.Engines world.BestEffort budget lease position 1L decision (obj ()) with
-                | Consuming.Skipped _ -> world.DoneForAll[partition].Add position |> ignore
-                | _ -> ()
+        if decision <> Backpressure.Decision.WaitForRoom then
+            let hold = DeadLetterBrake.hold m.Brake
+            match m.Held.TryGetValue partition with
+            | true, held ->
+                if Consuming.heldIsDue m.Mode hold lease world.Now then
+                    m.Held.Remove partition |> ignore
+                    admit world m lease partition held
+            | _ when Backpressure.wantsPause m.Mode hold lease world.Now -> ()
+            | _ when position < int64 world.Log[partition].Length ->
+                m.Positions[partition] <- position + 1L
+                admit world m lease partition position
+            // Kafka's end of partition.
+            | _ -> Lease.caughtUp position world.Now lease
     | _ -> ()
 
 let private send (world: World) (m: Member) =
@@ -325,6 +377,7 @@ let private revoke (world: World) (partition: int) (finishInTime: bool) =
         drain m
         m.Leases.Remove partition |> ignore
         m.Positions.Remove partition |> ignore
+        m.Held.Remove partition |> ignore
         world.Owner[partition] <- -1
         assign world partition
 
@@ -339,6 +392,7 @@ let private lose (world: World) (partition: int) =
         drain m
         m.Leases.Remove partition |> ignore
         m.Positions.Remove partition |> ignore
+        m.Held.Remove partition |> ignore
         world.Owner[partition] <- -1
         assign world partition
 
@@ -386,11 +440,19 @@ let private check (world: World) =
                     let doneHere = world.Done[slot]
                     if not world.BestEffort[slot] && not (doneHere[p].Contains offset) then
                         fail world $"p{p} committed {world.Committed[p]} but record {offset} never finished at destination {slot}"
+        // Nothing of a partition past its window's end, neither committed nor replayed.
+        if world.Committed[p] > world.EndOf[p] then
+            fail world $"p{p} committed {world.Committed[p]}, past the window's end {world.EndOf[p]}"
+        for finished in world.DoneForAll[p] :: [ for doneHere in world.Done -> doneHere[p] ] do
+            for offset in finished do
+                if offset >= world.EndOf[p] then fail world $"p{p} finished {offset}, past the window's end {world.EndOf[p]}"
     for m in world.Members do
         for engine in m.Engines do
             if engine.InFlight > budget.MaxInFlightRecords then
                 fail world $"member {m.Id} holds {engine.InFlight} records at a destination, over the budget of {budget.MaxInFlightRecords}"
         for KeyValue(p, (lease, _)) in m.Leases do
+            if lease.Holding <> m.Held.ContainsKey p then
+                fail world $"member {m.Id}: p{p} holding {lease.Holding}, but {m.Held.Count} records kept"
             if Checkpoint.span lease.Progress > budget.MaxSpanPerPartition + 1 then
                 fail world $"member {m.Id} holds a span of {Checkpoint.span lease.Progress} on p{p}"
             match Checkpoint.committable lease.Progress with
@@ -422,7 +484,10 @@ let private heal (world: World) =
     let mutable rounds = 0
     let finished () =
         world.Members |> Seq.forall (fun m -> m.Engines |> Array.forall (fun e -> e.InFlight = 0))
-        && Array.forall2 (fun (committed: int64) (records: SimRecord[]) -> committed = int64 records.Length) world.Committed world.Log
+        && Array.forall2 (fun (committed: int64) (endOf: int64) -> committed = endOf) world.Committed world.EndOf
+        // A window's partitions know they are at its end (so the run can stop).
+        && (world.Until.IsNone
+            || world.Members |> Seq.forall (fun m -> m.Leases.Count = 0 || Consuming.allDone (m.Leases.Values |> Seq.map fst)))
     while not (finished ()) do
         rounds <- rounds + 1
         if rounds > 10_000 then
@@ -441,19 +506,22 @@ let private heal (world: World) =
             respond world 0 Ok201
         for m in world.Members do
             commit world m
-        // The next thing that happens by itself: a timer, or the end of a member's brake hold.
+        // The next thing that happens by itself: a timer, the end of a member's brake hold,
+        // or a record of the schedule coming due.
         let wakes =
             [ for t in world.Timers -> t.At
               for m in world.Members do
                   match m.Brake with
                   | DeadLetterBrake.Holding(since, hold) -> yield since + hold
-                  | _ -> () ]
+                  | _ -> ()
+                  for lease, _ in m.Leases.Values do
+                      if lease.PacedUntil > world.Now then yield lease.PacedUntil ]
         if wakes.IsEmpty then advance world 1 else advance world (int (List.min wakes - world.Now |> max 1L))
         check world
     checkOrder world
-    // At least once: every record finished at every required destination.
+    // At least once: every record of the window finished at every required destination.
     for p in 0 .. world.Log.Length - 1 do
-        for offset in 0L .. int64 world.Log[p].Length - 1L do
+        for offset in 0L .. world.EndOf[p] - 1L do
             if not (world.DoneForAll[p].Contains offset) then
                 for slot in 0 .. world.BestEffort.Length - 1 do
                     let doneHere = world.Done[slot]
@@ -486,18 +554,29 @@ let private steps =
           1, Gen.constant Join ]
 
 /// A topic of 1-3 partitions with records of a few documents, so per-id order matters.
+/// Timestamps mostly rise by up to 2 s (more than the pacing lead, so records are both
+/// kept and left in Kafka), sometimes step back (a producer's clock), rarely are absent.
 let private topic =
     gen {
         let! partitions = Gen.choose (1, 3)
         let! count = Gen.choose (1, 40)
         let! records =
             Gen.listOfLength count (
-                Gen.zip (Gen.choose (0, 5)) (Gen.frequency [ 8, Gen.constant Store; 3, Gen.constant Remove; 1, Gen.constant Garbage; 1, Gen.constant Skipped ])
+                Gen.zip3
+                    (Gen.choose (0, 5))
+                    (Gen.frequency [ 8, Gen.constant Store; 3, Gen.constant Remove; 1, Gen.constant Garbage; 1, Gen.constant Skipped ])
+                    (Gen.frequency [ 12, Gen.choose (0, 2_000); 2, Gen.choose (-3_000, 0); 1, Gen.constant Int32.MinValue ])
             )
         let log = Array.init partitions (fun _ -> List<SimRecord>())
-        for idNumber, op in records do
+        let mutable clock = 10_000L
+        for idNumber, op, step in records do
             let id = $"doc-{idNumber}"
-            log[partitionOf partitions id].Add { Id = id; Op = op }
+            let stamp =
+                if step = Int32.MinValue then -1L
+                else
+                    clock <- max 0L (clock + int64 step)
+                    clock
+            log[partitionOf partitions id].Add { Id = id; Op = op; Stamp = stamp }
         return log |> Array.map (fun l -> l.ToArray())
     }
 
@@ -507,7 +586,10 @@ type Story =
       Destinations: bool list
       Members: int
       Steps: Step list
-      Seed: int }
+      Seed: int
+      /// --until, in the past of the simulated clock (as a window replayed later is).
+      Until: int64 voption
+      Speed: Pacing.Speed }
 
 let private stories =
     gen {
@@ -517,7 +599,29 @@ let private stories =
         let! story = Gen.listOfLength count steps
         let! seed = Gen.choose (0, Int32.MaxValue)
         let! destinations = Gen.frequency [ 3, Gen.constant [ false ]; 1, Gen.constant [ false; false ]; 1, Gen.constant [ false; true ]; 1, Gen.constant [ false; false; true ] ]
-        return { Log = log; Destinations = destinations; Members = members; Steps = story; Seed = seed }
+        let stamps = log |> Array.collect (Array.map _.Stamp) |> Array.filter (fun t -> t >= 0L)
+        let latest = if stamps.Length = 0 then 10_000L else Array.max stamps
+        // Sometimes exactly a record's stamp: the window ends at that record, not after it.
+        let exactly = if stamps.Length = 0 then Gen.constant 10_000L else Gen.elements stamps
+        let! until =
+            Gen.frequency
+                [ 2, Gen.constant ValueNone
+                  1, Gen.choose (10_000, int latest + 1_000) |> Gen.map (int64 >> ValueSome)
+                  1, exactly |> Gen.map ValueSome ]
+        let! speed =
+            Gen.frequency
+                [ 3, Gen.constant Pacing.Max
+                  1, Gen.constant (Pacing.Times 1.0)
+                  1, Gen.constant (Pacing.Times 4.0)
+                  1, Gen.constant (Pacing.Times 0.5) ]
+        return
+            { Log = log
+              Destinations = destinations
+              Members = members
+              Steps = story
+              Seed = seed
+              Until = until
+              Speed = speed }
     }
 
 let private simulationConfig =
@@ -525,9 +629,9 @@ let private simulationConfig =
         maxTest = 2_000
         endSize = 100 }
 
-/// Runs one story to the end; returns the number of steps checked.
+/// Runs one story to the end; returns the world it left.
 let run (story: Story) =
-    let world = World(story.Log, story.Seed, Array.ofList story.Destinations)
+    let world = World(story.Log, story.Seed, Array.ofList story.Destinations, story.Until, story.Speed)
     for _ in 1 .. story.Members do
         join world
     for step in story.Steps do
@@ -536,20 +640,26 @@ let run (story: Story) =
         check world
     checkOrder world
     heal world
-    world.Steps
+    world
 
 [<Tests>]
 let tests =
     testList
         "Simulation"
-        [ testPropertyWithConfig simulationConfig "no loss, no commit past an open record, per-id order across owners, bounded, drains once faults clear (the dead-letter brake included)"
+        [ testPropertyWithConfig simulationConfig "no loss, no commit past an open record, per-id order across owners, bounded, windows end where they should, nothing taken before it is due, drains once faults clear (the dead-letter brake included)"
           <| Prop.forAll (Arb.fromGen stories) (run >> ignore)
 
           test "a fixed corpus of 500 stories (the figures for the closing note)" {
               let corpus = Gen.sampleWithSeed (Rnd 20261201UL) 60 500 stories
               let holdsBefore = brakeHolds
-              let steps = corpus |> Array.sumBy run
-              printfn "simulation corpus: %d stories, %d steps checked, %d dead-letter brake holds" corpus.Length steps (brakeHolds - holdsBefore)
+              let worlds = corpus |> Array.map run
+              let steps = worlds |> Array.sumBy _.Steps
+              let admitted kind =
+                  worlds |> Array.sumBy (fun w -> match w.Admissions.TryGetValue kind with | true, n -> n | _ -> 0)
+              let counts = [ for kind in Enum.GetValues<Consuming.Admission>() -> kind, admitted kind ]
+              printfn "simulation corpus: %d stories, %d steps checked, %d dead-letter brake holds; admissions %A" corpus.Length steps (brakeHolds - holdsBefore) counts
               Expect.isGreaterThan (brakeHolds - holdsBefore) 0 "the brake is exercised"
               Expect.isGreaterThan steps 10_000 "the stories are long enough to mean something"
+              for kind, n in counts do
+                  Expect.isGreaterThan n 100 $"the stories reach {kind} often"
           } ]

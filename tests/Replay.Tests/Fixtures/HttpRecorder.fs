@@ -22,7 +22,9 @@ type Hit =
       /// The request target exactly as on the request line (absolute form via a proxy).
       RawTarget: string
       Body: byte[]
-      Headers: Map<string, string> }
+      Headers: Map<string, string>
+      /// When the request arrived, in milliseconds of the monotonic clock (Stopwatch).
+      ArrivedMs: float }
 
 /// Decides the status for a request; the attempt number of that record (1-based) is passed too.
 type Responder = Hit -> int -> int
@@ -43,6 +45,7 @@ type Recorder(responder: Responder, ?port: int, ?delay: Hit -> TimeSpan) =
         let app = builder.Build()
         app.Run(fun (ctx: HttpContext) ->
             task {
+                let arrived = float (Diagnostics.Stopwatch.GetTimestamp()) * 1000.0 / float Diagnostics.Stopwatch.Frequency
                 use buffer = new MemoryStream()
                 do! ctx.Request.Body.CopyToAsync buffer
                 let raw = ctx.Features.Get<IHttpRequestFeature>().RawTarget
@@ -51,7 +54,8 @@ type Recorder(responder: Responder, ?port: int, ?delay: Hit -> TimeSpan) =
                       Path = ctx.Request.Path.ToUriComponent()
                       RawTarget = raw
                       Body = buffer.ToArray()
-                      Headers = ctx.Request.Headers |> Seq.map (fun kv -> kv.Key, string kv.Value) |> Map.ofSeq }
+                      Headers = ctx.Request.Headers |> Seq.map (fun kv -> kv.Key, string kv.Value) |> Map.ofSeq
+                      ArrivedMs = arrived }
                 // One request is one replayed record: count its attempts by X-Replay-Id when it has one.
                 let identity =
                     match hit.Headers.TryFind "X-Replay-Id" with
