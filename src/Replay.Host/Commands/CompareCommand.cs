@@ -61,7 +61,7 @@ public static class CompareCommand
                      RunCommand.UntilEnd, MaxRecords, MaxInFlightBytes, MaxInFlightRecords, MaxPayloadBytes, RequestTimeout, MaxRetryDuration, MaxBackoff,
                      PoisonAfter, ShutdownTimeout, RunCommand.RulesFile })
             command.Options.Add(option);
-        foreach (var option in OperatingOptions.All.Concat(RouteOptions.All).Concat(DestinationAuthOptions.All))
+        foreach (var option in OperatingOptions.All.Concat(WindowOptions.All).Concat(RouteOptions.All).Concat(DestinationAuthOptions.All))
             command.Options.Add(option);
         command.SetAction((parse, cancel) => Task.FromResult(RunExecution.Execute(parse, cancel, "replay compare", Build, Facts)));
         return command;
