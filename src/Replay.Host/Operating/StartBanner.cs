@@ -28,8 +28,10 @@ public static class StartBanner
         var deadLetters = run.DryRun ? ["printed (dry run)"] : facts?.DeadLetters is { Count: > 0 } dl ? dl.Select(d => "to " + d).ToList() : ["to the log"];
         var rules = settings.Rules is { } r && facts?.RulesFile is { } file ? $"{file} (generation {r.Generation})" : "none";
         var status = facts?.StatusPolicy ?? global::Replay.Core.StatusPolicy.describe(global::Replay.Core.StatusPolicy.defaults);
+        var responses = run.DryRun || settings.Exchanges is not { } exchanges ? null : $"to {exchanges.Describe()} ({exchanges.DescribeSample()})";
         var text = $"replay: group {group}, topic {run.Topic}, from {from}, to {string.Join(" | ", destinations)}, proxy {proxy}, " +
                    $"sample {facts?.Sample ?? "-"}, answers {status}, dead letters {string.Join(" and ", deadLetters)}, rules {rules}" +
+                   (responses is null ? "" : $", responses {responses}") +
                    (run.DryRun ? ", DRY RUN (nothing sent or committed)" : "");
         log.Write(Severity.Info, text,
         [
@@ -44,6 +46,7 @@ public static class StartBanner
             new("sample", facts?.Sample),
             new("status_policy", status),
             new("dead_letters", deadLetters),
+            new("responses", responses),
             new("rules", settings.Rules is null ? null : facts?.RulesFile),
             new("rules_generation", settings.Rules?.Generation),
             new("dry_run", run.DryRun),
