@@ -61,7 +61,7 @@ public static class CompareCommand
                      RunCommand.UntilEnd, MaxRecords, MaxInFlightBytes, MaxInFlightRecords, MaxPayloadBytes, RequestTimeout, MaxRetryDuration, MaxBackoff,
                      PoisonAfter, ShutdownTimeout, RunCommand.RulesFile })
             command.Options.Add(option);
-        foreach (var option in OperatingOptions.All.Concat(WindowOptions.All).Concat(RouteOptions.All).Concat(DestinationAuthOptions.All))
+        foreach (var option in OperatingOptions.All.Concat(WindowOptions.All).Concat(RouteOptions.All).Concat(DestinationAuthOptions.All).Concat(ResponsesOptions.All))
             command.Options.Add(option);
         command.SetAction((parse, cancel) => Task.FromResult(RunExecution.Execute(parse, cancel, "replay compare", Build, Facts)));
         return command;
@@ -94,6 +94,7 @@ public static class CompareCommand
         if (!report.IsOk)
         {
             built.Value!.Services.DeadLetters.Dispose();
+            built.Value!.Services.Exchanges?.Dispose();
             built.Value!.Services.Rules?.Dispose();
             return Result<ReplayJob>.Fail(report.Error!);
         }

@@ -89,7 +89,7 @@ public static class RunCommand
                      ConcurrencyOptions.NumThreads, ConcurrencyOptions.Concurrency, ConcurrencyOptions.MaxConcurrency, ValidateJson, Proxy, NoProxy, CaFile, ClientCert, ClientKey, InsecureSkipVerify, Format, RawKeys, DeadLetterFile, DeadLetterTopic, StateDir, MaxDeadLetterRatio, MaxRate, From, UntilEnd, MaxRecords,
                      MaxInFlightBytes, MaxInFlightRecords, MaxPayloadBytes, RequestTimeout, MaxRetryDuration, MaxBackoff, PoisonAfter, ShutdownTimeout, RulesFile })
             command.Options.Add(option);
-        foreach (var option in OperatingOptions.All.Concat(WindowOptions.All).Concat(RouteOptions.All))
+        foreach (var option in OperatingOptions.All.Concat(WindowOptions.All).Concat(RouteOptions.All).Concat(ResponsesOptions.All))
             command.Options.Add(option);
         foreach (var option in DestinationAuthOptions.All) command.Options.Add(option);
         command.SetAction((parse, cancel) => Task.FromResult(RunExecution.Execute(parse, cancel)));
@@ -142,7 +142,15 @@ public static class RunCommand
             built.Value!.Services.DeadLetters.Dispose();
             return Result<ReplayJob>.Fail(bypassProblem);
         }
-        return built;
+        if (!built.IsOk) return built;
+        var responses = ResponsesOptions.Read(parse, kafka.Value!, secrets, Console.Error);
+        if (!responses.IsOk)
+        {
+            built.Value!.Services.DeadLetters.Dispose();
+            built.Value!.Services.Rules?.Dispose();
+            return Result<ReplayJob>.Fail(responses.Error!);
+        }
+        return Result<ReplayJob>.Ok(built.Value! with { Services = built.Value!.Services with { Exchanges = responses.Value } });
     }
 
     /// <summary>librdkafka settings from -p, --bootstrap-servers, -gid and --from.</summary>

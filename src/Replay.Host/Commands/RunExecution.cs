@@ -91,6 +91,7 @@ public static class RunExecution
         {
             job.Services.Comparison?.Dispose();
             job.Services.Comparison?.Report.Dispose();
+            job.Services.Exchanges?.Dispose();
             job.Services.DeadLetters.Dispose();
             job.Services.Rules?.Dispose();
             job.Services.Tokens?.Dispose();

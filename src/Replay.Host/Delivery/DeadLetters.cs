@@ -31,6 +31,11 @@ public sealed record DeadLetter(
     [JsonPropertyName("reason_class")]
     public string? ReasonClass { get; init; }
 
+    /// <summary>What the destination answered to the last attempt — status, kept headers, the start
+    /// of the body — or what happened instead (timeout, unreachable); null when nothing was sent.</summary>
+    [JsonPropertyName("last_answer")]
+    public ServerAnswer? LastAnswer { get; init; }
+
     /// <summary>The record as consumed — key, value and headers byte for byte — for sinks that
     /// keep it whole (the dead-letter topic); null for a letter read back from a file.</summary>
     [JsonIgnore]

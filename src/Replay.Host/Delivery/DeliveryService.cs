@@ -39,13 +39,18 @@ public sealed class DeliveryService : IDeliveryEffects, IDisposable
     readonly Throttled _retrying = new(TimeSpan.FromSeconds(10));
     readonly Throttled _unwritable = new(TimeSpan.FromSeconds(10));
     readonly Throttled _bugs = new(TimeSpan.FromSeconds(10));
+    /// <summary>--responses: told of each attempt; null without it.</summary>
+    readonly ExchangeLog? _exchanges;
 
     /// <param name="gate">The lock shared by every destination's engine of the run.</param>
     /// <param name="finished">Told of every finished job, under the engine's lock: must only hand it on.</param>
     /// <param name="fatal">Told once the run cannot go on (dead letters unwritable past the limit, a bug in the engine).</param>
+    /// <param name="exchanges">The responses log, told of every attempt; null: none.</param>
     public DeliveryService(object gate, DestinationStats destination, DeliverySettings settings, TimeSpan? giveUpOnDeadLetters,
-        HttpSender sender, IDeadLetterSink deadLetters, ReplayStats stats, Action<Job> finished, Action<string> fatal, Action<string> log)
+        HttpSender sender, IDeadLetterSink deadLetters, ReplayStats stats, Action<Job> finished, Action<string> fatal, Action<string> log,
+        ExchangeLog? exchanges = null)
     {
+        _exchanges = exchanges;
         _gate = gate;
         Destination = destination;
         _sender = sender;
@@ -162,13 +167,15 @@ public sealed class DeliveryService : IDeliveryEffects, IDisposable
         try
         {
             using var lease = _rate is null ? null : await _rate.AcquireAsync(1, abort).ConfigureAwait(false);
+            // A record the responses log samples keeps a body excerpt even of a 2xx.
+            var logged = _exchanges?.Chooses(job) ?? false;
             var started = Stopwatch.GetTimestamp();
             if (gate is not null)
             {
                 gate.Started();
                 onWire = true;
             }
-            var attempt = await _sender.SendAsync(job.Request, abort).ConfigureAwait(false);
+            var attempt = await _sender.SendAsync(job.Request, logged, abort).ConfigureAwait(false);
             var elapsed = Stopwatch.GetElapsedTime(started);
             if (onWire)
             {
@@ -177,6 +184,7 @@ public sealed class DeliveryService : IDeliveryEffects, IDisposable
             }
             _stats.Latency.Record(elapsed);
             _stats.Answered(Destination.Name, job.Request, attempt, elapsed);
+            _exchanges?.Attempted(Destination.Name, job, attempt, elapsed, logged);
             return attempt;
         }
         catch (OperationCanceledException) when (abort.IsCancellationRequested)

@@ -19,6 +19,8 @@ public sealed class HttpSender : IDisposable
     readonly PlainHttp? _plain;
     readonly TimeSpan _requestTimeout;
     readonly ResponseCapture _capture;
+    /// <summary>The capture for an exchange the responses log shows: a body excerpt whatever the status.</summary>
+    readonly ResponseCapture _excerptCapture;
     readonly ITokenSource? _tokens;
 
     /// <param name="plain">Takes the http:// requests when given; only for destinations
@@ -33,6 +35,7 @@ public sealed class HttpSender : IDisposable
         _requestTimeout = requestTimeout;
         _plain = plain;
         _capture = capture ?? ResponseCapture.Default;
+        _excerptCapture = _capture.WithExcerpts();
         _tokens = tokens;
         _tokens?.Prefetch();
     }
@@ -62,31 +65,41 @@ public sealed class HttpSender : IDisposable
 
     /// <summary>One attempt, bounded by the request timeout (twice, and a token request, when a 401
     /// is answered with a renewed token); <paramref name="cancel"/> abandons it.</summary>
-    public ValueTask<Attempt> SendAsync(Request request, CancellationToken cancel) =>
-        _tokens is null ? SendOnceAsync(request, null, cancel) : SendAuthorizedAsync(request, _tokens, cancel);
+    public ValueTask<Attempt> SendAsync(Request request, CancellationToken cancel) => SendAsync(request, excerpt: false, cancel);
+
+    /// <summary>As <see cref="SendAsync(Request, CancellationToken)"/>; with <paramref name="excerpt"/>,
+    /// the answer keeps a body excerpt whatever its status (a 2xx's body is otherwise not read
+    /// into memory at the default capture), for the exchanges the responses log shows.</summary>
+    public ValueTask<Attempt> SendAsync(Request request, bool excerpt, CancellationToken cancel)
+    {
+        var capture = excerpt ? _excerptCapture : _capture;
+        return _tokens is null ? SendOnceAsync(request, null, capture, cancel) : SendAuthorizedAsync(request, _tokens, capture, cancel);
+    }
 
     [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder<>))]
-    async ValueTask<Attempt> SendAuthorizedAsync(Request request, ITokenSource tokens, CancellationToken cancel)
+    async ValueTask<Attempt> SendAuthorizedAsync(Request request, ITokenSource tokens, ResponseCapture capture, CancellationToken cancel)
     {
         var current = await tokens.CurrentAsync(cancel).ConfigureAwait(false);
         if (current.Token is not { } token) return Attempt.NewUnreachable(current.Problem!);
-        var attempt = await SendOnceAsync(request, token, cancel).ConfigureAwait(false);
+        var attempt = await SendOnceAsync(request, token, capture, cancel).ConfigureAwait(false);
         if (Outcome.status(attempt) != 401) return attempt;
         // Refused: the token expired early, was revoked or rotated. Once more with a newer one.
         var renewed = await tokens.RenewAsync(token, cancel).ConfigureAwait(false);
         if (renewed.Token is not { } newer) return Attempt.NewUnreachable(renewed.Problem!);
-        return ReferenceEquals(newer, token) ? attempt : await SendOnceAsync(request, newer, cancel).ConfigureAwait(false);
+        return ReferenceEquals(newer, token) ? attempt : await SendOnceAsync(request, newer, capture, cancel).ConfigureAwait(false);
     }
 
-    ValueTask<Attempt> SendOnceAsync(Request request, BearerToken? token, CancellationToken cancel) =>
-        _plain is not null && PlainHttp.Serves(request.Url) ? SendPlainAsync(request, token, cancel) : SendThroughClientAsync(request, token, cancel);
+    ValueTask<Attempt> SendOnceAsync(Request request, BearerToken? token, ResponseCapture capture, CancellationToken cancel) =>
+        _plain is not null && PlainHttp.Serves(request.Url)
+            ? SendPlainAsync(request, token, capture, cancel)
+            : SendThroughClientAsync(request, token, capture, cancel);
 
     [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder<>))]
-    async ValueTask<Attempt> SendPlainAsync(Request request, BearerToken? token, CancellationToken cancel)
+    async ValueTask<Attempt> SendPlainAsync(Request request, BearerToken? token, ResponseCapture capture, CancellationToken cancel)
     {
         try
         {
-            return await _plain!.SendAsync(request, token, _capture, _requestTimeout, cancel).ConfigureAwait(false);
+            return await _plain!.SendAsync(request, token, capture, _requestTimeout, cancel).ConfigureAwait(false);
         }
         catch (OperationCanceledException) when (!cancel.IsCancellationRequested)
         {
@@ -95,7 +108,7 @@ public sealed class HttpSender : IDisposable
     }
 
     [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder<>))]
-    async ValueTask<Attempt> SendThroughClientAsync(Request request, BearerToken? token, CancellationToken cancel)
+    async ValueTask<Attempt> SendThroughClientAsync(Request request, BearerToken? token, ResponseCapture capture, CancellationToken cancel)
     {
         using var timeout = CancellationTokenSource.CreateLinkedTokenSource(cancel);
         timeout.CancelAfter(_requestTimeout);
@@ -103,7 +116,7 @@ public sealed class HttpSender : IDisposable
         {
             using var message = ToMessage(request, token);
             using var response = await _client.SendAsync(message, timeout.Token).ConfigureAwait(false);
-            return Attempt.NewAnswered(await ClientAnswer.ReadAsync(response, _capture, timeout.Token).ConfigureAwait(false));
+            return Attempt.NewAnswered(await ClientAnswer.ReadAsync(response, capture, timeout.Token).ConfigureAwait(false));
         }
         catch (OperationCanceledException) when (!cancel.IsCancellationRequested)
         {

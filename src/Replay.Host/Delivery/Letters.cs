@@ -1,5 +1,6 @@
 // A dead letter from a job that could not be delivered: where the record came from,
-// what was tried, why it failed, and the record itself as it was consumed.
+// what was tried, what the destination last answered, why it failed, and the record
+// itself as it was consumed.
 using System.Text;
 using Replay.Core;
 
@@ -22,6 +23,7 @@ public static class Letters
         {
             Destination = request is null ? null : destination,
             ReasonClass = DeadLetterCauseModule.label(job.Cause),
+            LastAnswer = job.LastAttempt is { IsValueSome: true } last ? ServerAnswer.Of(last.Value) : null,
             Original = new OriginalRecord(source.Key, source.Value, source.Headers),
         };
     }

@@ -20,8 +20,11 @@ public sealed class ResponseCapture
     public static IReadOnlyList<string> StandardHeaders { get; } =
         ["Content-Type", "Content-Encoding", "Content-Length", "Retry-After", "Location"];
 
+    /// <summary>The body bytes people are shown of an answer: in dead letters and the responses log.</summary>
+    public const int ExcerptBytes = 4096;
+
     /// <summary>Nothing of a 2xx answer, 4 KiB of the body of any other, no hash.</summary>
-    public static ResponseCapture Default { get; } = new(0, 4096, false);
+    public static ResponseCapture Default { get; } = new(0, ExcerptBytes, false);
 
     readonly string[] _spellings;
     readonly byte[][] _names;
@@ -52,6 +55,13 @@ public sealed class ResponseCapture
     public bool HashBeyond { get; }
     /// <summary>The header names kept besides <see cref="StandardHeaders"/>.</summary>
     public IReadOnlyList<string> Headers { get; }
+
+    /// <summary>This capture, keeping at least <see cref="ExcerptBytes"/> of every answer's body,
+    /// successes included: for the exchanges the responses log shows.</summary>
+    public ResponseCapture WithExcerpts() =>
+        SuccessBodyBytes >= ExcerptBytes && FailureBodyBytes >= ExcerptBytes
+            ? this
+            : new ResponseCapture(Math.Max(SuccessBodyBytes, ExcerptBytes), Math.Max(FailureBodyBytes, ExcerptBytes), HashBeyond, Headers);
 
     /// <summary>Body bytes kept for an answer with this status.</summary>
     public int BodyBytesFor(int status) => status is >= 200 and < 300 ? SuccessBodyBytes : FailureBodyBytes;

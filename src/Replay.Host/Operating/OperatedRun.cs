@@ -75,6 +75,8 @@ public sealed class OperatedRun : IAsyncDisposable
                 Handler = dryRun,
                 DeadLetters = new DeadLetterEvents(operatorLog),
                 Tokens = services.Tokens is null ? null : new Security.FixedToken(Security.BearerToken.Placeholder),
+                // Nothing is answered in a dry run: there are no exchanges to log.
+                Exchanges = null,
             };
         }
         else
@@ -94,6 +96,7 @@ public sealed class OperatedRun : IAsyncDisposable
         {
             metrics = new ReplayMetrics(consumer);
             if (job.Services.Comparison is { } comparison) Comparison.ComparisonMetrics.Register(metrics.Registry, comparison.Report);
+            if (job.Services.Exchanges is { } exchanges) ResponsesMetrics.Register(metrics.Registry, exchanges);
             endpoint = await OperatingEndpoint.StartAsync(operating.MetricsHost, port, metrics.Registry,
                 () => Readiness.Problem(consumer, operating.StuckAfter));
             operatorLog.Message($"metrics: {new Uri(endpoint.Url, "/metrics")} (health: /healthz, /readyz)");
@@ -123,9 +126,12 @@ public sealed class OperatedRun : IAsyncDisposable
             _job.Services.Comparison is { } comparing ? comparing.Report.Progress : null);
         using (new Progress(Consumer, _log, _job.Operating.ProgressInterval ?? Progress.DefaultInterval(_log), context))
             code = Consumer.Run(cancel);
-        // Every record handed to the comparison is compared before the summary counts them.
+        // Every record handed to the comparison is compared before the summary counts them,
+        // and every exchange queued for the responses log is written.
         _job.Services.Comparison?.Dispose();
+        _job.Services.Exchanges?.Complete(TimeSpan.FromSeconds(10));
         Summarize(code, clock.Elapsed);
+        SummarizeResponses();
         SummarizeComparison();
         return code;
     }
@@ -178,6 +184,16 @@ public sealed class OperatedRun : IAsyncDisposable
         _log.Message($"replay: {s.ProcessSummary()}");
         if (_dryRun is not null)
             _log.Message($"dry run: {_dryRun.Printed} requests printed, none sent, no offsets committed");
+    }
+
+    /// <summary>--responses: how many exchanges were logged, and what was lost (a warning then).</summary>
+    void SummarizeResponses()
+    {
+        if (_job.Services.Exchanges is not { } responses) return;
+        var lost = responses.Unwritable + responses.Dropped > 0;
+        _log.Write(lost ? Severity.Warn : Severity.Info, responses.Summary(),
+            [new("event", "responses"), new("logged", responses.Written), new("unwritable", responses.Unwritable),
+             new("dropped", responses.Dropped), new("problem", responses.Problem)]);
     }
 
     /// <summary>replay compare: the totals per route, and where the report is.</summary>

@@ -34,8 +34,10 @@ public static class StartBanner
         string? until = run.Until.IsValueSome ? PointInTime.Format(DateTimeOffset.FromUnixTimeMilliseconds(run.Until.Value)) : null;
         var speed = global::Replay.Core.Pacing.describe(run.Speed);
         var window = (until is null ? "" : $", until {until}") + (run.Speed.IsMax ? "" : $", speed {speed} (by record timestamps)");
+        var responses = run.DryRun || settings.Exchanges is not { } exchanges ? null : $"to {exchanges.Describe()} ({exchanges.DescribeSample()})";
         var text = $"replay: group {group}, topic {run.Topic}, from {from}{window}, to {string.Join(" | ", destinations)}, proxy {proxy}, " +
                    $"sample {facts?.Sample ?? "-"}, concurrency {concurrency}, answers {status}, dead letters {string.Join(" and ", deadLetters)}, rules {rules}" +
+                   (responses is null ? "" : $", responses {responses}") +
                    (run.DryRun ? ", DRY RUN (nothing sent or committed)" : "");
         log.Write(Severity.Info, text,
         [
@@ -53,6 +55,7 @@ public static class StartBanner
             new("concurrency", concurrency),
             new("status_policy", status),
             new("dead_letters", deadLetters),
+            new("responses", responses),
             new("rules", settings.Rules is null ? null : facts?.RulesFile),
             new("rules_generation", settings.Rules?.Generation),
             new("dry_run", run.DryRun),

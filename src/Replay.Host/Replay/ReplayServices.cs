@@ -1,6 +1,6 @@
 // What a replay works with besides its parameters (RunSettings, in the core): the
-// router in force, where partitions start, how HTTP goes out, where dead letters
-// go, where the log goes. Immutable; built once by the command that runs it.
+// router in force, where partitions start, how HTTP goes out, where dead letters and
+// the responses log go, where the log goes. Immutable; built once by the command that runs it.
 using System.Net;
 using Replay.Core;
 using Replay.Host.Delivery;
@@ -26,6 +26,9 @@ public sealed record ReplayServices
     public Security.ITokenSource? Tokens { get; init; }
     /// <summary>What of each answer is kept (status always; headers and body excerpts for dead letters, comparisons).</summary>
     public ResponseCapture Capture { get; init; } = ResponseCapture.Default;
+    /// <summary>--responses / --responses-topic: the sampled log of exchanges; null: none (owned by
+    /// the command that built it, which disposes it after the run).</summary>
+    public ExchangeLog? Exchanges { get; init; }
     /// <summary>Overrides the HTTP handler (tests, --dry-run).</summary>
     public HttpMessageHandler? Handler { get; init; }
     public TextWriter Log { get; init; } = Console.Error;

@@ -48,7 +48,7 @@ public sealed class ReplayStack : IDisposable
                 PlainHttp.For(services.Handler, services.Proxy), services.Capture, services.Tokens);
             var destination = stats.AddDestination(destinations[i].Name, destinations[i].BestEffort);
             Deliveries[i] = new DeliveryService(_gate, destination, delivery, giveUpOnDeadLetters, _senders[i], services.DeadLetters, stats,
-                finished, fatal, services.Log.WriteLine);
+                finished, fatal, services.Log.WriteLine, services.Exchanges);
         }
         _engines = Deliveries.Select(d => d.Engine).ToArray();
         _bestEffort = destinations.Select(d => d.BestEffort).ToArray();

@@ -1,8 +1,9 @@
 // Dead letters are files people open, copy and attach to tickets. This sink masks,
 // before the entry is written: the values of Authorization-like Kafka headers, and
-// any known secret in the reason, the URL or another header. The record's key and
-// value are kept as consumed: they are the data being replayed, and the record in
-// Kafka is unchanged.
+// any known secret in the reason, the URL, another header or the destination's last
+// answer (its header values and body excerpt, which may echo a credential). The
+// record's key and value are kept as consumed: they are the data being replayed, and
+// the record in Kafka is unchanged.
 using Replay.Host.Delivery;
 
 namespace Replay.Host.Security;
@@ -21,6 +22,7 @@ public sealed class RedactingDeadLetters(IDeadLetterSink inner, Secrets secrets)
             Reason = secrets.Redact(letter.Reason),
             Url = letter.Url is null ? null : secrets.Redact(letter.Url),
             Headers = letter.Headers?.ToDictionary(h => h.Key, h => SensitiveHeaders.Shown(h.Key, h.Value, secrets)),
+            LastAnswer = letter.LastAnswer?.Redacted(secrets),
         });
 
     public void Dispose() => inner.Dispose();

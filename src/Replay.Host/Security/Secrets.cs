@@ -12,9 +12,14 @@ public sealed class Secrets
     /// <summary>What a secret is replaced with.</summary>
     public const string Mask = "[redacted]";
 
+    /// <summary>The shortest start of a secret masked at the end of a text cut from a longer one.</summary>
+    const int MinCutPrefix = 4;
+
     readonly object _gate = new();
     // Longest first, so a secret that contains another is masked whole.
     string[] _values = [];
+    // The same secrets' UTF-8 bytes, one char a byte (Latin-1), for redacting bytes as text.
+    string[] _byteForms = [];
 
     /// <summary>Remembers a secret. A multi-line secret (a PEM key) is remembered line by
     /// line too, because output is redacted one line at a time.</summary>
@@ -23,8 +28,12 @@ public sealed class Secrets
         if (string.IsNullOrEmpty(value)) return;
         var parts = value.Split('\n', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries).Prepend(value);
         lock (_gate)
+        {
             _values = _values.Concat(parts.Where(p => p.Length > 0)).Distinct(StringComparer.Ordinal)
                 .OrderByDescending(p => p.Length).ToArray();
+            _byteForms = _values.Select(v => Encoding.Latin1.GetString(Encoding.UTF8.GetBytes(v))).Distinct(StringComparer.Ordinal)
+                .OrderByDescending(p => p.Length).ToArray();
+        }
     }
 
     /// <summary>Remembers the credentials a URL carries, in the forms they may be printed
@@ -76,13 +85,38 @@ public sealed class Secrets
     public int Count => Volatile.Read(ref _values).Length;
 
     /// <summary>The text with every known secret replaced by <see cref="Mask"/>.</summary>
-    public string Redact(string text)
+    public string Redact(string text) => Masked(text, Volatile.Read(ref _values), cut: false);
+
+    /// <summary>As <see cref="Redact(string)"/>, for a text cut from a longer one (an answer's body
+    /// excerpt): with <paramref name="cut"/>, a secret whose start ends the text (4 characters or
+    /// more of it) is masked too, since the rest of it was cut off where redaction could see it.</summary>
+    public string Redact(string text, bool cut) => Masked(text, Volatile.Read(ref _values), cut);
+
+    /// <summary>Bytes (a body that is not text) with the UTF-8 form of every known secret replaced
+    /// by <see cref="Mask"/>; <paramref name="cut"/> as for text.</summary>
+    public byte[] Redact(ReadOnlySpan<byte> bytes, bool cut)
     {
-        var values = Volatile.Read(ref _values);
+        var forms = Volatile.Read(ref _byteForms);
+        if (forms.Length == 0) return bytes.ToArray();
+        return Encoding.Latin1.GetBytes(Masked(Encoding.Latin1.GetString(bytes), forms, cut));
+    }
+
+    static string Masked(string text, string[] values, bool cut)
+    {
         if (values.Length == 0 || text.Length == 0) return text;
         foreach (var secret in values)
             if (text.Contains(secret, StringComparison.Ordinal))
                 text = text.Replace(secret, Mask, StringComparison.Ordinal);
+        return cut ? MaskedTail(text, values) : text;
+    }
+
+    /// <summary>The text with a trailing start of a secret masked (the longest that matches).</summary>
+    static string MaskedTail(string text, string[] values)
+    {
+        foreach (var secret in values)
+            for (var length = Math.Min(secret.Length - 1, text.Length); length >= MinCutPrefix; length--)
+                if (text.AsSpan(text.Length - length).SequenceEqual(secret.AsSpan(0, length)))
+                    return string.Concat(text.AsSpan(0, text.Length - length), Mask);
         return text;
     }
 }

@@ -38,6 +38,7 @@ type Recorder(responder: Responder, ?port: int, ?delay: Hit -> TimeSpan) =
     let signal = new SemaphoreSlim(0)
     let mutable responder = responder
     let mutable retryAfter: string option = None
+    let mutable body: Hit -> int -> (string * byte[]) option = fun _ _ -> None
     let app =
         let builder = WebApplication.CreateSlimBuilder()
         builder.Logging.ClearProviders() |> ignore
@@ -73,6 +74,11 @@ type Recorder(responder: Responder, ?port: int, ?delay: Hit -> TimeSpan) =
                 match retryAfter with
                 | Some value when status = 429 || status = 503 -> ctx.Response.Headers.RetryAfter <- value
                 | _ -> ()
+                match body hit attempt with
+                | Some(contentType, bytes) ->
+                    ctx.Response.ContentType <- contentType
+                    do! ctx.Response.Body.WriteAsync(bytes, 0, bytes.Length)
+                | None -> ()
                 signal.Release() |> ignore
             }
             :> Threading.Tasks.Task)
@@ -93,6 +99,11 @@ type Recorder(responder: Responder, ?port: int, ?delay: Hit -> TimeSpan) =
     /// Sent as Retry-After with 429 and 503 answers, as written (an HTTP date, say).
     member _.RetryAfterText
         with set (v: string option) = retryAfter <- v
+
+    /// The body of each answer, with its Content-Type, given the request and its attempt
+    /// number; None (the default): an empty body.
+    member _.Body
+        with set (f: Hit -> int -> (string * byte[]) option) = body <- f
 
     /// Waits until at least `count` requests were answered 2xx; false on timeout.
     member _.WaitForAccepted(count: int, timeout: TimeSpan) =
