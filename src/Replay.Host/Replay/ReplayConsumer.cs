@@ -21,8 +21,11 @@ public sealed partial class ReplayConsumer
     readonly ReplayStats _stats;
     readonly OwnedPartitions _owned;
     readonly ConcurrentQueue<Job> _completions = new();
-    /// <summary>Set whenever a job finishes; shutdown, revoke and a full budget wait on it.</summary>
+    /// <summary>Set when a job finishes; shutdown, revoke and a full budget wait on it.</summary>
     readonly ManualResetEventSlim _finishedSignal = new(false, spinCount: 1);
+    /// <summary>The budget is full and the consuming thread waits for room: finished jobs wake it
+    /// only once there is (Backpressure.hasRoom), not one by one.</summary>
+    volatile bool _roomWanted;
     readonly StartOffsets _starts;
     readonly RunObserver _observer = new();
     readonly Pacing.Pacer _pacer;
@@ -148,9 +151,12 @@ public sealed partial class ReplayConsumer
         if (decision != Backpressure.Decision.WaitForRoom) return true;
         // Sleep until a quarter of the budget is free rather than waking per completion:
         // on a small host a consume thread that spins here takes the CPU the requests need.
+        _roomWanted = true;
+        Interlocked.MemoryBarrier();
         _finishedSignal.Reset();
         var (nowRecords, nowBytes) = _stack.Load();
         if (!Backpressure.hasRoom(_settings.Budget, nowRecords, nowBytes)) _finishedSignal.Wait(50);
+        _roomWanted = false;
         return false;
     }
 
@@ -217,7 +223,16 @@ public sealed partial class ReplayConsumer
     {
         _observer.Progressed();
         _completions.Enqueue(job);
+        // Waking the consuming thread per finished record cost a context switch per record on each side.
+        Interlocked.MemoryBarrier();
+        if (_roomWanted && !HasRoom()) return;
         _finishedSignal.Set();
+    }
+
+    bool HasRoom()
+    {
+        var (records, bytes) = _stack!.Load();
+        return Backpressure.hasRoom(_settings.Budget, records, bytes);
     }
 
     /// <summary>Moves finished records into the checkpoints and, every few milliseconds,

@@ -103,9 +103,25 @@ public sealed class ReplayStack : IDisposable
     }
 
     /// <summary>Every unfinished job of the run, every destination.</summary>
-    public int InFlight => Deliveries.Sum(d => d.InFlight);
+    public int InFlight
+    {
+        get
+        {
+            var sum = 0;
+            foreach (var d in Deliveries) sum += d.InFlight;
+            return sum;
+        }
+    }
 
-    public long InFlightBytes => Deliveries.Sum(d => d.InFlightBytes);
+    public long InFlightBytes
+    {
+        get
+        {
+            var sum = 0L;
+            foreach (var d in Deliveries) sum += d.InFlightBytes;
+            return sum;
+        }
+    }
 
     /// <summary>Fences a revoked partition at every destination.</summary>
     public void Revoke(Lease lease) { foreach (var d in Deliveries) d.Revoke(lease); }
