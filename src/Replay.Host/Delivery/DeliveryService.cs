@@ -23,7 +23,7 @@ public sealed class DeliveryService : IDeliveryEffects, IDisposable
 {
     readonly DeliveryEngine _engine;
     /// <summary>The lock of every engine of the run: a lease's state and counts are shared by them.</summary>
-    readonly object _gate;
+    readonly Lock _gate;
     readonly HttpSender _sender;
     readonly IDeadLetterSink _deadLetters;
     readonly ReplayStats _stats;
@@ -46,7 +46,7 @@ public sealed class DeliveryService : IDeliveryEffects, IDisposable
     /// <param name="finished">Told of every finished job, under the engine's lock: must only hand it on.</param>
     /// <param name="fatal">Told once the run cannot go on (dead letters unwritable past the limit, a bug in the engine).</param>
     /// <param name="exchanges">The responses log, told of every attempt; null: none.</param>
-    public DeliveryService(object gate, DestinationStats destination, DeliverySettings settings, TimeSpan? giveUpOnDeadLetters,
+    public DeliveryService(Lock gate, DestinationStats destination, DeliverySettings settings, TimeSpan? giveUpOnDeadLetters,
         HttpSender sender, IDeadLetterSink deadLetters, ReplayStats stats, Action<Job> finished, Action<string> fatal, Action<string> log,
         ExchangeLog? exchanges = null)
     {
@@ -78,7 +78,7 @@ public sealed class DeliveryService : IDeliveryEffects, IDisposable
     /// <summary>The core engine this service carries out; touch it only under <see cref="Gate"/>.</summary>
     public DeliveryEngine Engine => _engine;
 
-    public object Gate => _gate;
+    public Lock Gate => _gate;
 
     /// <summary>Records handed in and not finished.</summary>
     public int InFlight => _engine.InFlight;
@@ -100,16 +100,77 @@ public sealed class DeliveryService : IDeliveryEffects, IDisposable
     /// <summary>Gives up on everything that is not finished (shutdown past its timeout).</summary>
     public void Stop() { lock (_gate) _engine.Stop(); }
 
+    /// <summary>A worker under a fixed --concurrency. It finishes one job and begins the next under
+    /// one hold of the lock: the consuming thread takes the same lock per record, and at tens of
+    /// thousands of records a second every extra hold is contention on both sides.</summary>
     async Task WorkAsync()
     {
         var ready = _ready.Reader;
         try
         {
-            while (await ready.WaitToReadAsync(_disposed.Token).ConfigureAwait(false))
-                while (ready.TryRead(out var job))
-                    await SendAsync(job).ConfigureAwait(false);
+            Job? job = null;
+            while (true)
+            {
+                if (job is null)
+                {
+                    if (!ready.TryRead(out var taken))
+                    {
+                        if (!await ready.WaitToReadAsync(_disposed.Token).ConfigureAwait(false)) return;
+                        continue;
+                    }
+                    if (!TryBegin(taken)) continue;
+                    job = taken;
+                }
+                job = await SendBegunAsync(job).ConfigureAwait(false);
+            }
         }
         catch (OperationCanceledException) when (_disposed.IsCancellationRequested) { }
+    }
+
+    bool TryBegin(Job job)
+    {
+        try
+        {
+            lock (_gate) return _engine.Begin(job);
+        }
+        catch (Exception e)
+        {
+            _fatal($"internal error delivering {job}: {e}");
+            return false;
+        }
+    }
+
+    /// <summary>Sends a begun job, completes it, and begins the next ready one (returned; null when none is).</summary>
+    [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder<>))]
+    async ValueTask<Job?> SendBegunAsync(Job job)
+    {
+        try
+        {
+            var attempt = await AttemptAsync(job).ConfigureAwait(false);
+            Job? next = null;
+            lock (_gate)
+            {
+                _engine.Complete(job, attempt, Environment.TickCount64, Random.Shared.NextDouble());
+                while (next is null && _ready.Reader.TryRead(out var candidate))
+                    if (_engine.Begin(candidate)) next = candidate;
+            }
+            WarnOfRetries(job, attempt);
+            return next;
+        }
+        catch (Exception e)
+        {
+            // The engine itself failed: its state can no longer be trusted, so the run stops
+            // and commits nothing past this record.
+            _fatal($"internal error delivering {job}: {e}");
+            return null;
+        }
+    }
+
+    void WarnOfRetries(Job job, Attempt attempt)
+    {
+        if (job.Phase.IsBackingOff && _retrying.Due())
+            _log($"destination {job.Request.Url.Scheme}://{job.Request.Url.Authority} is failing ({describe(attempt)}); retrying with backoff, " +
+                 "undelivered records stay uncommitted (a record failing while others succeed becomes a dead letter after --poison-after)");
     }
 
     /// <summary>A worker under --concurrency auto: it holds a permit of the gate while it takes and
@@ -142,9 +203,7 @@ public sealed class DeliveryService : IDeliveryEffects, IDisposable
                 if (!_engine.Begin(job)) return;
             var attempt = await AttemptAsync(job).ConfigureAwait(false);
             lock (_gate) _engine.Complete(job, attempt, Environment.TickCount64, Random.Shared.NextDouble());
-            if (job.Phase.IsBackingOff && _retrying.Due())
-                _log($"destination {job.Request.Url.Scheme}://{job.Request.Url.Authority} is failing ({describe(attempt)}); retrying with backoff, " +
-                     "undelivered records stay uncommitted (a record failing while others succeed becomes a dead letter after --poison-after)");
+            WarnOfRetries(job, attempt);
         }
         catch (Exception e)
         {

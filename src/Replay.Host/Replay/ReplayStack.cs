@@ -15,7 +15,7 @@ public sealed class ReplayStack : IDisposable
     readonly Pipeline.Entropy _entropy = new(
         FuncConvert.FromFunc(() => Guid.NewGuid().ToString()),
         FuncConvert.FromFunc(() => Random.Shared.NextDouble()));
-    readonly object _gate = new();
+    readonly Lock _gate = new();
     readonly HttpSender[] _senders;
     readonly DeliveryEngine[] _engines;
     readonly bool[] _bestEffort;
