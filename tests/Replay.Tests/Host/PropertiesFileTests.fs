@@ -56,14 +56,18 @@ let tests =
               let config (pairs: (string * string) list) =
                   Replay.Host.Kafka.ConsumerSettings.Build(readOnlyDict pairs, false)
               let defaults = config [ "bootstrap.servers", "k:9092" ]
-              Expect.equal defaults.QueuedMaxMessagesKbytes (Nullable 16384) "16 MB prefetch"
+              Expect.equal defaults.QueuedMaxMessagesKbytes (Nullable 8192) "8 MB prefetch"
+              Expect.equal defaults.FetchMaxBytes (Nullable(8 * 1024 * 1024)) "8 MB a fetch"
+              let bigRecords = config [ "message.max.bytes", "20000000" ]
+              Expect.equal bigRecords.FetchMaxBytes (Nullable()) "never below what one record may be"
               Expect.equal defaults.FetchQueueBackoffMs (Nullable 10) "short pause when the prefetch is full"
               Expect.equal defaults.AutoCommitIntervalMs (Nullable 1000) "commit every second"
               let tuned =
-                  config [ "queued.max.messages.kbytes", "65536"; "fetch.queue.backoff.ms", "1000"
+                  config [ "queued.max.messages.kbytes", "65536"; "fetch.queue.backoff.ms", "1000"; "fetch.max.bytes", "52428800"
                            "enable.auto.offset.store", "true"; "enable.auto.commit", "false" ]
               Expect.equal tuned.QueuedMaxMessagesKbytes (Nullable 65536) "operator's prefetch kept"
               Expect.equal tuned.FetchQueueBackoffMs (Nullable 1000) "operator's backoff kept"
+              Expect.equal tuned.FetchMaxBytes (Nullable 52428800) "operator's fetch size kept"
               Expect.equal tuned.EnableAutoOffsetStore (Nullable false) "offsets are stored only after delivery"
               Expect.equal tuned.EnableAutoCommit (Nullable true) "stored offsets are committed"
           }
