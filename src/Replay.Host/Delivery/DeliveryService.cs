@@ -19,7 +19,7 @@ using static Replay.Core.Outcome;
 
 namespace Replay.Host.Delivery;
 
-public sealed class DeliveryService : IDeliveryEffects, IDisposable
+public sealed partial class DeliveryService : IDeliveryEffects, IDisposable
 {
     readonly DeliveryEngine _engine;
     /// <summary>The lock of every engine of the run: a lease's state and counts are shared by them.</summary>
@@ -30,7 +30,8 @@ public sealed class DeliveryService : IDeliveryEffects, IDisposable
     readonly Action<Job> _finished;
     readonly Action<string> _fatal;
     readonly Action<string> _log;
-    readonly Channel<Job> _ready = Channel.CreateUnbounded<Job>(new UnboundedChannelOptions { SingleWriter = false, SingleReader = false });
+    /// <summary>Jobs the engine made ready; touched only under the lock.</summary>
+    readonly ReadyJobs _ready = new();
     readonly Channel<Job> _toWrite = Channel.CreateUnbounded<Job>(new UnboundedChannelOptions { SingleReader = true });
     readonly CancellationTokenSource _disposed = new();
     readonly RateLimiter? _rate;
@@ -99,119 +100,6 @@ public sealed class DeliveryService : IDeliveryEffects, IDisposable
 
     /// <summary>Gives up on everything that is not finished (shutdown past its timeout).</summary>
     public void Stop() { lock (_gate) _engine.Stop(); }
-
-    /// <summary>A worker under a fixed --concurrency. It finishes one job and begins the next under
-    /// one hold of the lock: the consuming thread takes the same lock per record, and at tens of
-    /// thousands of records a second every extra hold is contention on both sides.</summary>
-    async Task WorkAsync()
-    {
-        var ready = _ready.Reader;
-        try
-        {
-            Job? job = null;
-            while (true)
-            {
-                if (job is null)
-                {
-                    if (!ready.TryRead(out var taken))
-                    {
-                        if (!await ready.WaitToReadAsync(_disposed.Token).ConfigureAwait(false)) return;
-                        continue;
-                    }
-                    if (!TryBegin(taken)) continue;
-                    job = taken;
-                }
-                job = await SendBegunAsync(job).ConfigureAwait(false);
-            }
-        }
-        catch (OperationCanceledException) when (_disposed.IsCancellationRequested) { }
-    }
-
-    bool TryBegin(Job job)
-    {
-        try
-        {
-            lock (_gate) return _engine.Begin(job);
-        }
-        catch (Exception e)
-        {
-            _fatal($"internal error delivering {job}: {e}");
-            return false;
-        }
-    }
-
-    /// <summary>Sends a begun job, completes it, and begins the next ready one (returned; null when none is).</summary>
-    [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder<>))]
-    async ValueTask<Job?> SendBegunAsync(Job job)
-    {
-        try
-        {
-            var attempt = await AttemptAsync(job).ConfigureAwait(false);
-            Job? next = null;
-            lock (_gate)
-            {
-                _engine.Complete(job, attempt, Environment.TickCount64, Random.Shared.NextDouble());
-                while (next is null && _ready.Reader.TryRead(out var candidate))
-                    if (_engine.Begin(candidate)) next = candidate;
-            }
-            WarnOfRetries(job, attempt);
-            return next;
-        }
-        catch (Exception e)
-        {
-            // The engine itself failed: its state can no longer be trusted, so the run stops
-            // and commits nothing past this record.
-            _fatal($"internal error delivering {job}: {e}");
-            return null;
-        }
-    }
-
-    void WarnOfRetries(Job job, Attempt attempt)
-    {
-        if (job.Phase.IsBackingOff && _retrying.Due())
-            _log($"destination {job.Request.Url.Scheme}://{job.Request.Url.Authority} is failing ({describe(attempt)}); retrying with backoff, " +
-                 "undelivered records stay uncommitted (a record failing while others succeed becomes a dead letter after --poison-after)");
-    }
-
-    /// <summary>A worker under --concurrency auto: it holds a permit of the gate while it takes and
-    /// sends jobs, and gives it up only when the limit falls, so no more attempts than the limit are
-    /// ever out and a steady limit costs nothing per request.</summary>
-    async Task WorkGatedAsync(ConcurrencyGate gate)
-    {
-        var ready = _ready.Reader;
-        try
-        {
-            await gate.WaitAsync(_disposed.Token).ConfigureAwait(false);
-            while (true)
-            {
-                Job? job;
-                while (!ready.TryRead(out job))
-                    if (!await ready.WaitToReadAsync(_disposed.Token).ConfigureAwait(false)) return;
-                await SendAsync(job).ConfigureAwait(false);
-                if (!gate.Keep()) await gate.WaitAsync(_disposed.Token).ConfigureAwait(false);
-            }
-        }
-        catch (OperationCanceledException) when (_disposed.IsCancellationRequested) { }
-    }
-
-    [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder))]
-    async ValueTask SendAsync(Job job)
-    {
-        try
-        {
-            lock (_gate)
-                if (!_engine.Begin(job)) return;
-            var attempt = await AttemptAsync(job).ConfigureAwait(false);
-            lock (_gate) _engine.Complete(job, attempt, Environment.TickCount64, Random.Shared.NextDouble());
-            WarnOfRetries(job, attempt);
-        }
-        catch (Exception e)
-        {
-            // The engine itself failed: its state can no longer be trusted, so the run stops
-            // and commits nothing past this record.
-            _fatal($"internal error delivering {job}: {e}");
-        }
-    }
 
     /// <summary>One attempt; never throws. An unexpected exception is a failed attempt (retried,
     /// and a dead letter if it persists while others succeed), logged with its record.</summary>
@@ -312,7 +200,7 @@ public sealed class DeliveryService : IDeliveryEffects, IDisposable
             catch (Exception e) { self._fatal($"internal error after a backoff of {job}: {e}"); }
         }, (this, job, then), CancellationToken.None, TaskContinuationOptions.None, TaskScheduler.Default);
 
-    void IDeliveryEffects.Ready(Job job) => _ready.Writer.TryWrite(job);
+    void IDeliveryEffects.Ready(Job job) => _ready.Add(job);
 
     void IDeliveryEffects.Backoff(Job job, TimeSpan wait)
     {
@@ -357,7 +245,7 @@ public sealed class DeliveryService : IDeliveryEffects, IDisposable
     public void Dispose()
     {
         _disposed.Cancel();
-        _ready.Writer.TryComplete();
+        lock (_gate) _ready.Close();
         _toWrite.Writer.TryComplete();
         _rate?.Dispose();
     }
