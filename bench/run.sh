@@ -33,8 +33,10 @@ if [ ${#need[@]} -gt 0 ]; then
     apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}" >/dev/null
 fi
 
-replay=(dotnet src/Replay.Host/bin/Release/net10.0/replay.dll)
-[ -f src/Replay.Host/bin/Release/net10.0/replay.dll ] || dotnet build src/Replay.Host -c Release -v quiet -nologo
+# REPLAY_DLL measures another build (an A/B of two commits) against the same broker, nginx and wrk.
+dll=${REPLAY_DLL:-src/Replay.Host/bin/Release/net10.0/replay.dll}
+[ -f "$dll" ] || dotnet build src/Replay.Host -c Release -v quiet -nologo
+replay=(dotnet "$dll")
 
 work=$(mktemp -d)
 pids=()

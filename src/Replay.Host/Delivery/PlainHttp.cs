@@ -117,8 +117,7 @@ public sealed class PlainHttp : IDisposable
             {
                 if (!_idle.TryGetValue(authority, out var idle) || !idle.TryPop(out connection)) return null;
             }
-            // Checked outside the lock: a poll is a system call.
-            if (now - connection.IdleSince < IdleTimeoutMs && connection.IsQuiet()) return connection;
+            if (now - connection.IdleSince < IdleTimeoutMs && connection.TryTake()) return connection;
             connection.Dispose();
         }
     }
@@ -132,6 +131,12 @@ public sealed class PlainHttp : IDisposable
             return;
         }
         connection.IdleSince = now;
+        connection.Idle();
+        if (!connection.Reusable)
+        {
+            connection.Dispose();
+            return;
+        }
         lock (_idle)
         {
             if (_disposed)

@@ -67,8 +67,10 @@ type Server(script: int -> Reply) =
     let stop = new CancellationTokenSource()
     let mutable connections = 0
     let mutable requests = 0
+    let ended = new SemaphoreSlim(0)
     let serve (client: TcpClient) (index: int) =
         task {
+            use _ = { new IDisposable with member _.Dispose() = ended.Release() |> ignore }
             use client = client
             use stream = client.GetStream()
             let mutable openConnection = true
@@ -118,6 +120,8 @@ type Server(script: int -> Reply) =
     member _.Url = $"http://127.0.0.1:{(listener.LocalEndpoint :?> IPEndPoint).Port}"
     member _.Received = List.ofSeq received
     member _.Connections = Volatile.Read &connections
+    /// Waits until one more connection has ended (either side closed it); false after the time-out.
+    member _.ConnectionEnded(timeout: TimeSpan) = ended.Wait timeout
 
     interface IDisposable with
         member _.Dispose() =

@@ -160,6 +160,7 @@ let tests =
               Expect.equal (statusOf (send sender (post $"{server.Url}/x"))) 201 "the first answer"
               release.SetResult()
               Expect.isTrue (strayWritten.Task.Wait(TimeSpan.FromSeconds 10.0)) "the server sent the stray answer"
+              Expect.isTrue (server.ConnectionEnded(TimeSpan.FromSeconds 10.0)) "the idle connection that spoke out of turn was closed at once"
               Expect.equal (statusOf (send sender (post $"{server.Url}/x"))) 500 "the second request's own answer"
               Expect.equal server.Connections 2 "the idle connection with unread bytes was closed, not reused"
               Expect.equal [ for r in server.Received -> r.Connection ] [ 0; 1 ] "the second request went out on the new connection only"
@@ -210,4 +211,36 @@ let tests =
               | Unreachable detail -> Expect.stringContains detail "refused" "refused"
               | other -> failtestf "expected unreachable, got %A" other
               Expect.equal (send sender (post $"{silent.Url}/x")) TimedOut "timed out"
+          }
+
+          test "on a reused connection, whose next answer is read from before the request goes out, time-outs and stops still end the wait" {
+              // Answered, then silent (to time out), answered twice, then silent until the test is done (to be stopped).
+              let heard = Threading.Tasks.TaskCompletionSource(Threading.Tasks.TaskCreationOptions.RunContinuationsAsynchronously)
+              let over = Threading.Tasks.TaskCompletionSource<bool>(Threading.Tasks.TaskCreationOptions.RunContinuationsAsynchronously)
+              let replies i =
+                  match i with
+                  | 1 -> Silence
+                  | 4 -> Scripted(fun _ -> heard.SetResult(); over.Task)
+                  | _ -> Answer(created, 0)
+              use server = new Server(replies)
+              // A wait that never ends fails here instead of hanging the suite.
+              let ended (waiting: Threading.Tasks.Task<Attempt>) =
+                  Expect.isTrue (waiting.Wait(TimeSpan.FromSeconds 30.0) || waiting.IsCompleted) "the wait ended"
+                  waiting.Result
+              use sender = sender (TimeSpan.FromMilliseconds 300.0)
+              Expect.equal (statusOf (send sender (post $"{server.Url}/x"))) 201 "answered; the connection goes idle"
+              let silent = sender.SendAsync(post $"{server.Url}/x", CancellationToken.None).AsTask()
+              Expect.equal (ended silent) TimedOut "the silent server times out on the reused connection"
+              Expect.equal (statusOf (send sender (post $"{server.Url}/x"))) 201 "the next request gets a new connection"
+              use patient = new HttpSender(new Net.Http.SocketsHttpHandler(), TimeSpan.FromMinutes 5.0, new PlainHttp())
+              Expect.equal (statusOf (send patient (post $"{server.Url}/x"))) 201 "answered; idle again"
+              use stop = new CancellationTokenSource()
+              let waiting = patient.SendAsync(post $"{server.Url}/x", stop.Token).AsTask()
+              Expect.isTrue (heard.Task.Wait(TimeSpan.FromSeconds 30.0)) "the request reached the server"
+              stop.Cancel()
+              let outcome = try Choice1Of2(ended waiting) with e -> Choice2Of2(e.GetBaseException())
+              over.SetResult false
+              match outcome with
+              | Choice2Of2(:? OperationCanceledException) -> ()
+              | other -> failtestf "a stop ends the wait as a stop, not as %A" other
           } ]
