@@ -35,6 +35,7 @@ fi
 
 # REPLAY_DLL measures another build (an A/B of two commits) against the same broker, nginx and wrk.
 dll=${REPLAY_DLL:-src/Replay.Host/bin/Release/net10.0/replay.dll}
+if [ -n "${REPLAY_DLL:-}" ] && [ ! -f "$dll" ]; then echo "bench: REPLAY_DLL=$dll does not exist" >&2; exit 2; fi
 [ -f "$dll" ] || dotnet build src/Replay.Host -c Release -v quiet -nologo
 replay=(dotnet "$dll")
 

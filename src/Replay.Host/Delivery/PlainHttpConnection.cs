@@ -108,24 +108,18 @@ sealed class PlainHttpConnection : IDisposable, IByteSource
         return response;
     }
 
-    /// <summary>Goes idle: the read of the next response starts now (ResponseReader.ReadAhead).</summary>
-    public void Idle()
-    {
-        try
-        {
-            _reader.ReadAhead();
-        }
-        catch (Exception e) when (e is SocketException or ObjectDisposedException)
-        {
-            Reusable = false;
-        }
-    }
+    /// <summary>Goes idle: the read of the next response starts now (ResponseReader.ReadAhead).
+    /// If it ends at once (bytes already waiting, a closed socket), Reusable is false on return.</summary>
+    public void Idle() => _reader.ReadAhead();
 
     /// <summary>Takes an idle connection for the next request: true when nothing arrived while it
     /// was idle. Bytes that arrive between requests were never asked for (a second answer to the
     /// last request, sent late) and would answer the next one; an end of stream means the server
     /// closed it. Either way the read started at <see cref="Idle"/> has already closed the connection,
-    /// and it must not carry another request. Costs no system call (a poll per request cost 9% of the rate).</summary>
+    /// and it must not carry another request. Costs no system call (a poll per request cost 9% of the rate).
+    /// "Arrived" means the read's completion has run: bytes that reached the kernel a moment before,
+    /// while the completion waits for a thread, are taken for the next request's answer (as bytes that
+    /// came just after a poll were); the real answer then follows it and closes the connection.</summary>
     public bool TryTake() => Reusable && Interlocked.CompareExchange(ref _watch, Busy, Watching) == Watching;
 
     const int Busy = 0, Watching = 1, Heard = 2;
@@ -145,8 +139,10 @@ sealed class PlainHttpConnection : IDisposable, IByteSource
         {
             read = await _socket.ReceiveAsync(into, SocketFlags.None, CancellationToken.None).ConfigureAwait(false);
         }
-        catch (Exception e) when (e is SocketException or ObjectDisposedException)
+        catch (Exception)
         {
+            // While idle, whatever ended the read leaves the connection unfit for another request;
+            // once a request owns it, the failure is that request's.
             if (!HeardWhileIdle()) throw;
             return 0;
         }

@@ -264,6 +264,8 @@ sealed class ResponseReader(IByteSource source)
             try
             {
                 read = await _ahead.ConfigureAwait(false);
+                // The server's close can win the race with the close that a time-out or stop made.
+                if (read == 0) cancel.ThrowIfCancellationRequested();
             }
             catch (Exception e) when (e is SocketException or ObjectDisposedException && cancel.IsCancellationRequested)
             {

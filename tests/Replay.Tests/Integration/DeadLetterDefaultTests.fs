@@ -131,8 +131,15 @@ let tests =
               use cluster = Broker.start "t" 4
               let n = 1200
               Broker.produce cluster.BootstrapServers "t" [ for i in 1..n -> Data.store $"m-{i}" "{}" ]
-              // Slow enough that both members work at once.
-              use server = HttpRecorder.startSlow (fun _ -> TimeSpan.FromMilliseconds 4.0) (HttpRecorder.always 400)
+              // Both members must work at once: until each holds a partition the server answers slowly
+              // (so the first cannot finish alone however long the second takes to join), then briskly.
+              let members = Collections.Concurrent.ConcurrentBag<ReplayProcess.Child>()
+              let holdsPartitions (m: ReplayProcess.Child) = m.Stderr.Contains "assigned: t["
+              let bothWork () = members.Count = 2 && Seq.forall holdsPartitions members
+              use server =
+                  HttpRecorder.startSlow
+                      (fun _ -> TimeSpan.FromMilliseconds(if bothWork () then 4.0 else 100.0))
+                      (HttpRecorder.always 400)
               let state = Temp.dir ()
               let file = StateDirectory.DeadLetterFile(state, "g")
               let args =
@@ -140,7 +147,9 @@ let tests =
                     "--dest"; $"{server.Url}/s/%%k"; "--state-dir"; state ]
               use a = ReplayProcess.spawn args
               use b = ReplayProcess.spawn args
-              Expect.isTrue (Wait.until within (fun () -> a.Stderr.Contains "assigned: " && b.Stderr.Contains "assigned: ")) "both members get partitions"
+              members.Add a
+              members.Add b
+              Expect.isTrue (Wait.until within bothWork) "both members get partitions"
               Expect.isTrue (Wait.until within (fun () -> (places (deadLetters file)).Count = n)) "every record's dead letter arrives"
               for m in [ a; b ] do
                   m.Signal 15

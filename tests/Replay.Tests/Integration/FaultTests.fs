@@ -209,6 +209,22 @@ for m in c:
                     "binary", hex binary
                     "Authorization", hex (Text.Encoding.UTF8.GetBytes "Bearer s3cret") ]
                   "every header, repeats and binary values included, unredacted"
+          }
+
+          test "an error out of consuming (the topic's authorization withdrawn) commits what was delivered and stops non-zero, naming the broker's reason" {
+              use cluster = Broker.start "t" 1
+              Broker.produce cluster.BootstrapServers "t" [ for i in 1..5 -> Data.store $"d-{i}" "{}" ]
+              use server = HttpRecorder.start (HttpRecorder.always 201)
+              let log = new StringWriter()
+              use replay = ReplayProcess.start { setup cluster server with Log = TextWriter.Synchronized log }
+              Expect.isTrue (server.WaitForAccepted(5, within)) "the five are delivered"
+              // Every fetch from now on: TOPIC_AUTHORIZATION_FAILED (29), which librdkafka hands to Consume as an error.
+              cluster.PushRequestErrors(Replay.Host.Kafka.KafkaApi.Fetch, Array.create 1000 29)
+              Expect.equal (replay.Wait within) (Some Replay.Host.Cli.ExitCodes.Failure) "a failure: not success, and not the bad-settings code"
+              let text = log.ToString()
+              Expect.stringContains text "consuming stopped" "says that consuming stopped"
+              Expect.stringContains (text.ToLowerInvariant()) "authoriz" "with the broker's reason"
+              Expect.equal (Broker.committedTotal cluster.BootstrapServers "g" "t" 1) 5L "what was delivered is committed"
           } ]
 
 [<Tests>]

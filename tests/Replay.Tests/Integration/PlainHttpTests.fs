@@ -206,7 +206,7 @@ let tests =
           test "a closed port is unreachable; a server that never answers times out" {
               let closedPort = HttpRecorder.freePort ()
               use silent = new Server(fun _ -> Silence)
-              use sender = sender (TimeSpan.FromMilliseconds 300.0)
+              use sender = sender (TimeSpan.FromSeconds 2.0)
               match send sender (post $"http://127.0.0.1:{closedPort}/x") with
               | Unreachable detail -> Expect.stringContains detail "refused" "refused"
               | other -> failtestf "expected unreachable, got %A" other
@@ -227,7 +227,7 @@ let tests =
               let ended (waiting: Threading.Tasks.Task<Attempt>) =
                   Expect.isTrue (waiting.Wait(TimeSpan.FromSeconds 30.0) || waiting.IsCompleted) "the wait ended"
                   waiting.Result
-              use sender = sender (TimeSpan.FromMilliseconds 300.0)
+              use sender = sender (TimeSpan.FromSeconds 2.0)
               Expect.equal (statusOf (send sender (post $"{server.Url}/x"))) 201 "answered; the connection goes idle"
               let silent = sender.SendAsync(post $"{server.Url}/x", CancellationToken.None).AsTask()
               Expect.equal (ended silent) TimedOut "the silent server times out on the reused connection"
@@ -240,6 +240,7 @@ let tests =
               stop.Cancel()
               let outcome = try Choice1Of2(ended waiting) with e -> Choice2Of2(e.GetBaseException())
               over.SetResult false
+              Expect.equal [ for r in server.Received -> r.Connection ] [ 0; 0; 1; 2; 2 ] "the silent and the stopped requests went out on reused connections"
               match outcome with
               | Choice2Of2(:? OperationCanceledException) -> ()
               | other -> failtestf "a stop ends the wait as a stop, not as %A" other
