@@ -77,6 +77,16 @@ public sealed class OAuth2Tokens : ITokenSource
             if (_issued is null) StartFetch(_clock.GetUtcNow());
     }
 
+    /// <summary>Completes when no fetch is in progress (tests: a background renewal has been
+    /// recorded, success or failure, before the test moves its clock or the endpoint on).</summary>
+    internal Task Settled
+    {
+        get
+        {
+            lock (_gate) return _fetch ?? Task.CompletedTask;
+        }
+    }
+
     public ValueTask<TokenResult> CurrentAsync(CancellationToken cancel)
     {
         var issued = Volatile.Read(ref _issued);
