@@ -6,6 +6,9 @@ namespace Replay.Host.Kafka;
 
 public static class ConsumerSettings
 {
+    /// <summary>The prefetch (queued.max.messages.kbytes) unless the properties file sets it.</summary>
+    public const int PrefetchKbytes = 8 * 1024;
+
     /// <param name="partitionEof">Report each partition's end (--until-end, --until).</param>
     /// <param name="paced">--speed: partitions pause and resume with the schedule.</param>
     public static ConsumerConfig Build(IReadOnlyDictionary<string, string> kafka, bool partitionEof, bool dryRun = false, bool paced = false)
@@ -16,7 +19,7 @@ public static class ConsumerSettings
         config.EnableAutoCommit = true;
         // librdkafka's default prefetch (64 MB) would dominate the process's memory; 8 MB (about
         // 8,000 records of 1 KB, a tenth of a second at full speed) still keeps a fast destination busy.
-        if (!kafka.ContainsKey("queued.max.messages.kbytes")) config.QueuedMaxMessagesKbytes = 8 * 1024;
+        if (!kafka.ContainsKey("queued.max.messages.kbytes")) config.QueuedMaxMessagesKbytes = PrefetchKbytes;
         // The prefetch limit is checked before a fetch, and one fetch may bring up to fetch.max.bytes
         // (50 MB by default) on top: at 128 partitions that overshoot was most of the heap's rival.
         // Not below what one record may be (message.max.bytes), which librdkafka insists on.

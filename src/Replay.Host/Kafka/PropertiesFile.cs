@@ -8,6 +8,10 @@ namespace Replay.Host.Kafka;
 
 public static class PropertiesFile
 {
+    // Static initialisers run in order: this one before the table that reads it.
+    static readonly string ReplacePrefetch =
+        $"replace it with queued.max.messages.kbytes (the prefetch size; {ConsumerSettings.PrefetchKbytes} by default)";
+
     /// <summary>Legacy Bagheera/Kafka 0.8 keys and what to use instead.</summary>
     public static readonly IReadOnlyDictionary<string, string> LegacyKeys = new Dictionary<string, string>
     {
@@ -30,8 +34,8 @@ public static class PropertiesFile
         ["consumer.timeout.ms"] = "delete it: Replay waits for records itself; to end a run, use --until-end or --max-records",
         ["consumer.id"] = "delete it: to name this client to the brokers, set client.id",
         ["num.consumer.fetchers"] = "delete it: librdkafka fetches from every broker in parallel by itself",
-        ["queued.max.message.chunks"] = "replace it with queued.max.messages.kbytes (the prefetch size; 16384 by default)",
-        ["queuedchunks.max"] = "replace it with queued.max.messages.kbytes (the prefetch size; 16384 by default)",
+        ["queued.max.message.chunks"] = ReplacePrefetch,
+        ["queuedchunks.max"] = ReplacePrefetch,
         ["rebalance.max.retries"] = "delete it: the group coordinator runs rebalances now",
         ["rebalance.retries.max"] = "delete it: the group coordinator runs rebalances now",
         ["rebalance.backoff.ms"] = "delete it: the group coordinator runs rebalances now",

@@ -52,6 +52,13 @@ let tests =
               Expect.stringContains message "fetch.max.bytes" "fetch.size -> fetch.max.bytes"
           }
 
+          test "Kafka 0.8's prefetch keys point to the prefetch librdkafka reads, with the default a run really uses" {
+              let loaded = PropertiesFile.Load(write "queued.max.message.chunks=10\n")
+              Expect.isFalse loaded.IsOk "refused"
+              let actual = Replay.Host.Kafka.ConsumerSettings.Build(readOnlyDict [ "bootstrap.servers", "k:9092" ], false)
+              Expect.stringContains loaded.Error $"queued.max.messages.kbytes (the prefetch size; {actual.QueuedMaxMessagesKbytes.Value} by default)" "today's default"
+          }
+
           test "the consumer config: prefetch defaults unless the file sets them; the no-loss settings always" {
               let config (pairs: (string * string) list) =
                   Replay.Host.Kafka.ConsumerSettings.Build(readOnlyDict pairs, false)
