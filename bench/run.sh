@@ -6,13 +6,16 @@
 # Measures in the same run the ceiling (wrk POSTing the same body to the same nginx with the
 # same number of connections) and Replay's rate, and prints one table of medians over the runs.
 #
-#   bench/run.sh [--records N] [--partitions P] [--connections C] [--runs R] [--payload-bytes B]
+#   bench/run.sh [--records N] [--partitions P] [--connections C] [--runs R] [--payload-bytes B] [--profile]
+#
+# --profile samples the whole machine with perf for 5 s of each run's steady phase, managed frames
+# named through .NET's perf map, into bench/out/perf-RUN.data (`perf report -i ... --sort comm,dso`).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 # 400k records over 128 partitions: a steady phase of several seconds at today's rates (the mock keeps
 # ~5 MB per partition, so larger sets need more partitions).
-records=400000 partitions=128 connections=64 runs=3 payload=1024 wrk_seconds=10
+records=400000 partitions=128 connections=64 runs=3 payload=1024 wrk_seconds=10 profile=
 while [ $# -gt 0 ]; do
     case "$1" in
         --records) records=$2; shift 2 ;;
@@ -21,6 +24,7 @@ while [ $# -gt 0 ]; do
         --runs) runs=$2; shift 2 ;;
         --payload-bytes) payload=$2; shift 2 ;;
         --wrk-seconds) wrk_seconds=$2; shift 2 ;;
+        --profile) profile=1; shift ;;
         *) echo "bench: unknown argument $1" >&2; exit 2 ;;
     esac
 done
@@ -28,6 +32,7 @@ done
 need=()
 command -v nginx >/dev/null || need+=(nginx-light)
 command -v wrk >/dev/null || need+=(wrk)
+[ -z "$profile" ] || command -v perf >/dev/null || need+=(linux-perf)
 if [ ${#need[@]} -gt 0 ]; then
     echo "bench: installing ${need[*]} (Debian packages)" >&2
     apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}" >/dev/null
@@ -72,9 +77,17 @@ for run in $(seq 1 "$runs"); do
         | awk '/Requests\/sec/ {print $2}')
 
     start=$(date +%s.%N)
+    if [ -n "$profile" ]; then
+        # Past the group join and the first fetches, inside the steady phase at the default size.
+        (sleep 6; perf record -a -g -F 499 -o "bench/out/perf-$run.data" -- sleep 5) >/dev/null 2>&1 &
+        profiler=$!
+        # W^X off: JIT code in a double-mapped memfd is invisible to the perf map.
+        export DOTNET_PerfMapEnabled=1 DOTNET_EnableWriteXorExecute=0
+    fi
     "${replay[@]}" run -b "$bootstrap" -t bench -gid "bench-$run" --from earliest --until-end \
         --concurrency "$connections" --dest "http://127.0.0.1:$replay_port/submit/telemetry/%k" --state-dir "$work/state" \
         2> "$work/replay-$run.err"
+    [ -z "$profile" ] || wait "$profiler" || true
     kill -HUP "$(cat "$prefix/nginx.pid")"   # flush the buffered access log
     for _ in $(seq 50); do [ "$(wc -l < "$prefix/replay.log")" -ge "$records" ] && break; sleep 0.1; done
 
