@@ -55,13 +55,8 @@ public static class CompareCommand
                     --candidate "http://new/submit/telemetry/%k" --ignore '$.requestId' --report compare-out
                 """);
         Signals.Stops(command, "stopping: finishing in-flight requests, comparing what came back, then committing", "undelivered records stay uncommitted");
-        foreach (var option in new Option[] { Topic, GroupId, Properties, Bootstrap, Primary, Candidate, Secondary, Tolerance, Ignore, Unordered,
-                     CompareHeader, CompareMaxBytes, Report, CopyKeys, Sample, SampleMode, Delete, ConcurrencyOptions.NumThreads, ConcurrencyOptions.Concurrency, ConcurrencyOptions.MaxConcurrency, ValidateJson, Proxy,
-                     NoProxy, CaFile, ClientCert, ClientKey, InsecureSkipVerify, Format, RawKeys, RunCommand.DeadLetterFile, RunCommand.DeadLetterTopic, MaxRate, From,
-                     RunCommand.UntilEnd, MaxRecords, MaxInFlightBytes, MaxInFlightRecords, MaxPayloadBytes, RequestTimeout, MaxRetryDuration, MaxBackoff,
-                     PoisonAfter, ShutdownTimeout, RunCommand.RulesFile })
-            command.Options.Add(option);
-        foreach (var option in OperatingOptions.All.Concat(WindowOptions.All).Concat(RouteOptions.All).Concat(DestinationAuthOptions.All).Concat(ResponsesOptions.All))
+        foreach (var option in RunCommand.Source().Concat([Primary, Candidate, Secondary, Tolerance, Ignore, Unordered, CompareHeader, CompareMaxBytes, Report])
+                     .Concat(RunCommand.AllButSourceAndDestinations()))
             command.Options.Add(option);
         command.SetAction((parse, cancel) => Task.FromResult(RunExecution.Execute(parse, cancel, "replay compare", Build, Facts)));
         return command;
@@ -90,14 +85,14 @@ public static class CompareCommand
         if (parse.GetValue(Secondary) is { } secondary) servers.Add(("--secondary", secondary, "secondary"));
         var built = RunCommand.Build(parse, secrets, new FixedDestinations(servers, Comparing));
         if (!built.IsOk) return built;
+        // A dry run sends nothing, so no answer comes back to compare: it shows what each server
+        // would be sent, and a report of it would call every record equal.
+        if (built.Value!.Run.DryRun)
+            return options.ReportDirectory is null
+                ? built
+                : Refuse(built.Value!, "--report with --dry-run: a dry run sends nothing, so there are no answers to compare; drop one of them");
         var report = ComparisonReport.Open(options, secrets);
-        if (!report.IsOk)
-        {
-            built.Value!.Services.DeadLetters.Dispose();
-            built.Value!.Services.Exchanges?.Dispose();
-            built.Value!.Services.Rules?.Dispose();
-            return Result<ReplayJob>.Fail(report.Error!);
-        }
+        if (!report.IsOk) return Refuse(built.Value!, report.Error!);
         var bodyBytes = (int)options.MaxBodyBytes;
         return Result<ReplayJob>.Ok(built.Value! with
         {
@@ -110,6 +105,14 @@ public static class CompareCommand
                 Capture = new ResponseCapture(bodyBytes, bodyBytes, hashBeyond: true, options.Headers),
             },
         });
+    }
+
+    static Result<ReplayJob> Refuse(ReplayJob built, string reason)
+    {
+        built.Services.DeadLetters.Dispose();
+        built.Services.Exchanges?.Dispose();
+        built.Services.Rules?.Dispose();
+        return Result<ReplayJob>.Fail(reason);
     }
 
     static BannerFacts Facts(ParseResult parse, ReplayJob job) =>

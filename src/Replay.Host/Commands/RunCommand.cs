@@ -85,16 +85,25 @@ public static class RunCommand
                     --log-format json --dest ...
                 """);
         Signals.Stops(command, "stopping: finishing in-flight requests, then committing", "undelivered records stay uncommitted");
-        foreach (var option in new Option[] { Topic, GroupId, Properties, Bootstrap, Dest, DestBestEffort, CopyKeys, Sample, SampleMode, Delete,
-                     ConcurrencyOptions.NumThreads, ConcurrencyOptions.Concurrency, ConcurrencyOptions.MaxConcurrency, ValidateJson, Proxy, NoProxy, CaFile, ClientCert, ClientKey, InsecureSkipVerify, Format, RawKeys, DeadLetterFile, DeadLetterTopic, StateDir, MaxDeadLetterRatio, MaxRate, From, UntilEnd, MaxRecords,
-                     MaxInFlightBytes, MaxInFlightRecords, MaxPayloadBytes, RequestTimeout, MaxRetryDuration, MaxBackoff, PoisonAfter, ShutdownTimeout, RulesFile })
+        foreach (var option in Source().Concat([Dest, DestBestEffort]).Concat(AllButSourceAndDestinations()))
             command.Options.Add(option);
-        foreach (var option in OperatingOptions.All.Concat(WindowOptions.All).Concat(RouteOptions.All).Concat(ResponsesOptions.All))
-            command.Options.Add(option);
-        foreach (var option in DestinationAuthOptions.All) command.Options.Add(option);
         command.SetAction((parse, cancel) => Task.FromResult(RunExecution.Execute(parse, cancel)));
         return command;
     }
+
+    /// <summary>Where the records come from: the topic, the group and the cluster.</summary>
+    internal static Option[] Source() => [Topic, GroupId, Properties, Bootstrap];
+
+    /// <summary>Every other flag of `replay run`, the ones `replay compare` takes too (it names its
+    /// own destinations): one list, so a flag added to run cannot be missing from compare.</summary>
+    internal static IEnumerable<Option> AllButSourceAndDestinations() =>
+        new Option[]
+        {
+            CopyKeys, Sample, SampleMode, Delete, ConcurrencyOptions.NumThreads, ConcurrencyOptions.Concurrency, ConcurrencyOptions.MaxConcurrency,
+            ValidateJson, Proxy, NoProxy, CaFile, ClientCert, ClientKey, InsecureSkipVerify, Format, RawKeys, DeadLetterFile, DeadLetterTopic,
+            StateDir, MaxDeadLetterRatio, MaxRate, From, UntilEnd, MaxRecords, MaxInFlightBytes, MaxInFlightRecords, MaxPayloadBytes,
+            RequestTimeout, MaxRetryDuration, MaxBackoff, PoisonAfter, ShutdownTimeout, RulesFile,
+        }.Concat(OperatingOptions.All).Concat(WindowOptions.All).Concat(RouteOptions.All).Concat(ResponsesOptions.All).Concat(DestinationAuthOptions.All);
 
     public static void WarnIfInsecure(ReplayServices services, string command)
     {

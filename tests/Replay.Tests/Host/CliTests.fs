@@ -164,6 +164,15 @@ let tests =
               Expect.isFalse (help.Contains "67108864") "no raw byte counts"
           }
 
+          test "compare takes every flag of run but run's destinations (it names its own)" {
+              let names (command: System.CommandLine.Command) = command.Options |> Seq.map _.Name |> Set.ofSeq
+              let run = names (Replay.Host.Commands.RunCommand.Create())
+              let compare = names (Replay.Host.Commands.CompareCommand.Create())
+              Expect.isGreaterThan run.Count 40 "run's flags are all there to compare with"
+              Expect.equal (Set.difference run compare) (set [ "--dest"; "--dest-best-effort" ]) "only the destinations are run's alone"
+              Expect.containsAll compare [ "--state-dir"; "--max-dead-letter-ratio"; "--primary"; "--candidate"; "--secondary" ] "including these"
+          }
+
           test "-Dhttp.nonProxyHosts alone is not -D -h: no help, no exit 0, a note that it was ignored" {
               let code, stdout, stderr = ReplayProcess.run (runArgs [ "-Dhttp.nonProxyHosts=localhost" ]) within
               Expect.equal code ExitCodes.KafkaUnreachable $"it ran (and found no Kafka) instead of printing help ({stdout})"

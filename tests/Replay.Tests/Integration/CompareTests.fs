@@ -62,7 +62,7 @@ let private routeCounts (stderr: string) =
           m.Groups[1].Value, (int m.Groups[2].Value, int m.Groups[3].Value, int m.Groups[4].Value, int m.Groups[5].Value, int m.Groups[6].Value) ]
     |> Map.ofList
 
-let private compare (extra: string list) =
+let private compareWith (primaryUrl: string option) (extra: string list) =
     use cluster = Broker.start "t" 2
     Broker.produce
         cluster.BootstrapServers
@@ -80,13 +80,23 @@ let private compare (extra: string list) =
     let code, _, stderr =
         ReplayProcess.run
             ([ "compare"; "-t"; "t"; "-gid"; "g"; "-p"; properties; "--until-end"; "--rules"; rules; "--report"; report
-               "--primary"; $"{primary.Url}/submit/{{namespace}}/{{id}}"
+               "--primary"; $"{defaultArg primaryUrl primary.Url}/submit/{{namespace}}/{{id}}"
                "--secondary"; $"{secondary.Url}/submit/{{namespace}}/{{id}}"
                "--candidate"; $"{candidate.Url}/submit/{{namespace}}/{{id}}" ]
              @ extra)
             within
     Expect.equal code 0 $"compare exits 0 ({stderr})"
     routeCounts stderr, report, Broker.committedTotal cluster.BootstrapServers "g" "t" 2
+
+let private compare extra = compareWith None extra
+
+/// The paths of a report's differences.jsonl, noise or not.
+let private reportedPaths (report: string) =
+    File.ReadAllLines(Path.Combine(report, "differences.jsonl"))
+    |> Array.collect (fun line ->
+        use doc = JsonDocument.Parse line
+        [| for d in doc.RootElement.GetProperty("differences").EnumerateArray() -> d.GetProperty("path").GetString() |])
+    |> Set.ofArray
 
 [<Tests>]
 let tests =
@@ -109,12 +119,36 @@ let tests =
               for line in different do
                   Expect.equal (pathsOf line) [ "$.result.count" ] "the seeded path, and nothing else, as a regression"
               let page = Chromium.dumpDom (Path.Combine(report, "report.html"))
-              for text in [ "telemetry"; "crash"; "$.result.count"; "status" ] do
+              for text in [ "telemetry"; "crash"; "$.result.count"; "$.requestId"; "$.time" ] do
                   Expect.stringContains page text $"the rendered report shows {text}"
+              Expect.containsAll (reportedPaths report) [ "$.requestId"; "$.time"; "$.result.count" ] "the random fields are in the report, as noise"
           }
 
           test "with --ignore the noise paths vanish: unchanged records are equal" {
-              let counts, _, _ = compare [ "--ignore"; "$.requestId"; "--ignore"; "$.time" ]
+              let counts, report, _ = compare [ "--ignore"; "$.requestId"; "--ignore"; "$.time" ]
               let seeded = ids |> List.filter countChanged |> List.length
               Expect.equal counts["telemetry"] (ids.Length, ids.Length - seeded, seeded, 0, 0) "equal but for the seeded records"
+              let paths = reportedPaths report
+              Expect.isFalse (paths.Contains "$.requestId" || paths.Contains "$.time") $"the ignored paths are nowhere in the report ({paths})"
+              Expect.contains paths "$.result.count" "the seeded one still is"
+          }
+
+          test "an unreachable primary fails each record's comparison; the run goes on and ends" {
+              let counts, _, committed = compareWith (Some "http://127.0.0.1:9") [ "--max-retry-duration"; "1s" ]
+              for route in [ "telemetry"; "crash" ] do
+                  let _, equal, different, noisy, failed = counts[route]
+                  Expect.equal (equal, different, noisy, failed) (0, 0, 0, ids.Length) $"{route}: every record failed, none compared as equal or different"
+              Expect.equal committed (int64 (2 * ids.Length)) "and every record is committed (the primary's copies are dead letters)"
+          }
+
+          test "--report with --dry-run is refused: a dry run sends nothing, so a report would call every record equal" {
+              let report = Path.Combine(Temp.dir (), "report")
+              let code, _, stderr =
+                  ReplayProcess.run
+                      [ "compare"; "-t"; "t"; "-gid"; "g"; "-b"; "127.0.0.1:9"; "--dry-run"; "--report"; report
+                        "--primary"; "http://127.0.0.1:9/a/%k"; "--candidate"; "http://127.0.0.1:9/b/%k" ]
+                      within
+              Expect.equal code 2 $"bad settings ({stderr})"
+              Expect.stringContains stderr "--report with --dry-run" "names the pair"
+              Expect.isFalse (Directory.Exists report) "no report written"
           } ]
