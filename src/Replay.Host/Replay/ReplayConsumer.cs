@@ -72,7 +72,11 @@ public sealed partial class ReplayConsumer
         using var stack = new ReplayStack(_settings, _services, _stats, OnFinished,
             tlsFailure: reason => Stop(reason, Cli.ExitCodes.DestinationTls),
             fatal: reason => Stop(reason, Cli.ExitCodes.Failure),
-            giveUpOnDeadLetters: _settings.UntilEnd ? _settings.Delivery.Retry.MaxRetryDuration?.Value : null);
+            // A run that must end (--until-end, --until) does not wait forever for a disk: as long as any
+            // record may retry, or as long as a poison record may hold its partition when no limit is set.
+            giveUpOnDeadLetters: _settings.UntilEnd || HasUntil
+                ? _settings.Delivery.Retry.MaxRetryDuration?.Value ?? _settings.Delivery.Retry.PoisonAfter
+                : null);
         _stack = stack;
         _observer.Attach(stack);
         using var kafkaLog = new KafkaDiagnostics(_services.Log);
@@ -119,11 +123,18 @@ public sealed partial class ReplayConsumer
             Shutdown();
             return Cli.ExitCodes.Usage;
         }
-        catch (Exception e) when (e is KafkaException or InvalidOperationException)
+        catch (Exception e)
         {
-            // Whatever ended consuming, what was delivered is still committed before leaving.
-            var reason = e is KafkaException k ? $"{k.Error.Reason}{(k.Error.IsFatal ? " (fatal)" : "")}" : e.Message;
-            _services.Log.WriteLine($"kafka: consuming stopped: {reason}; finishing in-flight requests and committing what is done");
+            // Whatever ended consuming, what was delivered is still committed before leaving: the
+            // checkpoints only ever hold finished records. Anything but Kafka's own refusal is a bug,
+            // shown whole so that it can be reported.
+            var reason = e switch
+            {
+                KafkaException k => $"kafka: consuming stopped: {k.Error.Reason}{(k.Error.IsFatal ? " (fatal)" : "")}",
+                InvalidOperationException when e.Source == "Confluent.Kafka" => $"kafka: consuming stopped: {e.Message}",
+                _ => $"replay: internal error while consuming: {e}",
+            };
+            _services.Log.WriteLine($"{reason}; finishing in-flight requests and committing what is done");
             Shutdown();
             return Cli.ExitCodes.Failure;
         }

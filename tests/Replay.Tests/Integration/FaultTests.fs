@@ -88,20 +88,22 @@ let tests =
           }
 
           test "dead letters that cannot be written (/dev/full) hold their partition; --until-end then stops non-zero with the cause" {
-              use cluster = Broker.start "t" 1
-              Broker.produce cluster.BootstrapServers "t" [ Data.store "ok-1" "{}"; Data.store "bad" "{}"; Data.store "ok-2" "{}" ]
-              use server = HttpRecorder.start (fun hit _ -> if idOf hit = "bad" then 400 else 201)
-              let code, _, stderr =
-                  ReplayProcess.run
-                      [ "run"; "-t"; "t"; "-gid"; "g"; "-p"; properties cluster.BootstrapServers; "--until-end"
-                        "--dest"; $"{server.Url}/submit/telemetry/%%k"; "--dead-letter"; "/dev/full"; "--max-retry-duration"; "2s" ]
-                      within
-              Expect.equal code 1 $"a failure, not success and not bad settings ({stderr})"
-              Expect.stringContains stderr "dead letters cannot be written" "says why"
-              Expect.stringContains stderr "stopping" "and that it stopped"
-              let committed = Broker.committed cluster.BootstrapServers "g" "t" 1
-              Expect.equal committed[0] 1L "committed up to the record whose dead letter is missing, not past it"
-              Expect.contains (server.Accepted |> List.map idOf) "ok-2" "records after it were still sent"
+              // The bound is --max-retry-duration, or --poison-after when no limit is set (by default, 10m).
+              for limit in [ "--max-retry-duration"; "--poison-after" ] do
+                  use cluster = Broker.start "t" 1
+                  Broker.produce cluster.BootstrapServers "t" [ Data.store "ok-1" "{}"; Data.store "bad" "{}"; Data.store "ok-2" "{}" ]
+                  use server = HttpRecorder.start (fun hit _ -> if idOf hit = "bad" then 400 else 201)
+                  let code, _, stderr =
+                      ReplayProcess.run
+                          [ "run"; "-t"; "t"; "-gid"; "g"; "-p"; properties cluster.BootstrapServers; "--until-end"
+                            "--dest"; $"{server.Url}/submit/telemetry/%%k"; "--dead-letter"; "/dev/full"; limit; "2s" ]
+                          within
+                  Expect.equal code 1 $"{limit}: a failure, not success and not bad settings ({stderr})"
+                  Expect.stringContains stderr "dead letters cannot be written" "says why"
+                  Expect.stringContains stderr "stopping" "and that it stopped"
+                  let committed = Broker.committed cluster.BootstrapServers "g" "t" 1
+                  Expect.equal committed[0] 1L "committed up to the record whose dead letter is missing, not past it"
+                  Expect.contains (server.Accepted |> List.map idOf) "ok-2" "records after it were still sent"
           }
 
           test "a dead-letter sink that fails and recovers: the record waits, then its dead letter lands and the commit moves on" {
