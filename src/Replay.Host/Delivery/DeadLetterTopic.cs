@@ -16,6 +16,8 @@ public sealed class DeadLetterTopic : IDeadLetterSink
     public const string StatusHeader = "replay-dead-letter-last-status";
     public const string AttemptsHeader = "replay-dead-letter-attempts";
     public const string UrlHeader = "replay-dead-letter-url";
+    /// <summary>Which of the run's destinations could not take it, named as in the metrics.</summary>
+    public const string DestinationHeader = "replay-dead-letter-destination";
     /// <summary>What the last attempt got: answered, timeout or unreachable.</summary>
     public const string OutcomeHeader = "replay-dead-letter-last-outcome";
     /// <summary>Why the last attempt got no answer (unreachable).</summary>
@@ -71,6 +73,7 @@ public sealed class DeadLetterTopic : IDeadLetterSink
         headers.Add(AttemptsHeader, Encoding.UTF8.GetBytes(letter.Attempts.ToString()));
         if (letter.LastStatus is { } status) headers.Add(StatusHeader, Encoding.UTF8.GetBytes(status.ToString()));
         if (letter.Url is { } url) headers.Add(UrlHeader, Encoding.UTF8.GetBytes(url));
+        if (letter.Destination is { } destination) headers.Add(DestinationHeader, Encoding.UTF8.GetBytes(destination));
         if (letter.LastAnswer is { } answer) AddAnswer(headers, answer);
         var message = new Message<byte[]?, byte[]?>
         {

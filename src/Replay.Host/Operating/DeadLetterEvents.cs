@@ -21,6 +21,7 @@ public sealed class DeadLetterEvents(OperatorLog log) : IDeadLetterSink
                 new("id", letter.Id),
                 new("method", letter.Method),
                 new("url", letter.Url),
+                new("destination", letter.Destination),
                 new("reason", letter.Reason),
                 new("reason_class", letter.ReasonClass),
                 new("last_status", letter.LastStatus),

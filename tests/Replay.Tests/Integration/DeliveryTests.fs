@@ -177,6 +177,7 @@ let tests =
               Expect.equal (header "channel") (Some "nightly") "original header"
               Expect.isSome (header DeadLetterTopic.ReasonHeader) "reason header"
               Expect.equal (header DeadLetterTopic.StatusHeader) (Some "400") "status header"
+              Expect.isSome (header DeadLetterTopic.DestinationHeader) "which destination"
               server.SetResponder(HttpRecorder.always 201)
               let code, _, stderr =
                   ReplayProcess.run
