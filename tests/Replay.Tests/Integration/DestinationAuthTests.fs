@@ -177,7 +177,7 @@ let tests =
               for round in 1..3 do
                   Expect.equal (statusOf (send sender $"{destination.Url}/x")) 201 "due, renewal failing: sent with the current token"
                   Expect.isTrue (source.Settled.Wait within) "the renewal ended"
-                  Expect.equal tokens.Asked.Length (1 + round) "one renewal per second of the clock, each one failing"
+                  Expect.equal tokens.Asked.Length (1 + round) "one renewal each time the clock moved on, each one failing"
                   clock.Advance(TimeSpan.FromSeconds 2.0)
               Expect.equal seen.Count 1 "warned once, not at every failed renewal"
               Expect.stringContains (Seq.head seen) "answered 503" "with the reason"
