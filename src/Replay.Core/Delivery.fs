@@ -193,13 +193,15 @@ type DeliveryEngine(schedule: RetrySchedule.Settings, giveUpOnDeadLetters: TimeS
     /// The destination gave an answer not worth retrying: it is serving.
     let answered (job: Job) (now: int64) = (healthOf job).Answered now
 
-    /// The destination serves others while `job` fails: its latest answer to another
-    /// record was not worth retrying. In an outage the others fail too. A record that
-    /// fails with nothing else left to send (its partition's span full behind it)
-    /// still counts as poison: the answers just before were the destination's last word.
-    let serving (job: Job) =
+    /// The destination serves others while `job` fails: it answered another record (an
+    /// answer not worth retrying) after `job` began failing, and after any other record's
+    /// latest failure. In an outage the others fail too; and a record failing with nothing
+    /// answered since it began (a quiet topic when the destination went down) shows no sign
+    /// of poison, so it waits as in an outage. A record whose partition's span filled up
+    /// behind it still counts: the records behind it were answered after it began failing.
+    let serving (job: Job) (failingSince: int64) =
         let h = healthOf job
-        h.LastAnswer > h.LastFailureOfOther job
+        h.LastAnswer > h.LastFailureOfOther job && h.LastAnswer >= failingSince
 
     let accepts (job: Job) = not stopping && job.Lease.State = Live
 
@@ -331,7 +333,10 @@ type DeliveryEngine(schedule: RetrySchedule.Settings, giveUpOnDeadLetters: TimeS
                 answered job now
                 deadLetter job PermanentStatus reason
             | _, Retry retryAfter ->
-                let healthy = job.Failing.IsSome && serving job
+                let healthy =
+                    match job.Failing with
+                    | ValueSome failing -> serving job failing.Since
+                    | ValueNone -> false
                 (healthOf job).Failed(job, now)
                 let failing = RetrySchedule.fail job.Failing now healthy
                 job.Failing <- ValueSome failing

@@ -116,6 +116,38 @@ let private lanes =
               Expect.isEmpty host.Fatal "nothing fatal"
           }
 
+          test "a record failing alone after the destination went down is an outage, not poison, until others are answered again" {
+              let engine, host = newEngine None
+              let lease = Lease.create "t" 0 -1L
+              // Traffic flowed, then the destination went down with one record in flight on a quiet topic.
+              for n in 0L..9L do
+                  let fine = job lease n $"before-{n}"
+                  engine.Submit fine
+                  attempt engine fine (answer 201) n
+              let lone = job lease 10L "lone"
+              engine.Submit lone
+              for minute in 1..120 do
+                  attempt engine lone (answer 500) (minutes (float minute))
+                  Expect.equal lone.Phase BackingOff $"an outage: still waiting at minute {minute}"
+                  engine.Due lone
+              // The destination serves again, but not this record: from now on it is poison.
+              let mutable now = minutes 121.0
+              let mutable n = 11L
+              while lone.Phase <> DeadLettering && now < minutes 200.0 do
+                  let fine = job lease n $"after-{n}"
+                  n <- n + 1L
+                  engine.Submit fine
+                  attempt engine fine (answer 201) now
+                  attempt engine lone (answer 500) (now + 1L)
+                  now <- now + minutes 1.0
+                  if lone.Phase = BackingOff then engine.Due lone
+              Expect.equal lone.Phase DeadLettering "given up once others were answered for --poison-after"
+              Expect.isGreaterThanOrEqual now (minutes 131.0) "not before --poison-after of others being answered"
+              Expect.isLessThanOrEqual now (minutes 133.0) "and about then"
+              Expect.stringContains lone.Reason "poison" "as poison"
+              Expect.isEmpty host.Fatal "nothing fatal"
+          }
+
           test "each dead letter carries its class: a permanent answer, poison, the retry limit, a rejection's reason" {
               let limited = DeliveryEngine({ schedule with MaxRetryDuration = Some(TimeSpan.FromMinutes 1.0) }, None, Recorder())
               let engine, _ = newEngine None
