@@ -219,6 +219,7 @@ public sealed partial class DeliveryService : IDeliveryEffects, IDisposable
             case Conclusion.Delivered: Destination.Send(); break;
             case Conclusion.Dropped: Destination.Drop(); break;
             case Conclusion.DeadLettered: Destination.DeadLetter(); break;
+            case Conclusion.Abandoned: Destination.Abandon(); break;
         }
         _finished(job);
     }

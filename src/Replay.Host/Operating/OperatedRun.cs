@@ -162,7 +162,7 @@ public sealed class OperatedRun : IAsyncDisposable
                 new("destinations", s.Destinations.Select(d => new Dictionary<string, object>
                 {
                     ["name"] = d.Name, ["best_effort"] = d.BestEffort, ["sent"] = d.Sent, ["dropped"] = d.Dropped,
-                    ["dead_letters"] = d.DeadLetters, ["shed"] = d.Shed,
+                    ["dead_letters"] = d.DeadLetters, ["shed"] = d.Shed, ["unfinished"] = d.Unfinished,
                 }).ToList()),
                 new("skipped", s.SampledOut + s.DeletesIgnored + s.NotJson + s.SkippedByRule),
                 new("sampled_out", s.SampledOut),

@@ -63,7 +63,7 @@ public sealed class ReplayMetrics : IDisposable
         _assigned = f.CreateGauge("replay_assigned_partitions", "Partitions this member owns.");
         _lag = f.CreateGauge("replay_consumer_lag", "Records of a partition not yet finished (high watermark minus stored offset).", "topic", "partition");
         _destinationRecords = f.CreateCounter("replay_destination_records_total",
-            "What each destination did with its copies of the records: sent, dropped, dead_letter, shed (a best-effort destination skipped while its budget was full).",
+            "What each destination did with its copies of the records: sent, dropped, dead_letter, shed (a best-effort destination skipped while its budget was full), unfinished (revoked, or in flight at the stop).",
             "destination", "outcome");
         _destinationInFlight = f.CreateGauge("replay_destination_in_flight_records", "Copies handed to a destination and not finished.", "destination");
         _ruleReloads = f.CreateCounter("replay_rule_reloads_total", "Successful reloads of the rules file.");
@@ -111,6 +111,7 @@ public sealed class ReplayMetrics : IDisposable
             _destinationRecords.WithLabels(d.Name, "dropped").IncTo(d.Dropped);
             _destinationRecords.WithLabels(d.Name, "dead_letter").IncTo(d.DeadLetters);
             _destinationRecords.WithLabels(d.Name, "shed").IncTo(d.Shed);
+            _destinationRecords.WithLabels(d.Name, "unfinished").IncTo(d.Unfinished);
         }
         foreach (var (name, inFlight) in _consumer.Observer.InFlightByDestination())
             _destinationInFlight.WithLabels(name).Set(inFlight);

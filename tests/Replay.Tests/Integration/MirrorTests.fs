@@ -94,5 +94,12 @@ let tests =
               Expect.equal a.Accepted.Length 200 "the first required destination has every record"
               Expect.equal b.Accepted.Length 200 "and the second"
               Expect.equal (Broker.committedTotal cluster.BootstrapServers "g" "t" 2) 200L "committed to the end without the best-effort one"
-              Expect.stringContains stderr $"127.0.0.1:{deadPort} (best effort)" "the summary names the best-effort destination"
+              let line = Text.RegularExpressions.Regex.Match(stderr, $@"127\.0\.0\.1:{deadPort} \(best effort\): sent (\d+), dropped (\d+), dead letters (\d+)(?:, shed (\d+))?(?:, unfinished (\d+))?")
+              Expect.isTrue line.Success $"the summary names the best-effort destination with its counts ({stderr})"
+              let count (group: int) = if line.Groups[group].Success then int line.Groups[group].Value else 0
+              Expect.equal (count 1, count 3) (0, 0) "nothing sent there, and never a dead letter for it"
+              Expect.equal (count 2 + count 4 + count 5) 200 "every copy is counted: dropped (after its retries), shed (its budget full) or unfinished (still retrying at the end)"
+              Expect.isLessThanOrEqual (count 5) 20 "no more unfinished than its budget holds"
+              for server in [ a; b ] do
+                  Expect.stringContains stderr $"127.0.0.1:{Uri(server.Url).Port}: sent 200, dropped 0, dead letters 0" "the required ones are whole"
           } ]
