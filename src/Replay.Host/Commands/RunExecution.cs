@@ -46,6 +46,8 @@ public static class RunExecution
         var settings = build(parse, secrets);
         if (!settings.IsOk)
         {
+            // What the command line's JVM options came to is worth knowing most when the settings fail.
+            foreach (var note in StartupNotes.Drain()) log.Write(Severity.Warn, $"{name}: {note}");
             log.Write(Severity.Error, $"{name}: {settings.Error}", [new("exit_code", ExitCodes.Usage)]);
             return ExitCodes.Usage;
         }

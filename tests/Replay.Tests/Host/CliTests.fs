@@ -180,6 +180,13 @@ let tests =
               Expect.stringContains stderr "ignoring -Dhttp.nonProxyHosts" "says it had nothing to apply to"
           }
 
+          test "-D notes are printed when the settings are refused too" {
+              let code, _, stderr = ReplayProcess.run (runArgs [ "-Dlog4j.configuration=x.properties"; "--sample"; "2" ]) within
+              Expect.equal code 2 $"bad settings ({stderr})"
+              Expect.stringContains stderr "ignoring -Dlog4j.configuration" "the note"
+              Expect.stringContains stderr "--sample" "and the refusal"
+          }
+
           test "--no-proxy without a proxy is refused with the fix" {
               let code, _, stderr = ReplayProcess.run (runArgs [ "--no-proxy"; "localhost" ]) within
               Expect.equal code 2 $"exit 2 ({stderr})"
