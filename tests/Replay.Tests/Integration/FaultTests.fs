@@ -137,32 +137,6 @@ let tests =
               Expect.stringContains stderr "dead letters could not be written" "names the cause"
           }
 
-          test "redrive --file keeps to the in-flight budget: the file waits on disk, not in memory" {
-              let input = Temp.file "dead.jsonl"
-              let n = 100
-              do
-                  use sink = new DeadLetterFile(input)
-                  for i in 1..n do
-                      (sink :> IDeadLetterSink).Write(DeadLetter("t", 0, int64 i, $"x-{i}", "POST", "http://x/x", "test", Nullable(), 1, DateTimeOffset.UtcNow, null,
-                                                                 Convert.ToBase64String(Envelope.encode (Data.envelope "telemetry" $"x-{i}" "{}" Envelope.CreateUpdate)), null))
-              let slow = TimeSpan.FromMilliseconds 50.0
-              use server = HttpRecorder.startSlow (fun _ -> slow) (HttpRecorder.always 201)
-              let code, _, stderr =
-                  ReplayProcess.run
-                      [ "redrive"; "--file"; input; "--dest"; $"{server.Url}/submit/telemetry/%%k"; "--max-in-flight-records"; "3"
-                        "--dead-letter"; Temp.file "again.jsonl" ]
-                      within
-              Expect.equal code 0 $"every letter delivered ({stderr})"
-              Expect.equal (server.Accepted |> List.map (fun h -> h.Path) |> List.distinct |> List.length) n "each once"
-              // Each request lasts `slow` (a timer may fire a little early, hence the margin), so requests
-              // arriving within a shorter span were all in flight together.
-              let span = slow.TotalMilliseconds - 10.0
-              let arrivals = server.Hits |> List.map _.ArrivedMs |> List.sort |> Array.ofList
-              let together = arrivals |> Array.mapi (fun i t -> arrivals[i..] |> Array.takeWhile (fun u -> u < t + span) |> Array.length) |> Array.max
-              printfn "redrive budget: at most %d requests arrived within %.0f ms" together span
-              Expect.isLessThanOrEqual together 3 "never more in flight than --max-in-flight-records (the concurrency is 64)"
-          }
-
           test "one poison id is dead-lettered after --poison-after while the others flow; its partition holds a bounded span meanwhile" {
               use cluster = Broker.start "t" 1
               let n = 200
