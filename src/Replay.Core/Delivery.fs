@@ -92,6 +92,8 @@ type Job(request: Pipeline.Request voption, lease: Lease, offset: int64, bytes: 
     /// A copy to a best-effort destination: its end does not decide the record's.
     member val BestEffort = false with get, set
     member val internal Failing: RetrySchedule.Failing voption = ValueNone with get, set
+    /// Its destination's answer count when it was first sent (see DeliveryEngine's `serving`).
+    member val internal AnswersAtFirstSend = 0L with get, set
     member val internal DeadLetterFailing: RetrySchedule.Failing voption = ValueNone with get, set
     /// Why it is a dead letter.
     member val Reason: string = "" with get, set
@@ -151,7 +153,11 @@ type internal Health() =
     let mutable latestAt = Int64.MinValue
     let mutable previousAt = Int64.MinValue
     member val LastAnswer = Int64.MinValue with get, set
-    member this.Answered(now: int64) = this.LastAnswer <- max this.LastAnswer now
+    /// Answers not worth retrying so far, to tell whether any came after a record was first sent.
+    member val Answers = 0L with get, set
+    member this.Answered(now: int64) =
+        this.LastAnswer <- max this.LastAnswer now
+        this.Answers <- this.Answers + 1L
 
     member _.Failed(job: Job, now: int64) =
         if not (Object.ReferenceEquals(latest, job)) then
@@ -193,15 +199,15 @@ type DeliveryEngine(schedule: RetrySchedule.Settings, giveUpOnDeadLetters: TimeS
     /// The destination gave an answer not worth retrying: it is serving.
     let answered (job: Job) (now: int64) = (healthOf job).Answered now
 
-    /// The destination serves others while `job` fails: it answered another record (an
-    /// answer not worth retrying) after `job` began failing, and after any other record's
-    /// latest failure. In an outage the others fail too; and a record failing with nothing
-    /// answered since it began (a quiet topic when the destination went down) shows no sign
-    /// of poison, so it waits as in an outage. A record whose partition's span filled up
-    /// behind it still counts: the records behind it were answered after it began failing.
-    let serving (job: Job) (failingSince: int64) =
+    /// The destination serves others while `job` fails: it answered other records (answers
+    /// not worth retrying) since `job` was first sent, and after any other record's latest
+    /// failure. In an outage the others fail too; and a record failing with nothing answered
+    /// since it went out (a quiet topic when the destination went down) shows no sign of
+    /// poison, so it waits as in an outage. A record whose partition's span filled up behind
+    /// it still counts, however slowly it fails: the records behind it went out after it.
+    let serving (job: Job) =
         let h = healthOf job
-        h.LastAnswer > h.LastFailureOfOther job && h.LastAnswer >= failingSince
+        h.LastAnswer > h.LastFailureOfOther job && h.Answers > job.AnswersAtFirstSend
 
     let accepts (job: Job) = not stopping && job.Lease.State = Live
 
@@ -311,6 +317,7 @@ type DeliveryEngine(schedule: RetrySchedule.Settings, giveUpOnDeadLetters: TimeS
         else
             job.Phase <- Sending
             job.Attempts <- job.Attempts + 1
+            if job.Failing.IsNone then job.AnswersAtFirstSend <- (healthOf job).Answers
             true
 
     /// The attempt started by Begin ended. `draw` is uniform in [0, 1).
@@ -333,10 +340,7 @@ type DeliveryEngine(schedule: RetrySchedule.Settings, giveUpOnDeadLetters: TimeS
                 answered job now
                 deadLetter job PermanentStatus reason
             | _, Retry retryAfter ->
-                let healthy =
-                    match job.Failing with
-                    | ValueSome failing -> serving job failing.Since
-                    | ValueNone -> false
+                let healthy = job.Failing.IsSome && serving job
                 (healthOf job).Failed(job, now)
                 let failing = RetrySchedule.fail job.Failing now healthy
                 job.Failing <- ValueSome failing

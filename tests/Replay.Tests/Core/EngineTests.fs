@@ -116,6 +116,29 @@ let private lanes =
               Expect.isEmpty host.Fatal "nothing fatal"
           }
 
+          test "a poison record that fails slowly, its span full behind it before its first failure, is still given up" {
+              let engine, _ = newEngine None
+              let lease = Lease.create "t" 0 -1L
+              let slow = job lease 0L "slow"
+              engine.Submit slow
+              Expect.isTrue (engine.Begin slow) "sent first"
+              // While it hangs (a request time-out), the records behind it are answered and fill the span.
+              for n in 1L..20L do
+                  let fine = job lease n $"behind-{n}"
+                  engine.Submit fine
+                  attempt engine fine (answer 201) n
+              engine.Complete(slow, TimedOut, 30_000L, 0.5)
+              // Nothing else is answered from now on: the partition waits on this record alone.
+              let mutable now = 30_000L
+              while slow.Phase = BackingOff && now < minutes 60.0 do
+                  now <- now + minutes 1.0
+                  engine.Due slow
+                  attempt engine slow TimedOut now
+              Expect.equal slow.Phase DeadLettering "given up as poison"
+              Expect.stringContains slow.Reason "poison" "as poison, not an outage"
+              Expect.isLessThanOrEqual now (minutes 12.0) "after about --poison-after"
+          }
+
           test "a record failing alone after the destination went down is an outage, not poison, until others are answered again" {
               let engine, host = newEngine None
               let lease = Lease.create "t" 0 -1L
