@@ -112,6 +112,7 @@ public static class CompareCommand
         built.Services.DeadLetters.Dispose();
         built.Services.Exchanges?.Dispose();
         built.Services.Rules?.Dispose();
+        built.Services.Tokens?.Dispose();
         return Result<ReplayJob>.Fail(reason);
     }
 

@@ -163,7 +163,7 @@ public sealed class DeadLetterLog(TextWriter log) : IDeadLetterSink
     public void Write(DeadLetter letter)
     {
         lock (log)
-            log.WriteLine($"dead letter: {letter.Topic}/{letter.Partition}/{letter.Offset} id={(letter.Id is null ? "-" : global::Replay.Core.Printable.show(letter.Id))}: {letter.Reason} (printed, not kept: --dead-letter -)");
+            log.WriteLine($"dead letter: {letter.Topic}/{letter.Partition}/{letter.Offset} id={(letter.Id is null ? "-" : global::Replay.Core.Printable.show(letter.Id))}{(letter.Destination is { } d ? $" at {d}" : "")}: {letter.Reason} (printed, not kept: --dead-letter -)");
     }
 
     public void Dispose() { }

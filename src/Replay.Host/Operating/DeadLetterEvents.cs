@@ -12,7 +12,7 @@ public sealed class DeadLetterEvents(OperatorLog log) : IDeadLetterSink
     {
         var id = letter.Id is null ? "-" : global::Replay.Core.Printable.show(letter.Id);
         log.Write(Severity.Warn,
-            $"dead letter: {letter.Topic}/{letter.Partition}/{letter.Offset} id={id}: {letter.Reason} (printed, not kept)",
+            $"dead letter: {letter.Topic}/{letter.Partition}/{letter.Offset} id={id}{(letter.Destination is { } d ? $" at {d}" : "")}: {letter.Reason} (printed, not kept)",
             [
                 new("event", "dead_letter"),
                 new("topic", letter.Topic),
