@@ -6,8 +6,6 @@ module Replay.Tests.BrakeTests
 
 open System
 open System.IO
-open System.Net.Http
-open System.Text.RegularExpressions
 open Expecto
 open Replay.Core
 open Replay.Host.Delivery
@@ -15,7 +13,7 @@ open Replay.Tests
 open Replay.Tests.ChildReplay
 
 let private within = TimeSpan.FromSeconds 90.0
-let private http = new HttpClient(Timeout = TimeSpan.FromSeconds 10.0)
+let private http = new System.Net.Http.HttpClient(Timeout = TimeSpan.FromSeconds 10.0)
 
 let private props (bootstrap: string) =
     properties (Temp.file "kafka.properties") [ $"bootstrap.servers={bootstrap}"; "auto.offset.reset=earliest" ]
@@ -23,18 +21,8 @@ let private props (bootstrap: string) =
 let private doc (id: string) (channel: string option) : Broker.Message =
     { Data.store id $"{{\"id\":\"{id}\"}}" with Headers = channel |> Option.map (fun c -> "channel", c) |> Option.toList }
 
-/// The metrics URL a child printed (`--metrics-port 0`), once it has.
-let private metricsUrl (child: ReplayProcess.Child) =
-    let m = Regex.Match(child.Stderr, "metrics: (http://[0-9.:]+/metrics)")
-    if m.Success then Some m.Groups[1].Value else None
-
 /// One sample of a scrape, by `name{labels}` as written; 0 when absent.
-let private sample (url: string) (name: string) =
-    let text = http.GetStringAsync(url).GetAwaiter().GetResult()
-    text.Split '\n'
-    |> Array.tryFind (fun l -> l.StartsWith(name + " "))
-    |> Option.map (fun l -> Double.Parse(l.Substring(l.LastIndexOf ' ' + 1), Globalization.CultureInfo.InvariantCulture))
-    |> Option.defaultValue 0.0
+let private sample (url: string) (series: string) = scrape url |> Map.tryFind series |> Option.defaultValue 0.0
 
 [<Tests>]
 let tests =

@@ -5,8 +5,6 @@
 module Replay.Tests.StatusPolicyReplayTests
 
 open System
-open System.Net.Http
-open System.Text.RegularExpressions
 open Expecto
 open Replay.Core
 open Replay.Host.Delivery
@@ -14,19 +12,13 @@ open Replay.Tests
 open Replay.Tests.ChildReplay
 
 let private within = TimeSpan.FromSeconds 90.0
-let private http = new HttpClient(Timeout = TimeSpan.FromSeconds 10.0)
 
 let private doc (ns: string) (id: string) =
     Broker.message id (envelope ns id $"{{\"id\":\"{id}\"}}")
 
-/// Every sample of a metric in one scrape, labels as written -> value.
+/// Every labelled sample of a metric in one scrape, labels as written -> value.
 let private samples (url: string) (name: string) =
-    let text = http.GetStringAsync(url).GetAwaiter().GetResult()
-    [ for line in text.Split '\n' do
-          if line.StartsWith(name + "{") then
-              let cut = line.LastIndexOf ' '
-              line.Substring(name.Length, cut - name.Length), Double.Parse(line.Substring(cut + 1), Globalization.CultureInfo.InvariantCulture) ]
-    |> Map.ofList
+    scrape url |> Map.filter (fun series _ -> series.StartsWith(name + "{")) |> Map.toList |> List.map (fun (series, v) -> series.Substring name.Length, v) |> Map.ofList
 
 [<Tests>]
 let tests =
@@ -63,9 +55,7 @@ let tests =
               Expect.isTrue
                   (Wait.until within (fun () -> Broker.committedTotal cluster.BootstrapServers "g" "t" 2 = int64 total))
                   $"every record is committed, dropped ones too ({child.Stderr})"
-              let url =
-                  let m = Regex.Match(child.Stderr, "metrics: (http://[0-9.:]+/metrics)")
-                  if m.Success then m.Groups[1].Value else failtestf "no metrics URL (%s)" child.Stderr
+              let url = Expect.wantSome (metricsUrl child) $"the metrics URL ({child.Stderr})"
               let dropped = samples url "replay_records_dropped_total"
               Expect.equal
                   dropped
