@@ -6,7 +6,7 @@
 # Measures in the same run the ceiling (wrk POSTing the same body to the same nginx with the
 # same number of connections) and Replay's rate, and prints one table of medians over the runs.
 #
-#   bench/run.sh [--records N] [--partitions P] [--connections C] [--runs R] [--payload-bytes B] [--profile]
+#   bench/run.sh [--records N] [--partitions P] [--connections C] [--runs R] [--payload-bytes B] [--pipeline N] [--profile]
 #
 # --profile samples the whole machine with perf for 5 s of each run's steady phase, managed frames
 # named through .NET's perf map, into bench/out/perf-RUN.data (`perf report -i ... --sort comm,dso`).
@@ -15,7 +15,7 @@ cd "$(dirname "$0")/.."
 
 # 400k records over 128 partitions: a steady phase of several seconds at today's rates (the mock keeps
 # ~5 MB per partition, so larger sets need more partitions).
-records=400000 partitions=128 connections=64 runs=3 payload=1024 wrk_seconds=10 profile=
+records=400000 partitions=128 connections=64 runs=3 payload=1024 wrk_seconds=10 profile= pipeline=1
 while [ $# -gt 0 ]; do
     case "$1" in
         --records) records=$2; shift 2 ;;
@@ -24,6 +24,7 @@ while [ $# -gt 0 ]; do
         --runs) runs=$2; shift 2 ;;
         --payload-bytes) payload=$2; shift 2 ;;
         --wrk-seconds) wrk_seconds=$2; shift 2 ;;
+        --pipeline) pipeline=$2; shift 2 ;;
         --profile) profile=1; shift ;;
         *) echo "bench: unknown argument $1" >&2; exit 2 ;;
     esac
@@ -85,7 +86,7 @@ for run in $(seq 1 "$runs"); do
         export DOTNET_PerfMapEnabled=1 DOTNET_EnableWriteXorExecute=0
     fi
     "${replay[@]}" run -b "$bootstrap" -t bench -gid "bench-$run" --from earliest --until-end \
-        --concurrency "$connections" --dest "http://127.0.0.1:$replay_port/submit/telemetry/%k" --state-dir "$work/state" \
+        --concurrency "$connections" --pipeline "$pipeline" --dest "http://127.0.0.1:$replay_port/submit/telemetry/%k" --state-dir "$work/state" \
         2> "$work/replay-$run.err"
     [ -z "$profile" ] || wait "$profiler" || true
     kill -HUP "$(cat "$prefix/nginx.pid")"   # flush the buffered access log

@@ -29,7 +29,10 @@ type DeliverySettings =
       /// Requests per second at most, retries included; None: unlimited.
       MaxRate: float option
       /// On a stop signal (or a revoke), how long requests already out may take to finish.
-      ShutdownTimeout: TimeSpan }
+      ShutdownTimeout: TimeSpan
+      /// `--pipeline N`: requests one connection carries before their answers come (HTTP/1.1
+      /// pipelining, see Pipelining), on the lean path (http://, no proxy); 1: one at a time.
+      Pipelining: int }
 
 /// One of the run's destinations. Where its records go is the routes' business (the
 /// first URL of a route, then its mirrors in order); this says what it is called in
@@ -72,7 +75,8 @@ module Settings =
           RequestTimeout = TimeSpan.FromSeconds 30.0
           Retry = RetrySchedule.defaults
           MaxRate = None
-          ShutdownTimeout = TimeSpan.FromSeconds 30.0 }
+          ShutdownTimeout = TimeSpan.FromSeconds 30.0
+          Pipelining = 1 }
 
     let pipeline: Pipeline.Settings =
         { Format = Pipeline.Bagheera
@@ -108,6 +112,10 @@ module Settings =
     /// The longest a duration from outside (a flag) may be: timers refuse more than ~49.7 days.
     let MaxDuration = TimeSpan.FromDays 30.0
 
+    /// The most requests `--pipeline` lets one connection carry: past a few, answers only wait
+    /// longer behind each other.
+    let MaxPipelining = 64
+
     /// Why the settings cannot run, or None: the checks the flags' parsing cannot make alone.
     let problem (settings: RunSettings) : string option =
         let d = settings.Delivery
@@ -118,6 +126,7 @@ module Settings =
             | Fixed _ -> None
             | Adaptive limit -> ConcurrencyLimit.problem limit
         if concurrency.IsSome then concurrency
+        elif d.Pipelining < 1 || d.Pipelining > MaxPipelining then Some $"--pipeline {d.Pipelining}: must be between 1 (one request at a time) and {MaxPipelining}"
         elif d.RequestTimeout <= TimeSpan.Zero || tooLong d.RequestTimeout then Some "--request-timeout must be between 1ms and 30d"
         elif d.ShutdownTimeout < TimeSpan.Zero || tooLong d.ShutdownTimeout then Some "--shutdown-timeout must be between 0 and 30d"
         elif d.Retry.MaxBackoff <= TimeSpan.Zero || d.Retry.MaxBackoff > RetrySchedule.MaxWait then Some "--max-backoff must be between 1ms and 1d"

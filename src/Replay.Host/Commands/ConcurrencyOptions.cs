@@ -33,6 +33,14 @@ public static class ConcurrencyOptions
         DefaultValueFactory = _ => ConcurrencyLimit.defaults.Max,
     };
 
+    public static readonly Option<int> Pipeline = new("--pipeline")
+    {
+        HelpName = "n",
+        Description = "Requests one connection carries before their answers come (HTTP/1.1 pipelining; http:// destinations reached directly). "
+            + "Fewer system calls per request, for servers known to handle it; a broken connection's unanswered requests are sent again",
+        DefaultValueFactory = _ => Settings.delivery.Pipelining,
+    };
+
     /// <summary>What the flags ask for, or one clear message (the range checks are Settings.problem's).</summary>
     public static Result<Core.Concurrency> Read(ParseResult parse)
     {

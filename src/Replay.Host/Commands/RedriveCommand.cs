@@ -30,7 +30,7 @@ public static class RedriveCommand
         command.Options.Add(file);
         command.Options.Add(topic);
         foreach (var option in new Option[] { GroupId, Properties, Bootstrap, Dest, DestBestEffort, CopyKeys, Sample, SampleMode, Delete, ConcurrencyOptions.NumThreads,
-                     ConcurrencyOptions.Concurrency, ConcurrencyOptions.MaxConcurrency, ValidateJson, Proxy, RunCommand.NoProxy, CaFile, ClientCert, ClientKey, InsecureSkipVerify, Format, RawKeys, RunCommand.DeadLetterFile, RunCommand.DeadLetterTopic, StateDir, MaxRate, From, MaxInFlightBytes,
+                     ConcurrencyOptions.Concurrency, ConcurrencyOptions.MaxConcurrency, ConcurrencyOptions.Pipeline, ValidateJson, Proxy, RunCommand.NoProxy, CaFile, ClientCert, ClientKey, InsecureSkipVerify, Format, RawKeys, RunCommand.DeadLetterFile, RunCommand.DeadLetterTopic, StateDir, MaxRate, From, MaxInFlightBytes,
                      MaxInFlightRecords, MaxPayloadBytes, RequestTimeout, MaxRetryDuration, MaxBackoff, PoisonAfter, ShutdownTimeout, RulesFile }.Concat(Rules.RouteOptions.All))
             command.Options.Add(option);
         foreach (var option in DestinationAuthOptions.All) command.Options.Add(option);

@@ -99,7 +99,7 @@ public static class RunCommand
     internal static IEnumerable<Option> AllButSourceAndDestinations() =>
         new Option[]
         {
-            CopyKeys, Sample, SampleMode, Delete, ConcurrencyOptions.NumThreads, ConcurrencyOptions.Concurrency, ConcurrencyOptions.MaxConcurrency,
+            CopyKeys, Sample, SampleMode, Delete, ConcurrencyOptions.NumThreads, ConcurrencyOptions.Concurrency, ConcurrencyOptions.MaxConcurrency, ConcurrencyOptions.Pipeline,
             ValidateJson, Proxy, NoProxy, CaFile, ClientCert, ClientKey, InsecureSkipVerify, Format, RawKeys, DeadLetterFile, DeadLetterTopic,
             StateDir, MaxDeadLetterRatio, MaxRate, From, UntilEnd, MaxRecords, MaxInFlightBytes, MaxInFlightRecords, MaxPayloadBytes,
             RequestTimeout, MaxRetryDuration, MaxBackoff, PoisonAfter, ShutdownTimeout, RulesFile,
@@ -298,7 +298,8 @@ public static class RunCommand
                     maxRetry is { } limit ? FSharpOption<TimeSpan>.Some(limit) : null,
                     parse.GetValue(PoisonAfter) ?? RetrySchedule.defaults.PoisonAfter),
                 parse.GetValue(MaxRate) is { } maxRate ? FSharpOption<double>.Some(maxRate) : null,
-                parse.GetValue(ShutdownTimeout) ?? Settings.delivery.ShutdownTimeout),
+                parse.GetValue(ShutdownTimeout) ?? Settings.delivery.ShutdownTimeout,
+                parse.GetValue(ConcurrencyOptions.Pipeline)),
             fixedDestinations is { } named
                 ? ListModule.OfSeq(named.Given.Select(g => new DestinationSlot(g.Name, false)))
                 : Slots(required, bestEffort, rulesDestinations),

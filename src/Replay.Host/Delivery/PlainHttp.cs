@@ -16,21 +16,29 @@ namespace Replay.Host.Delivery;
 public sealed class PlainHttp : IDisposable
 {
     /// <summary>As HttpClient's pool: a connection idle this long may have been closed by the server.</summary>
-    static readonly long IdleTimeoutMs = (long)TimeSpan.FromSeconds(30).TotalMilliseconds;
+    internal static readonly long IdleTimeoutMs = (long)TimeSpan.FromSeconds(30).TotalMilliseconds;
     /// <summary>Connections are renewed after this long, so DNS changes and load balancers are noticed.</summary>
-    static readonly long LifetimeMs = (long)TimeSpan.FromMinutes(5).TotalMilliseconds;
+    internal static readonly long LifetimeMs = (long)TimeSpan.FromMinutes(5).TotalMilliseconds;
     static readonly TimeSpan ConnectTimeout = TimeSpan.FromSeconds(10);
 
     readonly Dictionary<string, Stack<PlainHttpConnection>> _idle = new(StringComparer.OrdinalIgnoreCase);
+    readonly PipelinedPool? _pipelined;
     long _lastSweep = Environment.TickCount64;
     bool _disposed;
+
+    /// <param name="pipeline">Requests a connection may carry before their answers come; 1: one at a time.</param>
+    /// <param name="concurrency">Requests out at once, which with <paramref name="pipeline"/> sets how many connections.</param>
+    public PlainHttp(int pipeline = 1, int concurrency = 1)
+    {
+        if (pipeline > 1) _pipelined = new PipelinedPool(pipeline, global::Replay.Core.Pipelining.connections(concurrency, pipeline));
+    }
 
     /// <summary>The lean path, unless requests must go through a caller's handler (a test's, the
     /// dry run's) or through a proxy: one given on the command line, or one from the environment
     /// (http_proxy), which HttpClient applies with its no_proxy exceptions.</summary>
-    public static PlainHttp? For(HttpMessageHandler? handler, System.Net.IWebProxy? proxy) =>
+    public static PlainHttp? For(HttpMessageHandler? handler, System.Net.IWebProxy? proxy, int pipeline = 1, int concurrency = 1) =>
         handler is null && proxy is null && HttpClient.DefaultProxy.GetProxy(new Uri("http://replay.invalid/")) is null
-            ? new PlainHttp()
+            ? new PlainHttp(pipeline, concurrency)
             : null;
 
     /// <summary>True when <paramref name="url"/> can take the lean path.</summary>
@@ -39,9 +47,14 @@ public sealed class PlainHttp : IDisposable
     /// <summary>One attempt: the answer, or why there was none. Running past
     /// <paramref name="timeout"/> (connecting included) or <paramref name="cancel"/> throws
     /// OperationCanceledException, as HttpClient does.</summary>
-    [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder<>))]
     /// <param name="token">Sent as the Authorization header instead of any the route set; null: none added.</param>
-    public async ValueTask<Attempt> SendAsync(Request request, BearerToken? token, ResponseCapture capture, TimeSpan timeout, CancellationToken cancel)
+    public ValueTask<Attempt> SendAsync(Request request, BearerToken? token, ResponseCapture capture, TimeSpan timeout, CancellationToken cancel) =>
+        _pipelined is not null
+            ? _pipelined.SendAsync(request, token, capture, timeout, cancel)
+            : SendOneAtATimeAsync(request, token, capture, timeout, cancel);
+
+    [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder<>))]
+    async ValueTask<Attempt> SendOneAtATimeAsync(Request request, BearerToken? token, ResponseCapture capture, TimeSpan timeout, CancellationToken cancel)
     {
         var started = Environment.TickCount64;
         var authority = request.Url.Authority;
@@ -51,7 +64,7 @@ public sealed class PlainHttp : IDisposable
         {
             try
             {
-                connection ??= await ConnectAsync(request.Url, timeout, cancel).ConfigureAwait(false);
+                connection ??= await ConnectAsync(request.Url, timeout, cancel, PlainHttpConnection.ConnectAsync).ConfigureAwait(false);
                 var left = timeout - TimeSpan.FromMilliseconds(Environment.TickCount64 - started);
                 var armed = connection.Arm(left > TimeSpan.Zero ? left : TimeSpan.Zero, cancel);
                 PlainResponse response;
@@ -91,14 +104,15 @@ public sealed class PlainHttp : IDisposable
         || e is SocketException { SocketErrorCode: SocketError.ConnectionReset or SocketError.Shutdown or SocketError.ConnectionAborted };
 
     /// <summary>A new connection, within the request's timeout and at most <see cref="ConnectTimeout"/>.</summary>
-    static async Task<PlainHttpConnection> ConnectAsync(Uri url, TimeSpan requestTimeout, CancellationToken cancel)
+    internal static async Task<T> ConnectAsync<T>(Uri url, TimeSpan requestTimeout, CancellationToken cancel,
+        Func<string, int, CancellationToken, Task<T>> connect)
     {
         using var connecting = CancellationTokenSource.CreateLinkedTokenSource(cancel);
         var connectTimeout = requestTimeout < ConnectTimeout ? requestTimeout : ConnectTimeout;
         connecting.CancelAfter(connectTimeout);
         try
         {
-            return await PlainHttpConnection.ConnectAsync(url.IdnHost, url.Port, connecting.Token).ConfigureAwait(false);
+            return await connect(url.IdnHost, url.Port, connecting.Token).ConfigureAwait(false);
         }
         catch (OperationCanceledException) when (!cancel.IsCancellationRequested && connectTimeout == ConnectTimeout)
         {
@@ -167,6 +181,7 @@ public sealed class PlainHttp : IDisposable
 
     public void Dispose()
     {
+        _pipelined?.Dispose();
         lock (_idle)
         {
             _disposed = true;

@@ -4,7 +4,6 @@
 // path for http:// destinations; see PlainHttp.
 using System.Net.Sockets;
 using System.Runtime.CompilerServices;
-using System.Text;
 using Replay.Core;
 using Replay.Host.Security;
 using static Replay.Core.Pipeline;
@@ -67,8 +66,7 @@ sealed class PlainHttpConnection : IDisposable, IByteSource
         CancellationToken cancel)
     {
         var body = request.Body;
-        var withLength = !request.Method.IsDelete || !body.IsEmpty;
-        var headLength = WriteHead(request, authority, token, withLength ? body.Length : -1);
+        var headLength = RequestHead.Write(ref _out, 0, request, authority, token, RequestHead.ContentLength(request));
         try
         {
             if (body.Length <= CoalesceBodyBytes)
@@ -158,55 +156,6 @@ sealed class PlainHttpConnection : IDisposable, IByteSource
         Reusable = false;
         _socket.Dispose();
         return true;
-    }
-
-    int WriteHead(Request request, string authority, BearerToken? token, int contentLength)
-    {
-        var method = MethodModule.name(request.Method);
-        var target = request.Url.PathAndQuery;
-        string? host = null;
-        var size = method.Length + target.Length + authority.Length + (token?.HeaderLine.Length ?? 0) + 64;
-        foreach (var (name, value) in request.Headers)
-        {
-            size += name.Length + value.Length + 4;
-            if (name.Equals("Host", StringComparison.OrdinalIgnoreCase)) host = value;
-        }
-        if (size > _out.Length) _out = new byte[Math.Max(size, 2 * _out.Length)];
-        var span = _out.AsSpan();
-        var n = 0;
-        n += Encoding.ASCII.GetBytes(method, span[n..]);
-        span[n++] = (byte)' ';
-        n += Encoding.ASCII.GetBytes(target, span[n..]);
-        n += Copy(" HTTP/1.1\r\nHost: "u8, span[n..]);
-        // A route's own Host header replaces the URL's, as HttpClient does.
-        n += Encoding.ASCII.GetBytes(host ?? authority, span[n..]);
-        n += Copy("\r\n"u8, span[n..]);
-        foreach (var (name, value) in request.Headers)
-        {
-            // Host was written above; the body's framing is the sender's, and so are the credentials when it has some.
-            if (name.Equals("Host", StringComparison.OrdinalIgnoreCase) || HttpSender.FramesBody(name)
-                || (token is not null && HttpSender.IsAuthorization(name))) continue;
-            n += Encoding.ASCII.GetBytes(name, span[n..]);
-            n += Copy(": "u8, span[n..]);
-            n += Encoding.ASCII.GetBytes(value, span[n..]);
-            n += Copy("\r\n"u8, span[n..]);
-        }
-        if (token is not null) n += Copy(token.HeaderLine, span[n..]);
-        if (contentLength >= 0)
-        {
-            n += Copy("Content-Length: "u8, span[n..]);
-            contentLength.TryFormat(span[n..], out var digits);
-            n += digits;
-            n += Copy("\r\n"u8, span[n..]);
-        }
-        n += Copy("\r\n"u8, span[n..]);
-        return n;
-    }
-
-    static int Copy(ReadOnlySpan<byte> bytes, Span<byte> to)
-    {
-        bytes.CopyTo(to);
-        return bytes.Length;
     }
 
     /// <summary>The token for the next exchange: it fires after <paramref name="timeout"/> or with

@@ -34,7 +34,8 @@ readonly record struct PlainResponse(
     byte[]? BodyHash,
     bool Reusable);
 
-sealed class ResponseReader(IByteSource source)
+/// <param name="pipelined">Several requests are out at once, so bytes behind an answer are the next one's.</param>
+sealed class ResponseReader(IByteSource source, bool pipelined = false)
 {
     const int BufferBytes = 16 * 1024;
     const int MaxHeadBytes = 64 * 1024;
@@ -134,7 +135,7 @@ sealed class ResponseReader(IByteSource source)
             _body.Abandon();
             throw;
         }
-        var reusable = head.KeepAlive && complete && head.Status != 101 && !HasUnread;
+        var reusable = head.KeepAlive && complete && head.Status != 101 && (pipelined || !HasUnread);
         if (!full)
         {
             _body.Abandon();

@@ -45,7 +45,7 @@ public sealed class ReplayStack : IDisposable
                 ? new PassThroughHandler(given)
                 : HttpSender.CreateHandler(delivery.Concurrency.Most, services.Proxy, services.Tls);
             _senders[i] = new HttpSender(new Security.TlsFailureWatch(handler, services.Tls, tlsFailure), delivery.RequestTimeout,
-                PlainHttp.For(services.Handler, services.Proxy), services.Capture, services.Tokens);
+                PlainHttp.For(services.Handler, services.Proxy, delivery.Pipelining, delivery.Concurrency.Most), services.Capture, services.Tokens);
             var destination = stats.AddDestination(destinations[i].Name, destinations[i].BestEffort);
             Deliveries[i] = new DeliveryService(_gate, destination, delivery, giveUpOnDeadLetters, _senders[i], services.DeadLetters, stats,
                 finished, fatal, services.Log.WriteLine, services.Exchanges);

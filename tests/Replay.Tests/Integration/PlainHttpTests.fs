@@ -24,8 +24,9 @@ let private request (url: string) method (headers: (string * string) list) (body
 
 let private post url = request url Method.Post [ "X-Replay-Id", "t/0/1" ] (ascii "{\"a\":1}")
 
-let private sender (timeout: TimeSpan) =
-    new HttpSender(new Net.Http.SocketsHttpHandler(), timeout, new PlainHttp())
+/// One request at a time per connection (pipeline 1), or up to `pipeline` before their answers come.
+let private sender (pipeline: int) (timeout: TimeSpan) =
+    new HttpSender(new Net.Http.SocketsHttpHandler(), timeout, new PlainHttp(pipeline, pipeline))
 
 let private send (sender: HttpSender) (request: Request) =
     sender.SendAsync(request, CancellationToken.None).AsTask().GetAwaiter().GetResult()
@@ -39,13 +40,14 @@ let private statusOf attempt =
 
 let private lines (head: string) = head.Split("\r\n", StringSplitOptions.RemoveEmptyEntries) |> List.ofArray
 
-[<Tests>]
-let tests =
+/// Every case holds on both kinds of connection: pipelined ones carry these requests one after
+/// another too, and must read, reuse and close them as a one-at-a-time connection does.
+let private suite (name: string) (pipeline: int) =
     testList
-        "PlainHttp"
+        name
         [ test "the request on the wire: request line, Host, the route's headers, Content-Length, the body as consumed" {
               use server = new Server(fun _ -> Answer(created, 0))
-              use sender = sender (TimeSpan.FromSeconds 10.0)
+              use sender = sender pipeline (TimeSpan.FromSeconds 10.0)
               let body = Array.init 3000 (fun i -> byte (i % 251))
               let attempt =
                   send sender (request $"{server.Url}/submit/telemetry/a%%2Fb?x=1" Method.Put [ "X-Replay-Id", "t/0/7"; "X-Tag", "blue" ] body)
@@ -61,7 +63,7 @@ let tests =
 
           test "a delete without a body has no Content-Length; a route cannot forge the framing but may set Host" {
               use server = new Server(fun _ -> Answer(ascii "HTTP/1.1 204 No Content\r\n\r\n", 0))
-              use sender = sender (TimeSpan.FromSeconds 10.0)
+              use sender = sender pipeline (TimeSpan.FromSeconds 10.0)
               let headers = [ "Content-Length", "5"; "Transfer-Encoding", "chunked"; "Host", "shadow.example" ]
               Expect.equal (statusOf (send sender (request $"{server.Url}/d/1" Method.Delete headers [||]))) 204 "answered"
               Expect.equal (lines (List.exactlyOne server.Received).Head) [ "DELETE /d/1 HTTP/1.1"; "Host: shadow.example" ] "framing is ours"
@@ -69,7 +71,7 @@ let tests =
 
           test "a body larger than one send arrives whole" {
               use server = new Server(fun _ -> Answer(created, 0))
-              use sender = sender (TimeSpan.FromSeconds 10.0)
+              use sender = sender pipeline (TimeSpan.FromSeconds 10.0)
               let body = Array.init (300 * 1024) (fun i -> byte (i % 253))
               Expect.equal (statusOf (send sender (request $"{server.Url}/big" Method.Post [] body))) 201 "answered"
               Expect.equal (List.exactlyOne server.Received).Body body "all 300 KB, in order"
@@ -84,7 +86,7 @@ let tests =
                      "HTTP/1.1 503 Busy\r\nRetry-After: 7\r\ncontent-length: 4\r\n\r\nbusy" |]
               // Byte by byte: a head or a chunk split anywhere must still parse.
               use server = new Server(fun i -> Answer(ascii framings[i], (if i % 2 = 0 then 1 else 0)))
-              use sender = sender (TimeSpan.FromSeconds 10.0)
+              use sender = sender pipeline (TimeSpan.FromSeconds 10.0)
               let answers = [ for _ in framings -> send sender (post $"{server.Url}/x") ]
               Expect.equal
                   [ for attempt in answers ->
@@ -103,7 +105,7 @@ let tests =
                      AnswerAndClose(ascii "HTTP/1.1 200 OK\r\n\r\nuntil the end")
                      Answer(created, 0) |]
               use server = new Server(fun i -> replies[i])
-              use sender = sender (TimeSpan.FromSeconds 10.0)
+              use sender = sender pipeline (TimeSpan.FromSeconds 10.0)
               let statuses = [ for _ in replies -> statusOf (send sender (post $"{server.Url}/x")) ]
               Expect.equal statuses [ 201; 201; 200; 201 ] "each answered"
               Expect.equal server.Connections 4 "a new connection after each that ended"
@@ -115,7 +117,7 @@ let tests =
                      ascii "HTTP/1.1 201 Created\r\nConnection: keep-alive\r\nContent-Length: 0\r\n\r\n"
                      created |]
               use server = new Server(fun i -> Answer(replies[i], 0))
-              use sender = sender (TimeSpan.FromSeconds 10.0)
+              use sender = sender pipeline (TimeSpan.FromSeconds 10.0)
               let statuses = [ for _ in replies -> statusOf (send sender (post $"{server.Url}/x")) ]
               Expect.equal statuses [ 201; 201; 201 ] "each answered"
               Expect.equal server.Connections 2 "a new connection after the close, then the kept-alive one reused"
@@ -124,7 +126,7 @@ let tests =
           test "a keep-alive connection the server closed while idle is replaced without a failed attempt" {
               // The server answers, then drops the connection without saying so, as idle timeouts do.
               use server = new Server(fun i -> if i % 2 = 0 then AnswerAndClose created else Answer(created, 0))
-              use sender = sender (TimeSpan.FromSeconds 10.0)
+              use sender = sender pipeline (TimeSpan.FromSeconds 10.0)
               Expect.equal (statusOf (send sender (post $"{server.Url}/x"))) 201 "first"
               Expect.equal (statusOf (send sender (post $"{server.Url}/x"))) 201 "second, on a new connection"
               Expect.equal server.Connections 2 "two connections"
@@ -135,7 +137,7 @@ let tests =
               // the stray 201 would have been taken as the second request's answer.
               let twice = Array.append created created
               use server = new Server(fun i -> if i = 0 then Answer(twice, 0) else Answer(ascii "HTTP/1.1 500 Oops\r\nContent-Length: 0\r\n\r\n", 0))
-              use sender = sender (TimeSpan.FromSeconds 10.0)
+              use sender = sender pipeline (TimeSpan.FromSeconds 10.0)
               Expect.equal (statusOf (send sender (post $"{server.Url}/x"))) 201 "the first answer"
               Expect.equal (statusOf (send sender (post $"{server.Url}/x"))) 500 "the second request's own answer"
               Expect.equal server.Connections 2 "the connection with the stray answer was not reused"
@@ -156,7 +158,7 @@ let tests =
                       return true
                   }
               use server = new Server(fun i -> if i = 0 then Scripted late else Answer(ascii "HTTP/1.1 500 Oops\r\nContent-Length: 0\r\n\r\n", 0))
-              use sender = sender (TimeSpan.FromSeconds 10.0)
+              use sender = sender pipeline (TimeSpan.FromSeconds 10.0)
               Expect.equal (statusOf (send sender (post $"{server.Url}/x"))) 201 "the first answer"
               release.SetResult()
               Expect.isTrue (strayWritten.Task.Wait(TimeSpan.FromSeconds 10.0)) "the server sent the stray answer"
@@ -168,7 +170,7 @@ let tests =
 
           test "an answer sent before the body was read is the outcome, even when the send breaks" {
               use server = new Server(fun _ -> AnswerBeforeBody(ascii "HTTP/1.1 413 Payload Too Large\r\nConnection: close\r\nContent-Length: 0\r\n\r\n"))
-              use sender = sender (TimeSpan.FromSeconds 10.0)
+              use sender = sender pipeline (TimeSpan.FromSeconds 10.0)
               // Larger than the socket buffers on both sides, so the send cannot complete before the close.
               let body = Array.zeroCreate<byte> (32 * 1024 * 1024)
               Expect.equal (statusOf (send sender (request $"{server.Url}/big" Method.Post [] body))) 413 "the server's answer"
@@ -177,7 +179,7 @@ let tests =
           test "a server that hangs up or answers garbage is unreachable, with the reason" {
               use hangUp = new Server(fun _ -> Hang)
               use garbage = new Server(fun _ -> Answer(ascii "SSH-2.0-OpenSSH_9.6\r\n\r\n", 0))
-              use sender = sender (TimeSpan.FromSeconds 10.0)
+              use sender = sender pipeline (TimeSpan.FromSeconds 10.0)
               match send sender (post $"{hangUp.Url}/x") with
               | Unreachable detail -> Expect.stringContains detail "closed before a response" "hang-up named"
               | other -> failtestf "expected unreachable, got %A" other
@@ -194,7 +196,7 @@ let tests =
                      "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n0x10\r\n", "not a hexadecimal number: '0x10'"
                      "HTTP/1.1 200 OK\r\nContent-Length: 3\r\nContent-Length: 4\r\n\r\nabc", "two different Content-Lengths" |]
               use server = new Server(fun i -> if i < hostile.Length then Answer(ascii (fst hostile[i]), 0) else Answer(created, 0))
-              use sender = sender (TimeSpan.FromSeconds 10.0)
+              use sender = sender pipeline (TimeSpan.FromSeconds 10.0)
               for _, says in hostile do
                   match send sender (post $"{server.Url}/x") with
                   | Unreachable detail -> Expect.stringContains detail says "the reason"
@@ -206,7 +208,7 @@ let tests =
           test "a closed port is unreachable; a server that never answers times out" {
               let closedPort = HttpRecorder.freePort ()
               use silent = new Server(fun _ -> Silence)
-              use sender = sender (TimeSpan.FromSeconds 2.0)
+              use sender = sender pipeline (TimeSpan.FromSeconds 2.0)
               match send sender (post $"http://127.0.0.1:{closedPort}/x") with
               | Unreachable detail -> Expect.stringContains detail "refused" "refused"
               | other -> failtestf "expected unreachable, got %A" other
@@ -227,12 +229,12 @@ let tests =
               let ended (waiting: Threading.Tasks.Task<Attempt>) =
                   Expect.isTrue (waiting.Wait(TimeSpan.FromSeconds 30.0) || waiting.IsCompleted) "the wait ended"
                   waiting.Result
-              use sender = sender (TimeSpan.FromSeconds 2.0)
+              use sender = sender pipeline (TimeSpan.FromSeconds 2.0)
               Expect.equal (statusOf (send sender (post $"{server.Url}/x"))) 201 "answered; the connection goes idle"
               let silent = sender.SendAsync(post $"{server.Url}/x", CancellationToken.None).AsTask()
               Expect.equal (ended silent) TimedOut "the silent server times out on the reused connection"
               Expect.equal (statusOf (send sender (post $"{server.Url}/x"))) 201 "the next request gets a new connection"
-              use patient = new HttpSender(new Net.Http.SocketsHttpHandler(), TimeSpan.FromMinutes 5.0, new PlainHttp())
+              use patient = new HttpSender(new Net.Http.SocketsHttpHandler(), TimeSpan.FromMinutes 5.0, new PlainHttp(pipeline, pipeline))
               Expect.equal (statusOf (send patient (post $"{server.Url}/x"))) 201 "answered; idle again"
               use stop = new CancellationTokenSource()
               let waiting = patient.SendAsync(post $"{server.Url}/x", stop.Token).AsTask()
@@ -245,3 +247,6 @@ let tests =
               | Choice2Of2(:? OperationCanceledException) -> ()
               | other -> failtestf "a stop ends the wait as a stop, not as %A" other
           } ]
+
+[<Tests>]
+let tests = testList "PlainHttp" [ suite "one request at a time" 1; suite "pipelined" 4 ]

@@ -1,0 +1,338 @@
+// One keep-alive HTTP/1.1 connection carrying several requests before their answers come
+// (pipelining, --pipeline N). Requests are appended to an out buffer; the answers are read
+// in order by one reader, which hands each to its request's waiter on the reader's own thread.
+// The waiters go on to begin their next requests while it does, so the requests begun after
+// one receive leave together in one send: that, and one receive for several answers, is what
+// pipelining saves in system calls and wake-ups per request.
+// What a failure means for the requests behind it is the core's (Pipelining.behind): the
+// connection is closed and they are sent again on another.
+using System.Net.Sockets;
+using System.Runtime.CompilerServices;
+using System.Threading.Tasks.Sources;
+using Replay.Host.Security;
+using static Replay.Core.Pipeline;
+
+namespace Replay.Host.Delivery;
+
+sealed class PipelinedConnection : IByteSource, IDisposable
+{
+    const int BufferBytes = 16 * 1024;
+
+    /// <summary>The connection whose answers this thread is handing out, if any: a request begun
+    /// now joins it, to leave in the same send.</summary>
+    [ThreadStatic] static PipelinedConnection? t_handingOut;
+
+    readonly Socket _socket;
+    readonly ResponseReader _reader;
+    readonly object _lock = new();
+    /// <summary>Requests written (or about to be), oldest first: the order their answers come in.</summary>
+    readonly Queue<Exchange> _waiting = new();
+    readonly Timer _timer;
+    byte[] _out = new byte[BufferBytes];
+    byte[]? _spare = new byte[BufferBytes];
+    int _outLength;
+    bool _sending, _reading, _handingOut, _answeredAny;
+    /// <summary>A send failed: nothing more goes out, and the reader ends it (see SendLoopAsync).</summary>
+    volatile bool _sendFailed;
+    /// <summary>Set once: why the connection can carry nothing more.</summary>
+    volatile Exception? _broken;
+    int _inFlight;
+
+    PipelinedConnection(Socket socket)
+    {
+        _socket = socket;
+        _reader = new ResponseReader(this, pipelined: true);
+        _timer = new Timer(static c => ((PipelinedConnection)c!).OnTimer(), this, Timeout.Infinite, Timeout.Infinite);
+    }
+
+    public long CreatedAt { get; } = Environment.TickCount64;
+    /// <summary>When its last answer was handed out; while requests are out, meaningless.</summary>
+    public long IdleSince { get; private set; } = Environment.TickCount64;
+    /// <summary>Requests out and not yet answered.</summary>
+    public int InFlight => Volatile.Read(ref _inFlight);
+    public bool Broken => _broken is not null || _sendFailed;
+    /// <summary>True on the thread handing out this connection's answers.</summary>
+    public bool HandingOutHere => ReferenceEquals(t_handingOut, this);
+
+    public static async Task<PipelinedConnection> ConnectAsync(string host, int port, CancellationToken cancel)
+    {
+        var socket = new Socket(SocketType.Stream, ProtocolType.Tcp) { NoDelay = true };
+        try
+        {
+            await socket.ConnectAsync(host, port, cancel).ConfigureAwait(false);
+            return new PipelinedConnection(socket);
+        }
+        catch
+        {
+            socket.Dispose();
+            throw;
+        }
+    }
+
+    /// <summary>Writes one request behind the others and returns its answer when it comes. Fails
+    /// with OperationCanceledException after <paramref name="timeout"/> or with <paramref name="cancel"/>,
+    /// and with PlainHttpException { NothingReceived: true } when the connection broke before its
+    /// answer began (it may be sent again on another).</summary>
+    public ValueTask<PlainResponse> SendAsync(Request request, string authority, BearerToken? token, ResponseCapture capture,
+        TimeSpan timeout, CancellationToken cancel)
+    {
+        var exchange = new Exchange(capture, Environment.TickCount64 + (long)timeout.TotalMilliseconds);
+        // Registered first, so that an answer coming at once always finds it to dispose. Abandoned
+        // before it is written, it still goes out, and its answer is dropped.
+        if (cancel.CanBeCanceled)
+            exchange.Cancelled = cancel.UnsafeRegister(static (e, token) => ((Exchange)e!).Abandon(token), exchange);
+        bool send, read;
+        lock (_lock)
+        {
+            if (_broken is not null || _sendFailed)
+            {
+                exchange.Fail(new PlainHttpException("the connection was closed", true));
+                return new ValueTask<PlainResponse>(exchange, exchange.Version);
+            }
+            var body = request.Body;
+            var head = RequestHead.Write(ref _out, _outLength, request, authority, token, RequestHead.ContentLength(request));
+            if (_outLength + head + body.Length > _out.Length) Array.Resize(ref _out, _outLength + head + body.Length);
+            body.Span.CopyTo(_out.AsSpan(_outLength + head));
+            _outLength += head + body.Length;
+            _waiting.Enqueue(exchange);
+            _inFlight++;
+            if (_waiting.Count == 1) ArmTimer(exchange.Deadline);
+            read = !_reading;
+            _reading = true;
+            // While answers are handed out, the requests they lead to gather and leave together afterwards.
+            send = !_sending && !_handingOut;
+            if (send) _sending = true;
+        }
+        if (send) _ = SendLoopAsync();
+        if (read) _ = ReadLoopAsync();
+        return new ValueTask<PlainResponse>(exchange, exchange.Version);
+    }
+
+    /// <summary>Sends what was written, and what is written meanwhile, until nothing is left.</summary>
+    async Task SendLoopAsync()
+    {
+        try
+        {
+            while (true)
+            {
+                byte[] buffer;
+                int length;
+                lock (_lock)
+                {
+                    if (_outLength == 0 || _broken is not null || _sendFailed)
+                    {
+                        _sending = false;
+                        return;
+                    }
+                    buffer = _out;
+                    length = _outLength;
+                    _out = _spare!;
+                    _spare = null;
+                    _outLength = 0;
+                }
+                await _socket.SendAsync(buffer.AsMemory(0, length), SocketFlags.None).ConfigureAwait(false);
+                lock (_lock) _spare = buffer;
+            }
+        }
+        catch (Exception)
+        {
+            // A server may answer before it has read the whole body (413 for a body too large) and
+            // close: that answer, if it comes, is the outcome, not the broken send. The reader reads
+            // it, or finds the connection ended (or times out), and closes it then.
+            lock (_lock)
+            {
+                _sending = false;
+                _sendFailed = true;
+            }
+            try
+            {
+                _socket.Shutdown(SocketShutdown.Send);
+            }
+            catch (Exception)
+            {
+            }
+        }
+    }
+
+    /// <summary>Reads answers while requests are out, handing each to its waiter; when none is
+    /// left it starts the read that watches the idle connection, and ends.</summary>
+    async Task ReadLoopAsync()
+    {
+        while (true)
+        {
+            Exchange head;
+            lock (_lock)
+            {
+                if (_broken is not null) return;
+                head = _waiting.Peek();
+            }
+            PlainResponse response;
+            try
+            {
+                response = await _reader.ReadAsync(head.Capture, CancellationToken.None).ConfigureAwait(false);
+            }
+            catch (Exception e)
+            {
+                // Nothing came on a connection that never answered: the server refuses this request,
+                // not one that closed while idle (it is not sent again).
+                if (e is PlainHttpException { NothingReceived: true } && !_answeredAny) e = new PlainHttpException(e.Message, false);
+                Break(e);
+                return;
+            }
+            lock (_lock)
+            {
+                if (_broken is not null) return;
+                _waiting.Dequeue();
+                _inFlight--;
+                _handingOut = true;
+                _answeredAny = true;
+            }
+            // The server will close after this answer: the ones behind it will not come.
+            if (!response.Reusable) Break(new PlainHttpException("the server closed the connection after an earlier answer", true));
+            t_handingOut = this;
+            try
+            {
+                head.Answer(response);
+            }
+            finally
+            {
+                t_handingOut = null;
+            }
+            bool send, more, stray = false;
+            lock (_lock)
+            {
+                _handingOut = false;
+                if (_broken is not null) return;
+                send = !_sending && _outLength > 0;
+                if (send) _sending = true;
+                more = _waiting.Count > 0;
+                if (!more)
+                {
+                    IdleSince = Environment.TickCount64;
+                    _reading = false;
+                    // Bytes behind the last answer were never asked for.
+                    if (_reader.HasUnread) stray = true;
+                    else _reader.ReadAhead();
+                }
+            }
+            if (stray) Break(new PlainHttpException("the server sent bytes nobody asked for", true));
+            if (send) _ = SendLoopAsync();
+            if (!more) return;
+        }
+    }
+
+    ValueTask<int> IByteSource.ReceiveAsync(Memory<byte> into, CancellationToken cancel) =>
+        _socket.ReceiveAsync(into, SocketFlags.None, cancel);
+
+    /// <summary>The read started while no request was out: if it ends before one is, the server
+    /// spoke out of turn or closed the connection, and the connection is closed.</summary>
+    [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder<>))]
+    async ValueTask<int> IByteSource.ReceiveWhileIdleAsync(Memory<byte> into)
+    {
+        int read;
+        try
+        {
+            read = await _socket.ReceiveAsync(into, SocketFlags.None, CancellationToken.None).ConfigureAwait(false);
+        }
+        catch (Exception e)
+        {
+            if (!Idle()) throw;
+            Break(new PlainHttpException($"the idle connection failed: {e.Message}", true));
+            return 0;
+        }
+        if (Idle())
+        {
+            Break(new PlainHttpException(read == 0 ? "the server closed the idle connection" : "the server sent bytes nobody asked for", true));
+            return 0;
+        }
+        return read;
+    }
+
+    bool Idle()
+    {
+        lock (_lock) return _waiting.Count == 0;
+    }
+
+    void ArmTimer(long deadline) => _timer.Change(Math.Max(0, deadline - Environment.TickCount64), Timeout.Infinite);
+
+    /// <summary>The oldest request's time is up: nothing behind it can be answered first, so the
+    /// connection is closed. Fired early (for a request answered since), it waits for the next.</summary>
+    void OnTimer()
+    {
+        lock (_lock)
+        {
+            if (_broken is not null || _waiting.Count == 0) return;
+            var deadline = _waiting.Peek().Deadline;
+            if (deadline > Environment.TickCount64)
+            {
+                ArmTimer(deadline);
+                return;
+            }
+        }
+        Break(new OperationCanceledException("the request timed out"));
+    }
+
+    /// <summary>Closes the connection: the oldest request out fails with <paramref name="failure"/>,
+    /// the ones behind it as never answered.</summary>
+    void Break(Exception failure)
+    {
+        Exchange[] failed;
+        lock (_lock)
+        {
+            if (_broken is not null) return;
+            _broken = failure;
+            failed = _waiting.ToArray();
+            _waiting.Clear();
+            _inFlight = 0;
+        }
+        _socket.Dispose();
+        _timer.Dispose();
+        for (var i = 0; i < failed.Length; i++)
+            failed[i].Fail(i == 0 ? failure : new PlainHttpException($"an earlier request on the connection failed ({failure.Message})", true));
+    }
+
+    public void Dispose() => Break(new ObjectDisposedException(nameof(PipelinedConnection)));
+
+    /// <summary>One request's wait for its answer. It ends once: with the answer, a failure, or
+    /// abandoned by its caller (whose answer is then read and dropped, keeping the order).</summary>
+    sealed class Exchange(ResponseCapture capture, long deadline) : IValueTaskSource<PlainResponse>
+    {
+        ManualResetValueTaskSourceCore<PlainResponse> _core;
+        int _ended;
+
+        public ResponseCapture Capture { get; } = capture;
+        public long Deadline { get; } = deadline;
+        public CancellationTokenRegistration Cancelled;
+        public short Version => _core.Version;
+
+        public void Answer(PlainResponse response)
+        {
+            if (!End()) return;
+            _core.SetResult(response);
+        }
+
+        public void Fail(Exception failure)
+        {
+            if (!End()) return;
+            _core.SetException(failure);
+        }
+
+        public void Abandon(CancellationToken token)
+        {
+            if (Interlocked.Exchange(ref _ended, 1) != 0) return;
+            _core.SetException(new OperationCanceledException(token));
+        }
+
+        bool End()
+        {
+            if (Interlocked.Exchange(ref _ended, 1) != 0) return false;
+            Cancelled.Dispose();
+            return true;
+        }
+
+        public PlainResponse GetResult(short token) => _core.GetResult(token);
+        public ValueTaskSourceStatus GetStatus(short token) => _core.GetStatus(token);
+        public void OnCompleted(Action<object?> continuation, object? state, short token, ValueTaskSourceOnCompletedFlags flags) =>
+            _core.OnCompleted(continuation, state, token, flags);
+    }
+}
