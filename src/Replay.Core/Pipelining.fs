@@ -24,10 +24,11 @@ type Choice =
     | WaitForOpening
 
 /// The open connections as the host sees them: requests out on each, and which of them (if any)
-/// is handing out answers on the choosing thread.
+/// is handing out answers on the choosing thread. A struct: the host asks once per request.
+[<Struct>]
 type Pool =
     { Loads: int array
-      HandingOut: int option
+      HandingOut: int voption
       /// Connections still being opened.
       Opening: int }
 
@@ -38,7 +39,7 @@ type Pool =
 /// a broken connection may briefly outnumber the concurrency.
 let choose (depth: int) (most: int) (pool: Pool) : Choice =
     match pool.HandingOut with
-    | Some i when pool.Loads[i] < depth -> Use i
+    | ValueSome i when pool.Loads[i] < depth -> Use i
     | _ ->
         let open' = pool.Loads.Length
         let least =

@@ -3,6 +3,7 @@
 // is the core's (Pipelining); this opens, retires and closes the connections.
 using System.Net.Sockets;
 using System.Runtime.CompilerServices;
+using Microsoft.FSharp.Core;
 using Replay.Core;
 using Replay.Host.Security;
 using static Replay.Core.Outcome;
@@ -16,6 +17,9 @@ sealed class PipelinedPool(int depth, int mostConnections) : IDisposable
     {
         public readonly List<PipelinedConnection> Open = [];
         public readonly List<Task> Opening = [];
+        /// <summary>The usable connections and their loads at the last choice, kept to be refilled.</summary>
+        public readonly List<PipelinedConnection> Usable = [];
+        public int[] Loads = [];
     }
 
     readonly Dictionary<string, Host> _hosts = new(StringComparer.OrdinalIgnoreCase);
@@ -62,9 +66,15 @@ sealed class PipelinedPool(int depth, int mostConnections) : IDisposable
                 ObjectDisposedException.ThrowIf(_disposed, this);
                 if (!_hosts.TryGetValue(authority, out var host)) _hosts[authority] = host = new Host();
                 var usable = Usable(host);
-                var handingOut = usable.FindIndex(c => c.HandingOutHere);
-                var pool = new Pipelining.Pool(usable.Select(c => c.InFlight).ToArray(),
-                    handingOut >= 0 ? handingOut : Microsoft.FSharp.Core.FSharpOption<int>.None, host.Opening.Count);
+                var handingOut = -1;
+                if (host.Loads.Length != usable.Count) host.Loads = new int[usable.Count];
+                for (var i = 0; i < usable.Count; i++)
+                {
+                    host.Loads[i] = usable[i].InFlight;
+                    if (usable[i].HandingOutHere) handingOut = i;
+                }
+                var pool = new Pipelining.Pool(host.Loads,
+                    handingOut >= 0 ? FSharpValueOption<int>.NewValueSome(handingOut) : FSharpValueOption<int>.ValueNone, host.Opening.Count);
                 var choice = Pipelining.choose(depth, mostConnections, pool);
                 if (choice is Pipelining.Choice.Use use) return usable[use.Item];
                 if (choice.IsWaitForOpening)
@@ -120,7 +130,8 @@ sealed class PipelinedPool(int depth, int mostConnections) : IDisposable
     static List<PipelinedConnection> Usable(Host host)
     {
         var now = Environment.TickCount64;
-        var usable = new List<PipelinedConnection>(host.Open.Count);
+        var usable = host.Usable;
+        usable.Clear();
         for (var i = host.Open.Count - 1; i >= 0; i--)
         {
             var connection = host.Open[i];

@@ -16,7 +16,7 @@ let private pool: Gen<int * int * Pipelining.Pool> =
         let! open' = Gen.choose (0, most)
         let! loads = Gen.arrayOfLength open' (Gen.choose (0, depth + 2))
         let! opening = Gen.choose (0, most - open')
-        let! handingOut = if open' = 0 then Gen.constant None else Gen.optionOf (Gen.choose (0, open' - 1))
+        let! handingOut = if open' = 0 then Gen.constant ValueNone else Gen.optionOf (Gen.choose (0, open' - 1)) |> Gen.map ValueOption.ofOption
         return depth, most, { Loads = loads; HandingOut = handingOut; Opening = opening }
     }
 
@@ -41,11 +41,11 @@ let tests =
 
           property "the connection handing out answers takes the request while it has room" (fun (depth, most, p) ->
               match p.HandingOut with
-              | Some i when p.Loads[i] < depth -> Pipelining.choose depth most p = Pipelining.Use i
+              | ValueSome i when p.Loads[i] < depth -> Pipelining.choose depth most p = Pipelining.Use i
               | _ -> true)
 
           property "an idle connection is used before another is opened" (fun (depth, most, p) ->
-              let handingOutHasRoom = p.HandingOut |> Option.exists (fun i -> p.Loads[i] < depth)
+              let handingOutHasRoom = p.HandingOut |> ValueOption.exists (fun i -> p.Loads[i] < depth)
               match Pipelining.choose depth most p with
               | Pipelining.Open -> handingOutHasRoom || not (Array.contains 0 p.Loads)
               | _ -> true)
@@ -54,7 +54,7 @@ let tests =
               match Pipelining.choose depth most p with
               | Pipelining.Use i when p.Loads[i] >= depth ->
                   Array.forall (fun load -> load >= depth) p.Loads && p.Loads.Length + p.Opening >= most && p.Opening = 0
-              | Pipelining.Use i -> p.Loads[i] = Array.min p.Loads || p.HandingOut = Some i
+              | Pipelining.Use i -> p.Loads[i] = Array.min p.Loads || p.HandingOut = ValueSome i
               | Pipelining.Open -> true
               | Pipelining.WaitForOpening -> p.Opening > 0)
 
@@ -68,7 +68,7 @@ let tests =
               // true: a request goes out (when fewer than the concurrency are); false: the fullest answers one.
               for step in steps @ List.replicate (2 * concurrency) true do
                   if step && out < concurrency then
-                      match Pipelining.choose depth most { Loads = loads; HandingOut = None; Opening = 0 } with
+                      match Pipelining.choose depth most { Loads = loads; HandingOut = ValueNone; Opening = 0 } with
                       | Pipelining.Use i -> loads[i] <- loads[i] + 1
                       | Pipelining.Open -> loads <- Array.append loads [| 1 |]
                       | Pipelining.WaitForOpening -> failwith "nothing was opening"

@@ -51,6 +51,43 @@ let tests =
                   Expect.equal seqs [ 1..versions ] $"{path} arrived in Kafka order"
           }
 
+          test "--pipeline 8 against a server that closes the connection after every fifth answer: each record delivered once, in order per id" {
+              use cluster = Broker.start "t" 4
+              let ids, versions = 100, 3
+              Broker.produce cluster.BootstrapServers "t" (Data.versioned ids versions)
+              // As nginx at its keepalive_requests: the answer says close, what was sent behind it is drained unread.
+              let closeAfter (stream: Stream) =
+                  task {
+                      let closing = ScriptedHttp.ascii "HTTP/1.1 201 Created\r\nConnection: close\r\nContent-Length: 0\r\n\r\n"
+                      stream.Write(closing, 0, closing.Length)
+                      (stream :?> Net.Sockets.NetworkStream).Socket.Shutdown Net.Sockets.SocketShutdown.Send
+                      let sink = Array.zeroCreate<byte> 4096
+                      try
+                          while stream.Read(sink, 0, sink.Length) > 0 do ()
+                      with :? IOException -> ()
+                      return false
+                  }
+              let created = ScriptedHttp.ascii "HTTP/1.1 201 Created\r\nContent-Length: 0\r\n\r\n"
+              use server = new ScriptedHttp.Server(fun i -> if i % 5 = 4 then ScriptedHttp.Scripted closeAfter else ScriptedHttp.Answer(created, 0))
+              let settings =
+                  ReplayProcess.settings cluster.BootstrapServers "g" "t" (ReplayProcess.route $"{server.Url}/submit/telemetry/%%k" 1.0 true true)
+                  |> ReplayProcess.untilEnd
+                  |> ReplayProcess.withDelivery (fun d -> { d with Concurrency = Replay.Core.Fixed 64; Pipelining = 8 })
+              use replay = ReplayProcess.start settings
+              Expect.equal (replay.Wait within) (Some 0) "until-end exits 0"
+              let received = server.Received
+              let byId =
+                  received
+                  |> List.groupBy (fun r -> (r.Head.Split ' ').[1])
+                  |> List.map (fun (path, hits) -> path, hits |> List.map (fun h -> Data.seqOf h.Body))
+              Expect.equal byId.Length ids "every id arrived"
+              for path, seqs in byId do
+                  Expect.equal seqs [ 1..versions ] $"{path}: each version once, in Kafka order"
+              Expect.isGreaterThan server.Connections (received.Length / 5) "the server closed a connection after every fifth answer"
+              Expect.isGreaterThan (received |> List.countBy (fun r -> r.Connection) |> List.map snd |> List.max) 1 "connections carried several requests"
+              Expect.equal replay.Stats.DeadLettered 0L "nothing given up"
+          }
+
           test "503 to the first attempts of every request: all delivered, none dead-lettered, order intact" {
               use cluster = Broker.start "t" 4
               Broker.produce cluster.BootstrapServers "t" (Data.versioned 50 3)
