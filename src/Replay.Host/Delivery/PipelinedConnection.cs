@@ -17,6 +17,9 @@ namespace Replay.Host.Delivery;
 sealed class PipelinedConnection : IByteSource, IDisposable
 {
     const int BufferBytes = 16 * 1024;
+    /// <summary>An out buffer grown past this by large bodies is not kept once sent, so a burst of
+    /// 8 MB payloads does not leave every connection holding megabytes.</summary>
+    const int KeptBufferBytes = 256 * 1024;
 
     /// <summary>The connection whose answers this thread is handing out, if any: a request begun
     /// now joins it, to leave in the same send.</summary>
@@ -37,6 +40,9 @@ sealed class PipelinedConnection : IByteSource, IDisposable
     /// <summary>Set once: why the connection can carry nothing more.</summary>
     volatile Exception? _broken;
     int _inFlight;
+    /// <summary>Requests written so far, and how many of them were handed to a send: an exchange
+    /// numbered below <see cref="_sentThrough"/> is on the wire (or was).</summary>
+    long _written, _sentThrough;
 
     PipelinedConnection(Socket socket)
     {
@@ -50,7 +56,10 @@ sealed class PipelinedConnection : IByteSource, IDisposable
     public long IdleSince { get; private set; } = Environment.TickCount64;
     /// <summary>Requests out and not yet answered.</summary>
     public int InFlight => Volatile.Read(ref _inFlight);
-    public bool Broken => _broken is not null || _sendFailed;
+    /// <summary>Closed: it holds no request any more.</summary>
+    public bool Closed => _broken is not null;
+    /// <summary>Open and still sending: a failed send leaves it to its reader (or time-out) to close.</summary>
+    public bool TakesRequests => _broken is null && !_sendFailed;
     /// <summary>True on the thread handing out this connection's answers.</summary>
     public bool HandingOutHere => ReferenceEquals(t_handingOut, this);
 
@@ -76,11 +85,8 @@ sealed class PipelinedConnection : IByteSource, IDisposable
     public ValueTask<PlainResponse> SendAsync(Request request, string authority, BearerToken? token, ResponseCapture capture,
         TimeSpan timeout, CancellationToken cancel)
     {
-        var exchange = new Exchange(capture, Environment.TickCount64 + (long)timeout.TotalMilliseconds);
-        // Registered first, so that an answer coming at once always finds it to dispose. Abandoned
-        // before it is written, it still goes out, and its answer is dropped.
-        if (cancel.CanBeCanceled)
-            exchange.Cancelled = cancel.UnsafeRegister(static (e, token) => ((Exchange)e!).Abandon(token), exchange);
+        if (cancel.IsCancellationRequested) return ValueTask.FromCanceled<PlainResponse>(cancel);
+        var exchange = new Exchange(this, capture, Environment.TickCount64 + (long)timeout.TotalMilliseconds);
         bool send, read;
         lock (_lock)
         {
@@ -89,6 +95,7 @@ sealed class PipelinedConnection : IByteSource, IDisposable
                 exchange.Fail(new PlainHttpException("the connection was closed", true));
                 return new ValueTask<PlainResponse>(exchange, exchange.Version);
             }
+            exchange.Number = _written++;
             var body = request.Body;
             var head = RequestHead.Write(ref _out, _outLength, request, authority, token, RequestHead.ContentLength(request));
             if (_outLength + head + body.Length > _out.Length) Array.Resize(ref _out, _outLength + head + body.Length);
@@ -103,6 +110,10 @@ sealed class PipelinedConnection : IByteSource, IDisposable
             send = !_sending && !_handingOut;
             if (send) _sending = true;
         }
+        // Abandoned before it went out, it breaks the connection rather than go later (see Abandoned);
+        // abandoned after, its answer is read and dropped.
+        if (cancel.CanBeCanceled)
+            exchange.Cancelled = cancel.UnsafeRegister(static (e, token) => ((Exchange)e!).Abandon(token), exchange);
         if (send) _ = SendLoopAsync();
         if (read) _ = ReadLoopAsync();
         return new ValueTask<PlainResponse>(exchange, exchange.Version);
@@ -126,12 +137,13 @@ sealed class PipelinedConnection : IByteSource, IDisposable
                     }
                     buffer = _out;
                     length = _outLength;
+                    _sentThrough = _written;
                     _out = _spare!;
                     _spare = null;
                     _outLength = 0;
                 }
                 await _socket.SendAsync(buffer.AsMemory(0, length), SocketFlags.None).ConfigureAwait(false);
-                lock (_lock) _spare = buffer;
+                lock (_lock) _spare = buffer.Length > KeptBufferBytes ? new byte[BufferBytes] : buffer;
             }
         }
         catch (Exception)
@@ -161,10 +173,19 @@ sealed class PipelinedConnection : IByteSource, IDisposable
         while (true)
         {
             Exchange head;
+            Exchange[]? failed;
+            Exception? failure = null;
             lock (_lock)
             {
                 if (_broken is not null) return;
                 head = _waiting.Peek();
+                // Bytes are here and the oldest request has not gone out yet: they answer nothing we sent.
+                failed = _reader.HasUnread && head.Number >= _sentThrough ? BreakUnderLock(failure = Stray()) : null;
+            }
+            if (failed is not null)
+            {
+                Close(failed, failure!);
+                return;
             }
             PlainResponse response;
             try
@@ -186,9 +207,11 @@ sealed class PipelinedConnection : IByteSource, IDisposable
                 _inFlight--;
                 _handingOut = true;
                 _answeredAny = true;
+                // The server will close after this answer: the ones behind it will not come.
+                failed = response.Reusable ? null : BreakUnderLock(failure = ClosedAfterAnswer());
             }
-            // The server will close after this answer: the ones behind it will not come.
-            if (!response.Reusable) Break(new PlainHttpException("the server closed the connection after an earlier answer", true));
+            if (failed is not null) Close(failed, failure!);
+            var outer = t_handingOut;
             t_handingOut = this;
             try
             {
@@ -196,14 +219,15 @@ sealed class PipelinedConnection : IByteSource, IDisposable
             }
             finally
             {
-                t_handingOut = null;
+                t_handingOut = outer;
             }
-            bool send, more, stray = false;
+            bool send, more;
             lock (_lock)
             {
                 _handingOut = false;
                 if (_broken is not null) return;
-                send = !_sending && _outLength > 0;
+                // More answers already here: the requests they lead to go out with these.
+                send = !_sending && _outLength > 0 && !_reader.HasUnread;
                 if (send) _sending = true;
                 more = _waiting.Count > 0;
                 if (!more)
@@ -211,15 +235,19 @@ sealed class PipelinedConnection : IByteSource, IDisposable
                     IdleSince = Environment.TickCount64;
                     _reading = false;
                     // Bytes behind the last answer were never asked for.
-                    if (_reader.HasUnread) stray = true;
-                    else _reader.ReadAhead();
+                    failed = _reader.HasUnread ? BreakUnderLock(failure = Stray()) : null;
+                    if (failed is null) _reader.ReadAhead();
                 }
             }
-            if (stray) Break(new PlainHttpException("the server sent bytes nobody asked for", true));
+            if (failed is not null) Close(failed, failure!);
             if (send) _ = SendLoopAsync();
             if (!more) return;
         }
     }
+
+    // New exceptions each time: one exception object thrown on several threads at once would share its stack trace.
+    static PlainHttpException Stray() => new("the server sent bytes nobody asked for", true);
+    static PlainHttpException ClosedAfterAnswer() => new("the server closed the connection after an earlier answer", true);
 
     ValueTask<int> IByteSource.ReceiveAsync(Memory<byte> into, CancellationToken cancel) =>
         _socket.ReceiveAsync(into, SocketFlags.None, cancel);
@@ -236,21 +264,26 @@ sealed class PipelinedConnection : IByteSource, IDisposable
         }
         catch (Exception e)
         {
-            if (!Idle()) throw;
-            Break(new PlainHttpException($"the idle connection failed: {e.Message}", true));
+            if (!BreakIfIdle(() => new PlainHttpException($"the idle connection failed: {e.Message}", true))) throw;
             return 0;
         }
-        if (Idle())
-        {
-            Break(new PlainHttpException(read == 0 ? "the server closed the idle connection" : "the server sent bytes nobody asked for", true));
-            return 0;
-        }
-        return read;
+        return BreakIfIdle(() => read == 0 ? new PlainHttpException("the server closed the idle connection", true) : Stray()) ? 0 : read;
     }
 
-    bool Idle()
+    /// <summary>Closes the connection if no request is out, deciding under the lock so that a request
+    /// being written now either comes first (and the bytes are its answer) or finds it closed.</summary>
+    bool BreakIfIdle(Func<Exception> failure)
     {
-        lock (_lock) return _waiting.Count == 0;
+        Exchange[]? failed;
+        Exception reason;
+        lock (_lock)
+        {
+            if (_waiting.Count > 0 || _broken is not null) return _broken is not null && _waiting.Count == 0;
+            reason = failure();
+            failed = BreakUnderLock(reason);
+        }
+        Close(failed!, reason);
+        return true;
     }
 
     void ArmTimer(long deadline) => _timer.Change(Math.Max(0, deadline - Environment.TickCount64), Timeout.Infinite);
@@ -259,6 +292,8 @@ sealed class PipelinedConnection : IByteSource, IDisposable
     /// connection is closed. Fired early (for a request answered since), it waits for the next.</summary>
     void OnTimer()
     {
+        Exchange[]? failed;
+        Exception failure;
         lock (_lock)
         {
             if (_broken is not null || _waiting.Count == 0) return;
@@ -268,34 +303,66 @@ sealed class PipelinedConnection : IByteSource, IDisposable
                 ArmTimer(deadline);
                 return;
             }
+            failure = TimedOut();
+            failed = BreakUnderLock(failure);
         }
-        Break(new OperationCanceledException("the request timed out"));
+        Close(failed!, failure);
     }
+
+    static OperationCanceledException TimedOut() => new("the request timed out");
+
+    /// <summary>Its caller gave the request up. Not yet gone out, it must not go later (after a revoke,
+    /// the partition's next owner may already have sent newer versions): the connection is closed.</summary>
+    void Abandoned(Exchange exchange)
+    {
+        Exchange[]? failed;
+        Exception failure;
+        lock (_lock)
+        {
+            if (_broken is not null || exchange.Number < _sentThrough) return;
+            failure = AbandonedBeforeSent();
+            failed = BreakUnderLock(failure);
+        }
+        Close(failed!, failure);
+    }
+
+    static PlainHttpException AbandonedBeforeSent() => new("a request on the connection was abandoned before it went out", true);
 
     /// <summary>Closes the connection: the oldest request out fails with <paramref name="failure"/>,
     /// the ones behind it as never answered.</summary>
     void Break(Exception failure)
     {
-        Exchange[] failed;
-        lock (_lock)
-        {
-            if (_broken is not null) return;
-            _broken = failure;
-            failed = _waiting.ToArray();
-            _waiting.Clear();
-            _inFlight = 0;
-        }
+        Exchange[]? failed;
+        lock (_lock) failed = BreakUnderLock(failure);
+        if (failed is not null) Close(failed, failure);
+    }
+
+    /// <summary>Under the lock: marks the connection broken and takes the requests out (null when it
+    /// already was); <see cref="Close"/> must follow outside the lock.</summary>
+    Exchange[]? BreakUnderLock(Exception failure)
+    {
+        if (_broken is not null) return null;
+        _broken = failure;
+        var failed = _waiting.ToArray();
+        _waiting.Clear();
+        _inFlight = 0;
+        return failed;
+    }
+
+    /// <summary>Closes the socket and fails the requests that were out: their waiters run on this thread.</summary>
+    void Close(Exchange[] failed, Exception failure)
+    {
         _socket.Dispose();
         _timer.Dispose();
         for (var i = 0; i < failed.Length; i++)
             failed[i].Fail(i == 0 ? failure : new PlainHttpException($"an earlier request on the connection failed ({failure.Message})", true));
     }
 
-    public void Dispose() => Break(new ObjectDisposedException(nameof(PipelinedConnection)));
+    public void Dispose() => Break(new PlainHttpException("the connection was closed: Replay is stopping", false));
 
     /// <summary>One request's wait for its answer. It ends once: with the answer, a failure, or
     /// abandoned by its caller (whose answer is then read and dropped, keeping the order).</summary>
-    sealed class Exchange(ResponseCapture capture, long deadline) : IValueTaskSource<PlainResponse>
+    sealed class Exchange(PipelinedConnection owner, ResponseCapture capture, long deadline) : IValueTaskSource<PlainResponse>
     {
         ManualResetValueTaskSourceCore<PlainResponse> _core;
         int _ended;
@@ -304,6 +371,8 @@ sealed class PipelinedConnection : IByteSource, IDisposable
         public long Deadline { get; } = deadline;
         public CancellationTokenRegistration Cancelled;
         public short Version => _core.Version;
+        /// <summary>Its place among the connection's requests, from 0.</summary>
+        public long Number;
 
         public void Answer(PlainResponse response)
         {
@@ -320,6 +389,7 @@ sealed class PipelinedConnection : IByteSource, IDisposable
         public void Abandon(CancellationToken token)
         {
             if (Interlocked.Exchange(ref _ended, 1) != 0) return;
+            owner.Abandoned(this);
             _core.SetException(new OperationCanceledException(token));
         }
 

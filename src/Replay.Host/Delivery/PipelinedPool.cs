@@ -59,13 +59,15 @@ sealed class PipelinedPool(int depth, int mostConnections) : IDisposable
     {
         while (true)
         {
-            Task wait;
-            TaskCompletionSource<PipelinedConnection> opened;
+            Task? wait = null;
+            TaskCompletionSource<PipelinedConnection>? opened = null;
+            PipelinedConnection? chosen = null;
+            List<PipelinedConnection>? retired = null;
             lock (_hosts)
             {
-                ObjectDisposedException.ThrowIf(_disposed, this);
+                if (_disposed) throw new PlainHttpException("no new connection: Replay is stopping", false);
                 if (!_hosts.TryGetValue(authority, out var host)) _hosts[authority] = host = new Host();
-                var usable = Usable(host);
+                var usable = Usable(host, ref retired);
                 var handingOut = -1;
                 if (host.Loads.Length != usable.Count) host.Loads = new int[usable.Count];
                 for (var i = 0; i < usable.Count; i++)
@@ -76,25 +78,23 @@ sealed class PipelinedPool(int depth, int mostConnections) : IDisposable
                 var pool = new Pipelining.Pool(host.Loads,
                     handingOut >= 0 ? FSharpValueOption<int>.NewValueSome(handingOut) : FSharpValueOption<int>.ValueNone, host.Opening.Count);
                 var choice = Pipelining.choose(depth, mostConnections, pool);
-                if (choice is Pipelining.Choice.Use use) return usable[use.Item];
-                if (choice.IsWaitForOpening)
-                {
-                    wait = Task.WhenAny(host.Opening);
-                    opened = null!;
-                }
+                if (choice is Pipelining.Choice.Use use) chosen = usable[use.Item];
+                else if (choice.IsWaitForOpening) wait = Task.WhenAny(host.Opening);
                 else
                 {
                     opened = new TaskCompletionSource<PipelinedConnection>(TaskCreationOptions.RunContinuationsAsynchronously);
                     host.Opening.Add(opened.Task);
-                    wait = null!;
                 }
             }
+            if (retired is not null)
+                foreach (var connection in retired) connection.Dispose();
+            if (chosen is not null) return chosen;
             if (wait is not null)
             {
                 await wait.WaitAsync(cancel).ConfigureAwait(false);
                 continue;
             }
-            return await OpenAsync(url, authority, opened, timeout, cancel).ConfigureAwait(false);
+            return await OpenAsync(url, authority, opened!, timeout, cancel).ConfigureAwait(false);
         }
     }
 
@@ -125,9 +125,11 @@ sealed class PipelinedPool(int depth, int mostConnections) : IDisposable
         }
     }
 
-    /// <summary>Under the lock: the connections that may take a request. Broken ones are dropped;
-    /// idle ones past their idle time or lifetime are closed; busy ones past their lifetime take no more.</summary>
-    static List<PipelinedConnection> Usable(Host host)
+    /// <summary>Under the lock: the connections that may take a request. Closed ones are dropped;
+    /// idle ones past their idle time or lifetime are dropped into <paramref name="retired"/>, to be
+    /// closed after the lock (closing runs their waiters); busy ones past their lifetime, and ones whose
+    /// send failed, take no more.</summary>
+    static List<PipelinedConnection> Usable(Host host, ref List<PipelinedConnection>? retired)
     {
         var now = Environment.TickCount64;
         var usable = host.Usable;
@@ -135,25 +137,28 @@ sealed class PipelinedPool(int depth, int mostConnections) : IDisposable
         for (var i = host.Open.Count - 1; i >= 0; i--)
         {
             var connection = host.Open[i];
-            var idle = connection.InFlight == 0;
             var old = now - connection.CreatedAt > PlainHttp.LifetimeMs;
-            if (connection.Broken || idle && (old || now - connection.IdleSince > PlainHttp.IdleTimeoutMs))
+            if (connection.Closed) host.Open.RemoveAt(i);
+            else if (connection.InFlight == 0 && (old || now - connection.IdleSince > PlainHttp.IdleTimeoutMs))
             {
-                connection.Dispose();
+                (retired ??= []).Add(connection);
                 host.Open.RemoveAt(i);
             }
-            else if (!old) usable.Add(connection);
+            else if (!old && connection.TakesRequests) usable.Add(connection);
         }
         return usable;
     }
 
     public void Dispose()
     {
+        List<PipelinedConnection> open;
         lock (_hosts)
         {
             _disposed = true;
-            foreach (var connection in _hosts.Values.SelectMany(h => h.Open)) connection.Dispose();
+            open = _hosts.Values.SelectMany(h => h.Open).ToList();
             _hosts.Clear();
         }
+        // Outside the lock: closing runs the waiters of what was still out.
+        foreach (var connection in open) connection.Dispose();
     }
 }

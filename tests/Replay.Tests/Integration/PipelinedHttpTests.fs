@@ -102,7 +102,9 @@ let tests =
           test "the oldest request never answering times out alone; the ones behind it are answered on a new connection" {
               use server = new Server(fun i -> if i = 0 then Silence else Answer(answer 201, 0))
               use sender = sender (TimeSpan.FromSeconds 2.0)
-              let attempts = sendAll sender [ "a"; "b"; "c" ] server.Url |> List.map ended
+              let first = sender.SendAsync(post $"{server.Url}/a", CancellationToken.None).AsTask()
+              Expect.isTrue (Wait.until (TimeSpan.FromSeconds 10.0) (fun () -> server.Received.Length = 1)) "the first request reached the server"
+              let attempts = first :: sendAll sender [ "b"; "c" ] server.Url |> List.map ended
               Expect.equal attempts.Head TimedOut "the silent one timed out"
               Expect.equal (attempts.Tail |> List.map statusOf) [ 201; 201 ] "the others were answered"
               let received = [ for r in server.Received -> r.Connection, pathOf r ]
@@ -133,6 +135,55 @@ let tests =
               release.SetResult()
               Expect.equal (statusOf (ended second)) 202 "the second request's own answer, not the first's late 500"
               Expect.equal server.Connections 1 "the connection carried on"
+          }
+
+          test "a second answer already read with the first never answers the request begun as the first is handed out" {
+              // Two answers in one write to the first request; the second request starts in the first's
+              // continuation, on the thread handing it out, and joins the same connection before it is sent.
+              let twice = Array.append (answer 201) (answer 201)
+              use server = new Server(fun i -> if i = 0 then Answer(twice, 0) else Answer(answer 500, 0))
+              use sender = sender (TimeSpan.FromSeconds 10.0)
+              let second =
+                  sender.SendAsync(post $"{server.Url}/a", CancellationToken.None).AsTask()
+                      .ContinueWith((fun (first: Task<Attempt>) ->
+                          Expect.equal (statusOf first.Result) 201 "the first answer"
+                          sender.SendAsync(post $"{server.Url}/b", CancellationToken.None).AsTask()), TaskContinuationOptions.ExecuteSynchronously)
+                      .Unwrap()
+              Expect.equal (statusOf (ended second)) 500 "the second request's own answer, not the stray 201"
+              Expect.equal [ for r in server.Received -> pathOf r ] [ "a"; "b" ] "each request reached the server once"
+          }
+
+          test "a request abandoned before it went out never goes: its connection is closed, the others go again" {
+              let release = TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously)
+              let held (stream: Stream) =
+                  task {
+                      do! release.Task
+                      let bytes = answer 201
+                      stream.Write(bytes, 0, bytes.Length)
+                      return true
+                  }
+              use server = new Server(fun i -> if i = 0 then Scripted held else Answer(answer 202, 0))
+              use sender = sender (TimeSpan.FromSeconds 10.0)
+              use abandon = new CancellationTokenSource()
+              // The first request is out; the next two are begun while its answer is handed out, so they wait
+              // to leave together, and one of them is abandoned in that moment.
+              let first = sender.SendAsync(post $"{server.Url}/a", CancellationToken.None).AsTask()
+              Expect.isTrue (Wait.until (TimeSpan.FromSeconds 10.0) (fun () -> server.Received.Length = 1)) "the first request reached the server"
+              let later =
+                  first.ContinueWith((fun (_: Task<Attempt>) ->
+                      let b = sender.SendAsync(post $"{server.Url}/b", abandon.Token).AsTask()
+                      let c = sender.SendAsync(post $"{server.Url}/c", CancellationToken.None).AsTask()
+                      abandon.Cancel()
+                      b, c), TaskContinuationOptions.ExecuteSynchronously)
+              release.SetResult()
+              Expect.equal (statusOf (ended first)) 201 "the first answered"
+              Expect.isTrue (later.Wait(TimeSpan.FromSeconds 30.0)) "the later requests were begun"
+              let b, c = later.Result
+              match (try Choice1Of2(ended b) with e -> Choice2Of2(e.GetBaseException())) with
+              | Choice2Of2(:? OperationCanceledException) -> ()
+              | other -> failtestf "the abandoned request ends as abandoned, not as %A" other
+              Expect.equal (statusOf (ended c)) 202 "the other request was answered"
+              Expect.equal [ for r in server.Received -> pathOf r ] [ "a"; "c" ] "the abandoned request never reached the server"
           }
 
           test "bytes nobody asked for, arriving on an idle pipelined connection, close it; the next request goes on a new one" {
