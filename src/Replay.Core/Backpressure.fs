@@ -43,7 +43,8 @@ type Decision =
     /// Stay paused (keep serving Kafka's callbacks, take nothing).
     | StayPaused = 4
 
-let private isFull budget (inFlight: int) (bytes: int64) =
+/// The budget is spent: nothing more may be taken until something finishes.
+let isFull budget (inFlight: int) (bytes: int64) =
     inFlight >= budget.MaxInFlightRecords || bytes >= budget.MaxInFlightBytes
 
 /// One turn of the consuming loop.

@@ -144,6 +144,74 @@ public sealed class DeadLetterFile : IDeadLetterSink
     static bool HeldByAnother(IOException e) =>
         e.GetType() == typeof(IOException) && e.HResult is 11 /* Linux */ or 35 /* macOS, BSD */ or unchecked((int)0x80070020) /* Windows */;
 
+    /// <summary>Checks every line of the file up to its present end without keeping them: how many
+    /// dead letters it holds and the byte where the last whole line ends. A redrive reads no further,
+    /// so dead letters appended meanwhile (its own, into the same file) are not sent again. Throws as
+    /// <see cref="Read"/> does on a line that is not a dead letter.</summary>
+    public static (int Letters, long End) Survey(string path)
+    {
+        var letters = 0;
+        long end = 0;
+        foreach (var (letter, next) in Lines(path, 0, long.MaxValue))
+        {
+            if (letter is not null) letters++;
+            end = next;
+        }
+        return (letters, end);
+    }
+
+    /// <summary>The dead letters from byte <paramref name="from"/> on, short of <paramref name="end"/>:
+    /// at most <paramref name="most"/>, and no more once <paramref name="bytes"/> of lines were read;
+    /// and the byte where the next batch starts. The file is open (under a shared lock) only while a
+    /// batch is read, so the writers appending dead letters to it wait milliseconds, not the whole redrive.</summary>
+    public static (List<DeadLetter> Letters, long Next) ReadBatch(string path, long from, long end, int most, long bytes)
+    {
+        var batch = new List<DeadLetter>();
+        var next = from;
+        foreach (var (letter, after) in Lines(path, from, end))
+        {
+            if (letter is not null) batch.Add(letter);
+            next = after;
+            if (batch.Count >= most || next - from >= bytes) break;
+        }
+        return (batch, next);
+    }
+
+    /// <summary>Each whole line from byte <paramref name="from"/> short of <paramref name="end"/>,
+    /// parsed (null for a blank one), with the byte after it. A last line without its newline is a
+    /// write in progress and is left for later.</summary>
+    static IEnumerable<(DeadLetter? Letter, long Next)> Lines(string path, long from, long end)
+    {
+        using var stream = new FileStream(path, FileMode.Open, FileAccess.Read, FileShare.Read, bufferSize: 0);
+        stream.Seek(from, SeekOrigin.Begin);
+        var buffer = new byte[64 * 1024];
+        int start = 0, filled = 0;
+        var position = from;
+        while (position < end)
+        {
+            var newline = buffer.AsSpan(start, filled - start).IndexOf((byte)'\n');
+            if (newline < 0)
+            {
+                if (start > 0)
+                {
+                    Buffer.BlockCopy(buffer, start, buffer, 0, filled - start);
+                    filled -= start;
+                    start = 0;
+                }
+                if (filled == buffer.Length) Array.Resize(ref buffer, 2 * buffer.Length);
+                var read = stream.Read(buffer, filled, (int)Math.Min(buffer.Length - filled, end - position - filled + start));
+                if (read == 0) yield break;
+                filled += read;
+                continue;
+            }
+            var line = buffer.AsSpan(start, newline);
+            position += newline + 1;
+            start += newline + 1;
+            var blank = line.Trim(" \t\r"u8).IsEmpty;
+            yield return (blank ? null : JsonSerializer.Deserialize(line, DeadLetterJson.Default.DeadLetter), position);
+        }
+    }
+
     public static IEnumerable<DeadLetter> Read(string path)
     {
         foreach (var line in File.ReadLines(path))

@@ -17,9 +17,11 @@ public static class FileRedrive
             services.Log.WriteLine($"redrive: dead-letter file '{path}' does not exist");
             return Cli.ExitCodes.Usage;
         }
-        List<DeadLetter> letters;
-        try { letters = DeadLetterFile.Read(path).ToList(); }
-        catch (Exception e) when (e is IOException or System.Text.Json.JsonException or FormatException)
+        // The whole file is checked before anything is sent, and read no further than its end now.
+        int total;
+        long end;
+        try { (total, end) = DeadLetterFile.Survey(path); }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException or System.Text.Json.JsonException or FormatException)
         {
             services.Log.WriteLine($"redrive: cannot read dead-letter file '{path}': {e.Message}");
             return Cli.ExitCodes.Usage;
@@ -32,43 +34,73 @@ public static class FileRedrive
         using var abort = CancellationTokenSource.CreateLinkedTokenSource(cancel);
         // One lease for the whole file: its records are this run's until they finish.
         var lease = LeaseModule.create(path, 0, -1L);
+        var budget = settings.Budget;
 
-        var submitted = 0;
-        for (var i = 0; i < letters.Count; i++)
+        int read = 0, submitted = 0, done = 0;
+        // Takes what finished; waits up to 200 ms for one when asked to.
+        void Finish(bool wait)
         {
-            var letter = letters[i];
-            var key = letter.KeyBase64 is null ? null : Convert.FromBase64String(letter.KeyBase64);
-            var value = Convert.FromBase64String(letter.ValueBase64);
-            var headers = new Headers();
-            foreach (var (name, v) in letter.Headers ?? new Dictionary<string, string?>())
-                headers.Add(name, v is null ? null : System.Text.Encoding.UTF8.GetBytes(v));
-            var record = new Record(letter.Topic, letter.Partition, letter.Offset, key, value,
-                headers.Select(h => new KafkaHeader(h.Key, h.GetValueBytes())).ToArray(), 0);
-            stats.Consume(value.Length);
-            var source = new RecordRef
+            while (completions.TryTake(out var job, wait ? TimeSpan.FromMilliseconds(200) : TimeSpan.Zero))
             {
-                Topic = letter.Topic, Partition = letter.Partition, Offset = letter.Offset, Key = key, Value = value, Headers = headers,
-                Abort = abort.Token,
-            };
-            // The file's line number orders the records for the lease; the letter keeps its own place.
-            if (stack.Take(lease, i, value.Length, stack.Decide(record), source)) submitted++;
-        }
-        for (var done = 0; done < submitted && fatal is null && !cancel.IsCancellationRequested;)
-        {
-            if (!completions.TryTake(out var job, TimeSpan.FromMilliseconds(200))) continue;
-            if (Consuming.finished(job) is { IsValueSome: true } end)
-            {
-                stats.Ended(end.Value);
-                done++;
+                wait = false;
+                if (Consuming.finished(job) is { IsValueSome: true } ended)
+                {
+                    stats.Ended(ended.Value);
+                    done++;
+                }
             }
         }
-        if (fatal is not null || cancel.IsCancellationRequested)
+        bool Going() => fatal is null && !cancel.IsCancellationRequested;
+
+        // In batches no larger than the in-flight budget, each read with the file open only as long as
+        // that takes; a record is handed on only while the budget has room, so memory stays bounded
+        // whatever the file's size.
+        var position = 0L;
+        while (Going() && position < end)
+        {
+            List<DeadLetter> batch;
+            try { (batch, position) = DeadLetterFile.ReadBatch(path, position, end, budget.MaxInFlightRecords, budget.MaxInFlightBytes); }
+            catch (Exception e) when (e is IOException or UnauthorizedAccessException or System.Text.Json.JsonException or FormatException)
+            {
+                fatal = $"the dead-letter file changed while it was read ({e.Message})";
+                break;
+            }
+            if (batch.Count == 0 && position < end)
+            {
+                fatal = $"the dead-letter file was truncated or replaced while it was read ({read} of {total} dead letters read)";
+                break;
+            }
+            foreach (var letter in batch)
+            {
+                while (Going() && Backpressure.isFull(budget, stack.InFlight, stack.InFlightBytes)) Finish(wait: true);
+                if (!Going()) break;
+                var key = letter.KeyBase64 is null ? null : Convert.FromBase64String(letter.KeyBase64);
+                var value = Convert.FromBase64String(letter.ValueBase64);
+                var headers = new Headers();
+                foreach (var (name, v) in letter.Headers ?? new Dictionary<string, string?>())
+                    headers.Add(name, v is null ? null : System.Text.Encoding.UTF8.GetBytes(v));
+                var record = new Record(letter.Topic, letter.Partition, letter.Offset, key, value,
+                    headers.Select(h => new KafkaHeader(h.Key, h.GetValueBytes())).ToArray(), 0);
+                stats.Consume(value.Length);
+                var source = new RecordRef
+                {
+                    Topic = letter.Topic, Partition = letter.Partition, Offset = letter.Offset, Key = key, Value = value, Headers = headers,
+                    Abort = abort.Token,
+                };
+                // The letter's place in the file orders the records for the lease; the letter keeps its own place.
+                if (stack.Take(lease, read, value.Length, stack.Decide(record), source)) submitted++;
+                read++;
+                Finish(wait: false);
+            }
+        }
+        while (done < submitted && Going()) Finish(wait: true);
+        if (!Going())
         {
             stack.Stop();
             abort.Cancel();
         }
         if (fatal is not null) services.Log.WriteLine($"redrive: stopping: {fatal}");
-        services.Log.WriteLine($"redrive: {letters.Count} dead letters read, {stats.Delivered} delivered, {stats.DeadLettered} dead-lettered again");
-        return fatal is null && stats.DeadLettered == 0 && stats.Delivered + stats.Dropped == submitted ? 0 : Cli.ExitCodes.Failure;
+        services.Log.WriteLine($"redrive: {read} dead letters read, {stats.Delivered} delivered, {stats.DeadLettered} dead-lettered again");
+        return fatal is null && read == total && stats.DeadLettered == 0 && stats.Delivered + stats.Dropped == submitted ? 0 : Cli.ExitCodes.Failure;
     }
 }

@@ -137,6 +137,34 @@ let tests =
               Expect.stringContains stderr "dead letters could not be written" "names the cause"
           }
 
+          test "redrive --file into its own file reads in batches within the in-flight budget: writes to the file go through, what it appends is not read again" {
+              let file = Temp.file "dead.jsonl"
+              let ids = [ for i in 1..30 -> $"x-{i}" ]
+              do
+                  use sink = new DeadLetterFile(file)
+                  for i, id in List.indexed ids do
+                      (sink :> IDeadLetterSink).Write(DeadLetter("t", 0, int64 i, id, "POST", $"http://x/{id}", "test", Nullable(), 1, DateTimeOffset.UtcNow, null,
+                                                                 Convert.ToBase64String(Envelope.encode (Data.envelope "telemetry" id "{}" Envelope.CreateUpdate)), null))
+              // Every answer takes 200 ms, so the requests out at once show in when they arrived.
+              let refused (hit: HttpRecorder.Hit) = hit.Path.EndsWith "5"
+              use server = HttpRecorder.startSlow (fun _ -> TimeSpan.FromMilliseconds 200.0) (fun hit _ -> if refused hit then 400 else 201)
+              let code, _, stderr =
+                  ReplayProcess.run
+                      [ "redrive"; "--file"; file; "--dest"; $"{server.Url}/submit/telemetry/%%k"; "--dead-letter"; file; "--max-in-flight-records"; "4" ]
+                      within
+              Expect.equal code 1 $"some were refused again, so not a success ({stderr})"
+              Expect.stringContains stderr "30 dead letters read" "read every letter once"
+              let hits = server.Hits
+              Expect.equal (hits |> List.map idOf |> List.sort) (List.sort ids) "each letter sent once"
+              // All requests that arrived within 190 ms of each other were out together (each takes 200).
+              let arrivals = hits |> List.map (fun h -> h.ArrivedMs) |> List.sort
+              let together = arrivals |> List.map (fun t -> arrivals |> List.filter (fun u -> u >= t && u < t + 190.0) |> List.length) |> List.max
+              Expect.isLessThanOrEqual together 4 "never more requests out than --max-in-flight-records"
+              let letters = DeadLetterFile.Read file |> List.ofSeq
+              Expect.equal (letters |> List.take 30 |> List.map (fun l -> l.Id)) ids "the file's own letters kept"
+              Expect.equal (letters |> List.skip 30 |> List.map (fun l -> l.Id) |> List.sort) [ "x-15"; "x-25"; "x-5" ] "the refused ones appended to it, once each"
+          }
+
           test "one poison id is dead-lettered after --poison-after while the others flow; its partition holds a bounded span meanwhile" {
               use cluster = Broker.start "t" 1
               let n = 200
