@@ -31,6 +31,8 @@ public static class StartBanner
         var concurrency = run.Delivery.Concurrency is global::Replay.Core.Concurrency.Adaptive adaptive
             ? $"auto (1 to {adaptive.Item.Max})"
             : run.Delivery.Concurrency.Most.ToString(System.Globalization.CultureInfo.InvariantCulture);
+        if (run.Delivery.Pipelining > 1)
+            concurrency += $" (pipelined, {run.Delivery.Pipelining} a connection on http:// without a proxy)";
         string? until = run.Until.IsValueSome ? PointInTime.Format(DateTimeOffset.FromUnixTimeMilliseconds(run.Until.Value)) : null;
         var speed = global::Replay.Core.Pacing.describe(run.Speed);
         var window = (until is null ? "" : $", until {until}") + (run.Speed.IsMax ? "" : $", speed {speed} (by record timestamps)");

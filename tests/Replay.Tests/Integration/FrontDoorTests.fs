@@ -212,14 +212,14 @@ let tests =
               let args format =
                   [ "run"; "-p"; props cluster.BootstrapServers []; "-t"; "t"; "-gid"; $"banner-{format}"; "--from"; "earliest"; "--until-end"
                     "--dest"; $"{server.Url}/s/%%k"; "--sample"; "1"; "--rules"; rules; "--log-format"; format ]
-                  @ (if format = "json" then [ "--dead-letter"; "-" ] else [ "--state-dir"; state ])
+                  @ (if format = "json" then [ "--dead-letter"; "-" ] else [ "--state-dir"; state; "--pipeline"; "4" ])
               let code, _, stderr = ReplayProcess.run (args "text") within
               Expect.equal code 0 $"exit 0: {stderr}"
               let banner = Expect.wantSome (lines stderr |> Array.tryFind (fun l -> l.StartsWith "replay: group ")) "a banner"
               let deadLetterFile = IO.Path.Combine(state, "banner-text.dead-letters.jsonl")
               for part in [ "group banner-text"; "topic t"; "from earliest"; $"to {server.Url}/s/%%k"; "proxy none"; "sample 1 by document"
                             "answers defaults (2xx ok; 408, 429, 5xx retry; other fail)"; $"dead letters to file {deadLetterFile}"
-                            $"rules {rules} (generation 1)" ] do
+                            $"rules {rules} (generation 1)"; "concurrency 64 (pipelined, 4 a connection on http:// without a proxy)" ] do
                   Expect.stringContains banner part $"the banner says {part}"
               Expect.isNonEmpty (deadLetters deadLetterFile) "the dead letters are in the group's default file"
               Expect.isMatch stderr @"replay: consumed 20, sent [0-9]+, skipped [0-9]+ .*; in [0-9.]+ s \([0-9]+ records/s\)" "the summary: one vocabulary, elapsed time and rate"
