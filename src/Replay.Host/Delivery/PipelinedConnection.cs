@@ -4,11 +4,10 @@
 // The waiters go on to begin their next requests while it does, so the requests begun after
 // one receive leave together in one send: that, and one receive for several answers, is what
 // pipelining saves in system calls and wake-ups per request.
-// What a failure means for the requests behind it is the core's (Pipelining.behind): the
+// What a failure means for the requests behind it is the core's (Pipelining.sendAgain): the
 // connection is closed and they are sent again on another.
 using System.Net.Sockets;
 using System.Runtime.CompilerServices;
-using System.Threading.Tasks.Sources;
 using Replay.Host.Security;
 using static Replay.Core.Pipeline;
 
@@ -29,7 +28,7 @@ sealed class PipelinedConnection : IByteSource, IDisposable
     readonly ResponseReader _reader;
     readonly object _lock = new();
     /// <summary>Requests written (or about to be), oldest first: the order their answers come in.</summary>
-    readonly Queue<Exchange> _waiting = new();
+    readonly Queue<PipelinedExchange> _waiting = new();
     readonly Timer _timer;
     byte[] _out = new byte[BufferBytes];
     byte[]? _spare = new byte[BufferBytes];
@@ -86,7 +85,7 @@ sealed class PipelinedConnection : IByteSource, IDisposable
         TimeSpan timeout, CancellationToken cancel)
     {
         if (cancel.IsCancellationRequested) return ValueTask.FromCanceled<PlainResponse>(cancel);
-        var exchange = new Exchange(this, capture, Environment.TickCount64 + (long)timeout.TotalMilliseconds);
+        var exchange = new PipelinedExchange(this, capture, Environment.TickCount64 + (long)timeout.TotalMilliseconds);
         bool send, read;
         lock (_lock)
         {
@@ -112,8 +111,7 @@ sealed class PipelinedConnection : IByteSource, IDisposable
         }
         // Abandoned before it went out, it breaks the connection rather than go later (see Abandoned);
         // abandoned after, its answer is read and dropped.
-        if (cancel.CanBeCanceled)
-            exchange.Cancelled = cancel.UnsafeRegister(static (e, token) => ((Exchange)e!).Abandon(token), exchange);
+        if (cancel.CanBeCanceled) exchange.Watch(cancel);
         if (send) _ = SendLoopAsync();
         if (read) _ = ReadLoopAsync();
         return new ValueTask<PlainResponse>(exchange, exchange.Version);
@@ -172,8 +170,8 @@ sealed class PipelinedConnection : IByteSource, IDisposable
     {
         while (true)
         {
-            Exchange head;
-            Exchange[]? failed;
+            PipelinedExchange head;
+            PipelinedExchange[]? failed;
             Exception? failure = null;
             lock (_lock)
             {
@@ -274,7 +272,7 @@ sealed class PipelinedConnection : IByteSource, IDisposable
     /// being written now either comes first (and the bytes are its answer) or finds it closed.</summary>
     bool BreakIfIdle(Func<Exception> failure)
     {
-        Exchange[]? failed;
+        PipelinedExchange[]? failed;
         Exception reason;
         lock (_lock)
         {
@@ -292,7 +290,7 @@ sealed class PipelinedConnection : IByteSource, IDisposable
     /// connection is closed. Fired early (for a request answered since), it waits for the next.</summary>
     void OnTimer()
     {
-        Exchange[]? failed;
+        PipelinedExchange[]? failed;
         Exception failure;
         lock (_lock)
         {
@@ -313,9 +311,9 @@ sealed class PipelinedConnection : IByteSource, IDisposable
 
     /// <summary>Its caller gave the request up. Not yet gone out, it must not go later (after a revoke,
     /// the partition's next owner may already have sent newer versions): the connection is closed.</summary>
-    void Abandoned(Exchange exchange)
+    internal void Abandoned(PipelinedExchange exchange)
     {
-        Exchange[]? failed;
+        PipelinedExchange[]? failed;
         Exception failure;
         lock (_lock)
         {
@@ -332,14 +330,14 @@ sealed class PipelinedConnection : IByteSource, IDisposable
     /// the ones behind it as never answered.</summary>
     void Break(Exception failure)
     {
-        Exchange[]? failed;
+        PipelinedExchange[]? failed;
         lock (_lock) failed = BreakUnderLock(failure);
         if (failed is not null) Close(failed, failure);
     }
 
     /// <summary>Under the lock: marks the connection broken and takes the requests out (null when it
     /// already was); <see cref="Close"/> must follow outside the lock.</summary>
-    Exchange[]? BreakUnderLock(Exception failure)
+    PipelinedExchange[]? BreakUnderLock(Exception failure)
     {
         if (_broken is not null) return null;
         _broken = failure;
@@ -350,7 +348,7 @@ sealed class PipelinedConnection : IByteSource, IDisposable
     }
 
     /// <summary>Closes the socket and fails the requests that were out: their waiters run on this thread.</summary>
-    void Close(Exchange[] failed, Exception failure)
+    void Close(PipelinedExchange[] failed, Exception failure)
     {
         _socket.Dispose();
         _timer.Dispose();
@@ -359,50 +357,4 @@ sealed class PipelinedConnection : IByteSource, IDisposable
     }
 
     public void Dispose() => Break(new PlainHttpException("the connection was closed: Replay is stopping", false));
-
-    /// <summary>One request's wait for its answer. It ends once: with the answer, a failure, or
-    /// abandoned by its caller (whose answer is then read and dropped, keeping the order).</summary>
-    sealed class Exchange(PipelinedConnection owner, ResponseCapture capture, long deadline) : IValueTaskSource<PlainResponse>
-    {
-        ManualResetValueTaskSourceCore<PlainResponse> _core;
-        int _ended;
-
-        public ResponseCapture Capture { get; } = capture;
-        public long Deadline { get; } = deadline;
-        public CancellationTokenRegistration Cancelled;
-        public short Version => _core.Version;
-        /// <summary>Its place among the connection's requests, from 0.</summary>
-        public long Number;
-
-        public void Answer(PlainResponse response)
-        {
-            if (!End()) return;
-            _core.SetResult(response);
-        }
-
-        public void Fail(Exception failure)
-        {
-            if (!End()) return;
-            _core.SetException(failure);
-        }
-
-        public void Abandon(CancellationToken token)
-        {
-            if (Interlocked.Exchange(ref _ended, 1) != 0) return;
-            owner.Abandoned(this);
-            _core.SetException(new OperationCanceledException(token));
-        }
-
-        bool End()
-        {
-            if (Interlocked.Exchange(ref _ended, 1) != 0) return false;
-            Cancelled.Dispose();
-            return true;
-        }
-
-        public PlainResponse GetResult(short token) => _core.GetResult(token);
-        public ValueTaskSourceStatus GetStatus(short token) => _core.GetStatus(token);
-        public void OnCompleted(Action<object?> continuation, object? state, short token, ValueTaskSourceOnCompletedFlags flags) =>
-            _core.OnCompleted(continuation, state, token, flags);
-    }
 }

@@ -25,8 +25,6 @@ sealed class PipelinedPool(int depth, int mostConnections) : IDisposable
     readonly Dictionary<string, Host> _hosts = new(StringComparer.OrdinalIgnoreCase);
     bool _disposed;
 
-    public int Depth => depth;
-
     /// <summary>One attempt, as <see cref="PlainHttp.SendAsync"/>.</summary>
     [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder<>))]
     public async ValueTask<Attempt> SendAsync(Request request, BearerToken? token, ResponseCapture capture, TimeSpan timeout, CancellationToken cancel)

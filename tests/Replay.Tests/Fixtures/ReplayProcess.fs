@@ -127,6 +127,7 @@ type Child(proc: Process, stdout: Text.StringBuilder, stderr: Text.StringBuilder
             Some proc.ExitCode
         else None
     member _.Kill() = proc.Kill(false)
+    member _.HasExited = proc.HasExited
     member _.Signal(signal: int) =
         Process.Start("kill", $"-{signal} {proc.Id}").WaitForExit()
     interface IDisposable with
