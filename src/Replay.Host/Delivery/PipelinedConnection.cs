@@ -311,17 +311,22 @@ sealed class PipelinedConnection : IByteSource, IDisposable
 
     /// <summary>Its caller gave the request up. Not yet gone out, it must not go later (after a revoke,
     /// the partition's next owner may already have sent newer versions): the connection is closed.</summary>
-    internal void Abandoned(PipelinedExchange exchange)
+    /// <summary>Decided on the canceller's thread, so that nothing is sent after it; the waiters then
+    /// run elsewhere (<paramref name="then"/> on the thread pool): a cancel comes from the consuming
+    /// thread (a revoke, a stop), which must not run the engine's continuations.</summary>
+    internal void Abandoned(PipelinedExchange exchange, Action then)
     {
-        PipelinedExchange[]? failed;
-        Exception failure;
+        PipelinedExchange[]? failed = null;
+        Exception? failure = null;
         lock (_lock)
         {
-            if (_broken is not null || exchange.Number < _sentThrough) return;
-            failure = AbandonedBeforeSent();
-            failed = BreakUnderLock(failure);
+            if (_broken is null && exchange.Number >= _sentThrough) failed = BreakUnderLock(failure = AbandonedBeforeSent());
         }
-        Close(failed!, failure);
+        ThreadPool.UnsafeQueueUserWorkItem(static state =>
+        {
+            if (state.failed is not null) state.connection.Close(state.failed, state.failure!);
+            state.then();
+        }, (connection: this, failed, failure, then), preferLocal: false);
     }
 
     static PlainHttpException AbandonedBeforeSent() => new("a request on the connection was abandoned before it went out", true);

@@ -35,8 +35,7 @@ sealed class PipelinedExchange(PipelinedConnection owner, ResponseCapture captur
     public void Abandon(CancellationToken token)
     {
         if (Interlocked.Exchange(ref _ended, 1) != 0) return;
-        owner.Abandoned(this);
-        _core.SetException(new OperationCanceledException(token));
+        owner.Abandoned(this, () => _core.SetException(new OperationCanceledException(token)));
     }
 
     /// <summary>Abandons it when <paramref name="cancel"/> fires; a registration made after the

@@ -165,6 +165,32 @@ let tests =
               Expect.equal (letters |> List.skip 30 |> List.map (fun l -> l.Id) |> List.sort) [ "x-15"; "x-25"; "x-5" ] "the refused ones appended to it, once each"
           }
 
+          test "redrive --file takes a file as an editor leaves it (a byte-order mark, no last newline) and refuses one with a bad value before sending anything" {
+              let letter id =
+                  let dead =
+                      DeadLetter("t", 0, 0L, id, "POST", $"http://x/{id}", "test", Nullable(), 1, DateTimeOffset.UtcNow, null,
+                                 Convert.ToBase64String(Envelope.encode (Data.envelope "telemetry" id "{}" Envelope.CreateUpdate)), null)
+                  // As Replay writes it: one line of its own dead-letter file.
+                  let file = Temp.file "one.jsonl"
+                  do
+                      use sink = new DeadLetterFile(file)
+                      (sink :> IDeadLetterSink).Write dead
+                  File.ReadAllText(file).TrimEnd '\n'
+              use server = HttpRecorder.start (HttpRecorder.always 201)
+              let redrive file = ReplayProcess.run [ "redrive"; "--file"; file; "--dest"; $"{server.Url}/submit/telemetry/%%k" ] within
+              let edited = Temp.file "edited.jsonl"
+              File.WriteAllText(edited, letter "a" + "\r\n\r\n" + letter "b", Text.UTF8Encoding(true))
+              let code, _, stderr = redrive edited
+              Expect.equal code 0 $"exit 0 ({stderr})"
+              Expect.equal (server.Accepted |> List.map idOf |> List.sort) [ "a"; "b" ] "both sent, the last one too"
+              let bad = Temp.file "bad.jsonl"
+              File.WriteAllText(bad, letter "c" + "\n" + (letter "d").Replace("\"value\":\"", "\"value\":\"%%%") + "\n")
+              let code, _, stderr = redrive bad
+              Expect.equal code 2 $"refused ({stderr})"
+              Expect.stringContains stderr "line 2 is not a dead letter Replay can send" "names the line"
+              Expect.equal server.Accepted.Length 2 "nothing of that file was sent"
+          }
+
           test "one poison id is dead-lettered after --poison-after while the others flow; its partition holds a bounded span meanwhile" {
               use cluster = Broker.start "t" 1
               let n = 200
