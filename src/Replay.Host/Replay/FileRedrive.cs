@@ -51,6 +51,12 @@ public static class FileRedrive
             }
         }
         bool Going() => fatal is null && !cancel.IsCancellationRequested;
+        // As a live run counts it: the required destinations' load, not the best-effort ones'.
+        bool Full()
+        {
+            var (records, bytes) = stack.Load();
+            return Backpressure.isFull(budget, records, bytes);
+        }
 
         // In batches no larger than the in-flight budget, each read with the file open only as long as
         // that takes; a record is handed on only while the budget has room, so memory stays bounded
@@ -75,8 +81,7 @@ public static class FileRedrive
             }
             for (var b = 0; b < batch.Count; b++)
             {
-                // As a live run counts it: the required destinations' load, not the best-effort ones'.
-                while (Going() && Backpressure.isFull(budget, stack.Load().Records, stack.Load().Bytes)) Finish(wait: true);
+                while (Going() && Full()) Finish(wait: true);
                 if (!Going()) break;
                 var letter = batch[b];
                 batch[b] = null!;
