@@ -197,7 +197,10 @@ let refuseValue (value: string) : string option =
         None
     else
         let isDotSegment (piece: string) = piece = "." || piece = ".."
-        let holdsDotSegment (form: string) = form.Split([| '/'; '\\' |]) |> Array.exists isDotSegment
+        // A path segment also ends where the query ('?') or the fragment ('#') begins: verbatim, `..?x`
+        // is the segment `..` followed by a query. And `..;x` is `..` to servers that strip path
+        // parameters (Tomcat, Jetty).
+        let holdsDotSegment (form: string) = form.Split([| '/'; '\\'; '?'; '#'; ';' |]) |> Array.exists isDotSegment
         // The value and its decoded forms, until decoding changes nothing (at most a few rounds).
         let forms =
             let rec decoded (form: string) rounds =

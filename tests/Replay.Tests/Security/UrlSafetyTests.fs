@@ -129,6 +129,11 @@ let tests =
                       "..", Refused "dot segment"
                       "a/../../admin", Refused "dot segment"
                       "%2E%2E%2Fadmin", Refused "dot segment"
+                      // Found by the property below: the segment `..` ends where the query or fragment begins.
+                      "..?aadmin", Refused "dot segment"
+                      "..#top", Refused "dot segment"
+                      "..;jsessionid=1", Refused "dot segment"
+                      "a..?b", Delivered "a..?b"
                       "doc\r\nHost: evil.example", Refused "control character" ] do
                     test $"id {Printable.show id}" {
                         match expected, decideFor Destination.Verbatim [] id with
