@@ -43,7 +43,8 @@ sealed class PipelinedConnection : IByteSource, IDisposable
     /// numbered below <see cref="_sentThrough"/> is on the wire (or was).</summary>
     long _written, _sentThrough;
 
-    PipelinedConnection(Socket socket)
+    /// <param name="socket">Connected (PlainHttp.ConnectAsync); owned from now on.</param>
+    internal PipelinedConnection(Socket socket)
     {
         _socket = socket;
         _reader = new ResponseReader(this, pipelined: true);
@@ -61,21 +62,6 @@ sealed class PipelinedConnection : IByteSource, IDisposable
     public bool TakesRequests => _broken is null && !_sendFailed;
     /// <summary>True on the thread handing out this connection's answers.</summary>
     public bool HandingOutHere => ReferenceEquals(t_handingOut, this);
-
-    public static async Task<PipelinedConnection> ConnectAsync(string host, int port, CancellationToken cancel)
-    {
-        var socket = new Socket(SocketType.Stream, ProtocolType.Tcp) { NoDelay = true };
-        try
-        {
-            await socket.ConnectAsync(host, port, cancel).ConfigureAwait(false);
-            return new PipelinedConnection(socket);
-        }
-        catch
-        {
-            socket.Dispose();
-            throw;
-        }
-    }
 
     /// <summary>Writes one request behind the others and returns its answer when it comes. Fails
     /// with OperationCanceledException after <paramref name="timeout"/> or with <paramref name="cancel"/>,

@@ -101,7 +101,7 @@ sealed class PipelinedPool(int depth, int mostConnections) : IDisposable
     {
         try
         {
-            var connection = await PlainHttp.ConnectAsync(url, timeout, cancel, PipelinedConnection.ConnectAsync).ConfigureAwait(false);
+            var connection = new PipelinedConnection(await PlainHttp.ConnectAsync(url, timeout, cancel).ConfigureAwait(false));
             lock (_hosts)
             {
                 if (_disposed || !_hosts.TryGetValue(authority, out var host)) connection.Dispose();

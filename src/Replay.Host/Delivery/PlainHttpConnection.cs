@@ -28,7 +28,8 @@ sealed class PlainHttpConnection : IDisposable, IByteSource
     readonly ResponseReader _reader;
     byte[] _out = new byte[BufferBytes];
 
-    PlainHttpConnection(Socket socket)
+    /// <param name="socket">Connected (PlainHttp.ConnectAsync); owned from now on.</param>
+    internal PlainHttpConnection(Socket socket)
     {
         _socket = socket;
         _reader = new ResponseReader(this);
@@ -42,21 +43,6 @@ sealed class PlainHttpConnection : IDisposable, IByteSource
     public long IdleSince { get; set; }
     /// <summary>False once the server said it will close, or the framing left the connection unusable.</summary>
     public bool Reusable { get; private set; } = true;
-
-    public static async Task<PlainHttpConnection> ConnectAsync(string host, int port, CancellationToken cancel)
-    {
-        var socket = new Socket(SocketType.Stream, ProtocolType.Tcp) { NoDelay = true };
-        try
-        {
-            await socket.ConnectAsync(host, port, cancel).ConfigureAwait(false);
-            return new PlainHttpConnection(socket);
-        }
-        catch
-        {
-            socket.Dispose();
-            throw;
-        }
-    }
 
     /// <summary>Sends one request and reads its whole response. Transport failures throw
     /// (SocketException, PlainHttpException, OperationCanceledException); the connection

@@ -39,6 +39,17 @@ type Reply =
 
 let ascii (text: string) = Encoding.ASCII.GetBytes text
 
+/// A request as the engine hands it to a sender, for tests that drive a sender directly.
+let request (url: string) method (headers: (string * string) list) (body: byte[]) : Replay.Core.Pipeline.Request =
+    { Method = method
+      Url = Uri url
+      Headers = headers
+      Body = ReadOnlyMemory body
+      OrderingKey = "doc"
+      Route = "test"
+      StatusPolicy = Replay.Core.StatusPolicy.defaults
+      Destination = 0 }
+
 /// Reads one request's head up to the blank line, and its Content-Length.
 let private readHead (stream: Stream) =
     ConnectProxy.readHead stream

@@ -16,15 +16,7 @@ open Replay.Core.Pipeline
 open Replay.Host.Delivery
 open Replay.Tests.ScriptedHttp
 
-let private post (url: string) : Request =
-    { Method = Method.Post
-      Url = Uri url
-      Headers = [ "X-Replay-Id", "t/0/1" ]
-      Body = ReadOnlyMemory(ascii "{}")
-      OrderingKey = "doc"
-      Route = "test"
-      StatusPolicy = StatusPolicy.defaults
-      Destination = 0 }
+let private post url = request url Method.Post [ "X-Replay-Id", "t/0/1" ] (ascii "{}")
 
 /// What a test compares of an answer; headers sorted, since HttpClient lists the
 /// response's headers before the content's.

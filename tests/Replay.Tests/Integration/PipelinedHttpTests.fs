@@ -17,15 +17,7 @@ open Replay.Core.Pipeline
 open Replay.Host.Delivery
 open Replay.Tests.ScriptedHttp
 
-let private post (url: string) : Request =
-    { Method = Method.Post
-      Url = Uri url
-      Headers = [ "X-Replay-Id", "t/0/1" ]
-      Body = ReadOnlyMemory(ascii "{\"a\":1}")
-      OrderingKey = "doc"
-      Route = "test"
-      StatusPolicy = StatusPolicy.defaults
-      Destination = 0 }
+let private post url = request url Method.Post [ "X-Replay-Id", "t/0/1" ] (ascii "{\"a\":1}")
 
 /// Up to four requests on one connection (four at once need only one).
 let private sender (timeout: TimeSpan) =
@@ -39,6 +31,15 @@ let private afterTheNextArrived (bytes: byte[]) (stream: Stream) =
     task {
         let network = stream :?> Net.Sockets.NetworkStream
         if not (Wait.until (TimeSpan.FromSeconds 10.0) (fun () -> network.DataAvailable)) then failwith "the next request never came"
+        stream.Write(bytes, 0, bytes.Length)
+        return true
+    }
+
+/// Answers with `status` once `release` completes: a request the test holds unanswered meanwhile.
+let private answerOnce (release: Task) status (stream: Stream) =
+    task {
+        do! release
+        let bytes = answer status
         stream.Write(bytes, 0, bytes.Length)
         return true
     }
@@ -115,14 +116,7 @@ let tests =
 
           test "an abandoned request's late answer is read and dropped: the next request on the connection gets its own" {
               let release = TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously)
-              let late (stream: Stream) =
-                  task {
-                      do! release.Task
-                      let bytes = answer 500
-                      stream.Write(bytes, 0, bytes.Length)
-                      return true
-                  }
-              use server = new Server(fun i -> if i = 0 then Scripted late else Answer(answer 202, 0))
+              use server = new Server(fun i -> if i = 0 then Scripted(answerOnce release.Task 500) else Answer(answer 202, 0))
               use sender = sender (TimeSpan.FromSeconds 10.0)
               use abandon = new CancellationTokenSource()
               let first = sender.SendAsync(post $"{server.Url}/a", abandon.Token).AsTask()
@@ -155,14 +149,7 @@ let tests =
 
           test "a request abandoned before it went out never goes: its connection is closed, the others go again" {
               let release = TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously)
-              let held (stream: Stream) =
-                  task {
-                      do! release.Task
-                      let bytes = answer 201
-                      stream.Write(bytes, 0, bytes.Length)
-                      return true
-                  }
-              use server = new Server(fun i -> if i = 0 then Scripted held else Answer(answer 202, 0))
+              use server = new Server(fun i -> if i = 0 then Scripted(answerOnce release.Task 201) else Answer(answer 202, 0))
               use sender = sender (TimeSpan.FromSeconds 10.0)
               use abandon = new CancellationTokenSource()
               // The first request is out; the next two are begun while its answer is handed out, so they wait

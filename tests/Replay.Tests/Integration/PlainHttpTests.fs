@@ -12,16 +12,6 @@ open Replay.Core.Pipeline
 open Replay.Host.Delivery
 open Replay.Tests.ScriptedHttp
 
-let private request (url: string) method (headers: (string * string) list) (body: byte[]) : Request =
-    { Method = method
-      Url = Uri url
-      Headers = headers
-      Body = ReadOnlyMemory body
-      OrderingKey = "doc"
-      Route = "test"
-      StatusPolicy = StatusPolicy.defaults
-      Destination = 0 }
-
 let private post url = request url Method.Post [ "X-Replay-Id", "t/0/1" ] (ascii "{\"a\":1}")
 
 /// One request at a time per connection (pipeline 1), or up to `pipeline` before their answers come.
